@@ -1,0 +1,17 @@
+# The two commands of the README. Both create or reuse .venv and install what they need.
+VENV ?= .venv
+ARGS ?=
+
+.PHONY: run test setup lab
+
+run: setup  ## the whole notebook pipeline on the embedded default (STS-B, all-MiniLM-L6-v2)
+	$(VENV)/bin/sttune run --preset default $(ARGS)
+
+test: setup  ## the test suite
+	$(VENV)/bin/python -m pytest $(ARGS)
+
+lab: setup  ## JupyterLab on the notebooks
+	$(VENV)/bin/sttune lab $(ARGS)
+
+setup:
+	@STTUNE_VENV=$(VENV) scripts/setup.sh

@@ -1,0 +1,127 @@
+"""The ``sttune`` command: run the notebook pipeline headlessly, or open it in JupyterLab."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import ConfigError, preset_names, resolve_config
+from .rundir import NOTEBOOKS, STAGES, RunDirError, StageOrderError
+
+
+def _stage_list() -> str:
+    return ", ".join(f"{i:02d} {s}" for i, s in enumerate(STAGES, start=1))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sttune",
+        description="Fine-tune Sentence Transformers through five parameterized notebooks "
+                    "(data prep, loss selection, training, evaluation, embedding maps).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", help="run the notebooks with papermill into runs/<name>/",
+        description="Execute the stage notebooks in order with papermill into RUNS_DIR/NAME/, which then holds "
+                    "config.yaml, manifest.json, data/, plan.json, model/, eval/, viz/ and the executed notebooks. "
+                    f"Stages: {_stage_list()}.",
+        epilog="examples:\n  sttune run --preset smoke\n  sttune run --preset default -p train.learning_rate=3e-5\n"
+               "  sttune run --config runs/a/config.yaml --name b\n  sttune run --name b --from evaluation",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--preset", help=f"a shipped preset: {', '.join(preset_names())} (default: default)")
+    source.add_argument("--config", type=Path, help="a RunConfig YAML file, e.g. a run's own config.yaml")
+    run.add_argument("--name", help="run name (letters, digits, . _ -); default: PRESET-DATE-TIME")
+    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are kept (default: ./runs)")
+    run.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a setting by its dotted key, e.g. -p train.learning_rate=3e-5 (repeatable)")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--from", dest="from_stage", metavar="STAGE",
+                       help="continue an existing run from this stage (name or number)")
+    where.add_argument("--only", dest="only_stage", metavar="STAGE", help="run just this stage of an existing run")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
+    run.add_argument("--log-output", action="store_true", help="stream the notebooks' output while they run")
+
+    lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
+                              description="Start JupyterLab on the stage notebooks with this environment's kernel. "
+                                          "Extra arguments go to `jupyter lab` (e.g. --port 8899 --no-browser).")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="arguments for jupyter lab")
+
+    commands.add_parser("presets", help="list the shipped presets", description="List the shipped presets.")
+    return parser
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from .pipeline import default_run_name, prepare_run_dir, run_stages, select_stages
+
+    stages = select_stages(args.from_stage, args.only_stage)
+    continuing = stages[0] != STAGES[0] or bool(args.only_stage)
+    name = args.name or (None if continuing else default_run_name(args.preset or "default"))
+    if name is None:
+        raise RunDirError("--from and --only continue an existing run: name it with --name")
+
+    if continuing and not (args.config or args.preset):
+        # Keep the run's own config; overrides still apply and are written back.
+        config = None
+        if args.overrides:
+            from .config import load_config
+            config = load_config(args.runs_dir / name / "config.yaml").with_overrides(args.overrides)
+    else:
+        config = resolve_config(args.preset or "default", args.config, args.overrides)
+    run = prepare_run_dir(args.runs_dir, name, config, continuing, args.overwrite)
+    print(f"run {name}: {run.root}")
+    started = time.perf_counter()
+    results = run_stages(run, stages, log_output=args.log_output)
+    total = time.perf_counter() - started
+    if results and results[-1].status == "failed":
+        print(f"run {name} stopped: stage {results[-1].stage!r} failed after {total:.1f} s "
+              f"(manifest: {run.manifest_path})", file=sys.stderr)
+        return 1
+    print(f"run {name} completed in {total:.1f} s: " + ", ".join(f"{r.stage} {r.seconds:.0f} s" for r in results))
+    if run.metrics_path.is_file():
+        from .evaluation import metrics_table
+
+        print(metrics_table(__import__("json").loads(run.metrics_path.read_text())).to_string(index=False))
+    return 0
+
+
+def command_lab(args: argparse.Namespace) -> int:
+    from .pipeline import ensure_kernel, notebooks_dir
+
+    ensure_kernel()
+    folder = notebooks_dir()
+    extra = [a for a in args.lab_args if a != "--"]
+    return subprocess.call([sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *extra],
+                           env=os.environ.copy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return command_run(args)
+        if args.command == "lab":
+            return command_lab(args)
+        if args.command == "presets":
+            for name in preset_names():
+                print(name)
+            return 0
+    except (ConfigError, RunDirError, StageOrderError, ValueError, FileNotFoundError) as exc:
+        print(f"sttune: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sttune: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,321 @@
+"""RunConfig: one typed tree of every setting of every stage.
+
+A run is a preset (YAML shipped in ``sttune_helpers/presets``) or a user's YAML file, plus
+dotted-key overrides such as ``train.learning_rate=3e-5``. Every key and type is checked, so a
+typo fails loudly with the key's name instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+TaskShape = Literal["pair_score"]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class ConfigError(ValueError):
+    """A config key is unknown, or its value has the wrong type."""
+
+
+@dataclass
+class DataConfig:
+    # "embedded:stsb" (ships with the package), a file with all rows (split here), or a folder
+    # holding train / dev (or validation) / test files.
+    source: str = "embedded:stsb"
+    # user column name -> canonical name (sentence1, sentence2, score)
+    columns: dict[str, str] = field(default_factory=dict)
+    shape: TaskShape = "pair_score"
+    # [low, high] of the raw scores; None detects it from the data (0-1, 0-4, 0-5, 1-5).
+    score_range: Optional[list[float]] = None
+    deduplicate: bool = True
+    # What to do with invalid rows: "error" stops and names them, "drop" drops and reports them.
+    on_invalid: Literal["error", "drop"] = "error"
+    # Used only when the source has no split of its own.
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Caps for quick runs (None keeps every row); taken after cleaning, seeded.
+    max_train_rows: Optional[int] = None
+    max_validation_rows: Optional[int] = None
+    max_test_rows: Optional[int] = None
+
+
+@dataclass
+class ModelConfig:
+    # "default" is the packaged all-MiniLM-L6-v2; otherwise a local path or a hub name.
+    name: str = "default"
+    max_seq_length: Optional[int] = None
+    device: Device = "auto"
+
+
+@dataclass
+class LossConfig:
+    # A sentence-transformers loss class name; None takes the task shape's default.
+    name: Optional[str] = None
+    # Keyword arguments for the loss class (e.g. {"scale": 20.0}).
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 2e-5
+    batch_size: int = 16
+    epochs: float = 4.0
+    max_steps: Optional[int] = None  # overrides epochs when set
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    scheduler: str = "linear"
+    gradient_accumulation_steps: int = 1
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False
+    # Validation runs this many times per epoch; checkpoints are saved at the same points.
+    evaluations_per_epoch: int = 2
+    early_stopping_patience: Optional[int] = 3  # None disables early stopping
+    early_stopping_threshold: float = 0.0
+    logging_steps: int = 25
+    save_total_limit: int = 2
+
+
+@dataclass
+class EvalConfig:
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+    batch_size: int = 64
+
+
+@dataclass
+class VizConfig:
+    max_points: int = 2000  # sentences drawn in the UMAP, subsampled with the run's seed
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    viz: VizConfig = field(default_factory=VizConfig)
+
+    # --- conversions -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "RunConfig":
+        return _build(cls, raw, prefix="", source=source)
+
+    def with_overrides(self, overrides: dict[str, Any] | list[str] | None) -> "RunConfig":
+        """A copy with dotted-key overrides applied: {"train.learning_rate": 3e-5} or
+        ["train.learning_rate=3e-5"]. Values given as strings are parsed as YAML, then typed."""
+        raw = self.to_dict()
+        for key, value in _override_items(overrides):
+            node = raw
+            parts = key.split(".")
+            for i, part in enumerate(parts[:-1]):
+                if not isinstance(node.get(part), dict):
+                    _unknown_key(".".join(parts[: i + 1]), node, ".".join(parts[:i]), "override")
+                node = node[part]
+            last = parts[-1]
+            if last not in node and not _is_open_dict(type(self), parts[:-1]):
+                _unknown_key(key, node, ".".join(parts[:-1]), "override")
+            node[last] = value
+        return RunConfig.from_dict(raw, source="override")
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(raw).__name__}")
+    return RunConfig.from_dict(raw, source=str(path))
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    from .rundir import atomic_write_text
+
+    atomic_write_text(Path(path), config.to_yaml())
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> RunConfig:
+    path = PRESETS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown preset {name!r}; the presets are: {', '.join(preset_names())}")
+    return load_config(path)
+
+
+def resolve_config(
+    preset: str | None = "default",
+    config_path: str | Path | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> RunConfig:
+    """A config file if given, else a preset, then the overrides."""
+    base = load_config(config_path) if config_path else load_preset(preset or "default")
+    return base.with_overrides(overrides) if overrides else base
+
+
+# --- typed construction ----------------------------------------------------------------------
+
+
+def _override_items(overrides: dict[str, Any] | list[str] | None) -> list[tuple[str, Any]]:
+    if not overrides:
+        return []
+    if isinstance(overrides, dict):
+        return list(overrides.items())
+    items = []
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {text!r} must look like key=value, e.g. train.learning_rate=3e-5")
+        items.append((key.strip(), _parse_scalar(value.strip())))
+    return items
+
+
+def _parse_scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text else None
+    except yaml.YAMLError:
+        return text
+
+
+def _is_open_dict(cls: type, path: list[str]) -> bool:
+    """True where the path leads to a free-form dict field (e.g. loss.params)."""
+    hints = typing.get_type_hints(cls)
+    if not path:
+        return False
+    head, rest = path[0], path[1:]
+    if head not in hints:
+        return False
+    hint = hints[head]
+    if dataclasses.is_dataclass(hint):
+        return _is_open_dict(hint, rest)
+    return typing.get_origin(hint) is dict
+
+
+def _unknown_key(key: str, node: dict, parent: str, source: str) -> typing.NoReturn:
+    options = [f"{parent}.{k}" if parent else k for k in node]
+    close = difflib.get_close_matches(key, options, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"{source}: unknown config key {key!r}{hint}; valid keys here: {', '.join(options)}")
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    where = prefix.rstrip(".") or "the config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping of settings, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            _unknown_key(prefix + str(key), {n: None for n in names}, prefix.rstrip("."), source)
+    values = {}
+    for name in names:
+        if name in raw:
+            values[name] = _coerce(raw[name], hints[name], prefix + name, source)
+    return cls(**values)
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(hint)[0])}"
+    if origin is dict:
+        return "a mapping"
+    if dataclasses.is_dataclass(hint):
+        return "a mapping of settings"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
+
+
+def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
+    def fail() -> typing.NoReturn:
+        raise ConfigError(
+            f"{source}: config key {key!r} expects {_type_name(hint)}, got {value!r} ({type(value).__name__})"
+        )
+
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".", source)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError:
+                continue
+        fail()
+    if origin is Literal:
+        if value in typing.get_args(hint):
+            return value
+        fail()
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            fail()
+        (item,) = typing.get_args(hint)
+        return [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            fail()
+        _, item = typing.get_args(hint)
+        return {str(k): _coerce(v, item, f"{key}.{k}", source) for k, v in value.items()}
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        fail()
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        fail()
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML reads "3e-5" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                fail()
+        fail()
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        fail()
+    raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug in this module

@@ -1,0 +1,157 @@
+"""Run the stage notebooks in order with papermill, into a run directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .config import RunConfig
+from .rundir import NOTEBOOKS, STAGES, RunDir, RunDirError, check_run_name
+
+KERNEL_NAME = "sttune"
+KERNEL_DISPLAY_NAME = "Python (sttune)"
+NOTEBOOKS_ENV = "STTUNE_NOTEBOOKS"
+
+
+def notebooks_dir() -> Path:
+    """The stage notebooks: $STTUNE_NOTEBOOKS, else the repository's notebooks/ folder."""
+    configured = os.environ.get(NOTEBOOKS_ENV)
+    folder = Path(configured) if configured else Path(__file__).resolve().parent.parent / "notebooks"
+    if not all((folder / nb).is_file() for nb in NOTEBOOKS.values()):
+        raise RunDirError(f"the stage notebooks are not in {folder}; set {NOTEBOOKS_ENV} to the folder that holds "
+                          f"{', '.join(NOTEBOOKS.values())}")
+    return folder
+
+
+def parse_stage(text: str) -> str:
+    """Accept 'training', '03', '3' or '03_training'."""
+    text = text.strip().lower().removesuffix(".ipynb")
+    for number, stage in enumerate(STAGES, start=1):
+        if text in {stage, str(number), f"{number:02d}", NOTEBOOKS[stage].removesuffix(".ipynb")}:
+            return stage
+    raise ValueError(f"unknown stage {text!r}; the stages are: " +
+                     ", ".join(f"{i:02d} {s}" for i, s in enumerate(STAGES, start=1)))
+
+
+def ensure_kernel() -> str:
+    """Register this environment's Python as the 'sttune' kernel inside the environment (not in
+    the user's home), so that papermill and JupyterLab run the project's interpreter."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    def ours(spec) -> bool:
+        return Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()
+
+    manager = KernelSpecManager()
+    try:
+        if ours(manager.get_kernel_spec(KERNEL_NAME)):
+            return KERNEL_NAME
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME, prefix=sys.prefix)
+    # A kernel of the same name elsewhere (e.g. in the user's home) would shadow this one.
+    env_path = str(Path(sys.prefix) / "share" / "jupyter")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join([env_path, *filter(None, [os.environ.get("JUPYTER_PATH")])])
+    if not ours(KernelSpecManager().get_kernel_spec(KERNEL_NAME)):
+        raise RunDirError(f"the Jupyter kernel {KERNEL_NAME!r} does not run {sys.executable}; "
+                          f"remove the other one with `jupyter kernelspec remove {KERNEL_NAME}`")
+    return KERNEL_NAME
+
+
+@dataclass
+class StageResult:
+    stage: str
+    status: str  # completed or failed
+    seconds: float
+    notebook: Path
+    error: str | None = None
+
+
+def default_run_name(preset: str | None) -> str:
+    return f"{preset or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continuing: bool, overwrite: bool) -> RunDir:
+    """Create (or, when continuing, reuse) the run directory and write its config."""
+    check_run_name(name)
+    run = RunDir((runs_dir / name).resolve())
+    if continuing:
+        if not run.config_path.is_file():
+            raise RunDirError(f"run {name!r} does not exist in {runs_dir}; start it without --from/--only/--resume")
+    elif run.root.exists():
+        if not overwrite:
+            raise RunDirError(f"run {name!r} already exists in {runs_dir}: pass --overwrite to replace it, "
+                              "or --from STAGE to continue it")
+        if any(run.root.iterdir()) and not (run.manifest_path.exists() or run.config_path.exists()):
+            raise RunDirError(f"{run.root} is not a run directory (no manifest.json or config.yaml); not deleting it")
+        shutil.rmtree(run.root)
+    try:
+        run.root.mkdir(parents=True, exist_ok=True)
+        probe = run.root / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"cannot write to the run directory {run.root}: {exc.strerror or exc}") from None
+    if config is not None:
+        run.save_config(config)
+    return run
+
+
+def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
+               echo: Callable[[str], None] = print) -> list[StageResult]:
+    """Execute the notebooks of ``stages`` in order; stop at the first failure."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    source = notebooks_dir()
+    kernel = ensure_kernel()
+    run.notebooks_dir.mkdir(parents=True, exist_ok=True)
+    run.require_completed(stages[0])
+    results: list[StageResult] = []
+    for position, stage in enumerate(stages, start=1):
+        output = run.notebooks_dir / NOTEBOOKS[stage]
+        echo(f"[{position}/{len(stages)}] {stage:<15} {NOTEBOOKS[stage]} ...")
+        started = time.perf_counter()
+        error = None
+        try:
+            papermill.execute_notebook(
+                str(source / NOTEBOOKS[stage]), str(output), parameters={"run_dir": str(run.root)},
+                kernel_name=kernel, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
+            )
+        except PapermillExecutionError as exc:
+            source_lines = "\n".join("    " + line for line in exc.source.splitlines())
+            error = f"{exc.ename}: {exc.evalue}"
+            echo(f"stage {stage!r} failed in cell {exc.exec_count}:\n{source_lines}\n{error}\n"
+                 f"executed notebook: {output}")
+        except Exception as exc:  # the kernel died, a notebook could not be read, ...
+            error = f"{type(exc).__name__}: {exc}"
+            echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
+        seconds = time.perf_counter() - started
+        if error is not None:
+            run.fail_stage(stage, error, notebook=str(output))
+            results.append(StageResult(stage, "failed", seconds, output, error))
+            break
+        if run.stage_status(stage) != "completed":
+            error = "the notebook ended without marking its stage completed"
+            run.fail_stage(stage, error, notebook=str(output))
+            echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
+            results.append(StageResult(stage, "failed", seconds, output, error))
+            break
+        echo(f"      {stage:<15} done in {seconds:.1f} s")
+        results.append(StageResult(stage, "completed", seconds, output))
+    return results
+
+
+def select_stages(from_stage: str | None, only_stage: str | None) -> list[str]:
+    if only_stage:
+        return [parse_stage(only_stage)]
+    if from_stage:
+        return list(STAGES[STAGES.index(parse_stage(from_stage)):])
+    return list(STAGES)

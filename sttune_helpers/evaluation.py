@@ -133,7 +133,7 @@ def cosine_pairs(model, sentences1: list[str], sentences2: list[str], batch_size
 def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str]) -> dict[str, Any]:
     """Evaluate each named model path on the test split; write metrics.json and embeddings."""
     from .data import load_split
-    from .modeling import load_model
+    from .modeling import load_model, resolve_model_source
 
     shape = config.data.shape
     if shape != "pair_score":
@@ -159,7 +159,7 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str]) -> d
         similarities, encoded = cosine_pairs(model, list(test["sentence1"]), list(test["sentence2"]),
                                              config.eval.batch_size)
         metrics, distributions[name] = pair_score_metrics(similarities, gold, boot)
-        report["models"][name] = {"path": path, "metrics": metrics}
+        report["models"][name] = {"path": resolve_model_source(path).location, "metrics": metrics}
         embeddings[name] = encoded["embeddings"]
         sentences = encoded["sentences"]
     values = {name: entry["metrics"] for name, entry in report["models"].items()}

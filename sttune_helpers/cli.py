@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def command_run(args: argparse.Namespace) -> int:
     if run.metrics_path.is_file():
         from .evaluation import metrics_table
 
-        print(metrics_table(__import__("json").loads(run.metrics_path.read_text())).to_string(index=False))
+        print(metrics_table(json.loads(run.metrics_path.read_text())).to_string(index=False))
     return 0
 
 

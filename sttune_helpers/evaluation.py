@@ -188,6 +188,7 @@ def save_embeddings(run: RunDir, sentences: list[str], embeddings: dict[str, np.
     os.close(fd)
     np.savez(tmp, sentences=np.array(sentences, dtype=object), scores=np.array([first_score[s] for s in sentences]),
              **{f"embeddings_{name}": value for name, value in embeddings.items()})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, run.eval_dir / "embeddings.npz")
 
 

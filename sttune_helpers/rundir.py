@@ -51,6 +51,17 @@ class RunDirError(RuntimeError):
 # --- atomic writes ---------------------------------------------------------------------------
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, directory: bool = False) -> None:
+    """mkstemp/mkdtemp make private files; give them the mode a plain open() or mkdir() would."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
@@ -61,6 +72,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        _usual_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -88,6 +100,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    _usual_mode(tmp, directory=True)
     try:
         yield tmp
     except BaseException:

@@ -76,3 +76,15 @@ def test_run_names_that_escape_are_refused(name):
 
 def test_run_name_ok():
     assert check_run_name("sts-b_v2.1") == "sts-b_v2.1"
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "m.json", {})
+        with atomic_directory(tmp_path / "model") as tmp:
+            (tmp / "w").write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755

@@ -1,0 +1,49 @@
+import pytest
+
+from sttune_helpers.cli import build_parser
+from sttune_helpers.pipeline import parse_stage, prepare_run_dir, select_stages
+from sttune_helpers.config import load_preset
+from sttune_helpers.rundir import STAGES, RunDirError
+
+
+@pytest.mark.parametrize("text", ["training", "3", "03", "03_training", "03_training.ipynb", " Training "])
+def test_stage_names_and_numbers(text):
+    assert parse_stage(text) == "training"
+
+
+def test_unknown_stage_lists_the_stages():
+    with pytest.raises(ValueError, match="unknown stage 'train'.*03 training"):
+        parse_stage("train")
+
+
+def test_stage_selection():
+    assert select_stages(None, None) == list(STAGES)
+    assert select_stages("evaluation", None) == ["evaluation", "embedding_viz"]
+    assert select_stages(None, "2") == ["loss_selection"]
+
+
+def test_run_options_parse():
+    args = build_parser().parse_args(["run", "--preset", "smoke", "-p", "seed=1", "-p", "train.epochs=2",
+                                      "--name", "x", "--from", "03"])
+    assert args.overrides == ["seed=1", "train.epochs=2"] and args.from_stage == "03" and args.name == "x"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--preset", "smoke", "--config", "c.yaml"])  # one or the other
+
+
+def test_prepare_run_dir_rules(tmp_path):
+    config = load_preset("smoke")
+    run = prepare_run_dir(tmp_path, "a", config, continuing=False, overwrite=False)
+    assert run.config_path.is_file()
+    with pytest.raises(RunDirError, match="already exists"):
+        prepare_run_dir(tmp_path, "a", config, continuing=False, overwrite=False)
+    (run.root / "stale").write_text("x")
+    run = prepare_run_dir(tmp_path, "a", config, continuing=False, overwrite=True)
+    assert not (run.root / "stale").exists()
+    with pytest.raises(RunDirError, match="does not exist"):
+        prepare_run_dir(tmp_path, "b", None, continuing=True, overwrite=False)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "precious.txt").write_text("keep me")
+    with pytest.raises(RunDirError, match="not a run directory"):
+        prepare_run_dir(tmp_path, "c", config, continuing=False, overwrite=True)
+    assert (tmp_path / "c" / "precious.txt").exists()
+

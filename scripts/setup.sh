@@ -23,7 +23,6 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import sttune
   exit 0
 fi
 
-"$PY" -m pip install --quiet --upgrade pip
 if ! "$PY" -c "import torch" 2>/dev/null; then
   echo "setup: installing $TORCH_SPEC"
   "$PY" -m pip install --quiet "$TORCH_SPEC"

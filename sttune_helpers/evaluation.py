@@ -230,8 +230,8 @@ def plot_comparison(report: dict[str, Any], path=None):
     fig, ax = plt.subplots(figsize=(5, 3.5))
     bars = ax.bar(names, values, yerr=[lows, highs], capsize=6, color=["#9aa5b1", "#2f6fde", "#e0823d"][: len(names)])
     for bar, value in zip(bars, values):
-        ax.annotate(f"{value:.4f}", (bar.get_x() + bar.get_width() / 2, value), ha="center",
-                    va="bottom", xytext=(0, 8), textcoords="offset points")
+        ax.annotate(f"{value:.4f}", (bar.get_x() + bar.get_width() / 2, value), ha="left",
+                    va="center", xytext=(10, 0), textcoords="offset points")  # beside the error bar
     floor = min(v - l for v, l in zip(values, lows))
     ax.set_ylim(max(0.0, floor - 0.05), min(1.0, max(v + h for v, h in zip(values, highs)) + 0.05))
     ax.set_ylabel(metric)

@@ -64,7 +64,10 @@ def test_smoke_run_writes_every_artifact(smoke_run):
 
     for notebook in NOTEBOOKS.values():
         executed = nbformat.read(run_dir / "notebooks" / notebook, as_version=4)
-        assert executed.metadata["papermill"]["exception"] is False
+        assert not executed.metadata["papermill"]["exception"]
+        code = [c for c in executed.cells if c.cell_type == "code"]
+        assert all(c.metadata["papermill"]["status"] == "completed" for c in code), notebook
+        assert not [o for c in code for o in c.outputs if o.output_type == "error"], notebook
 
 
 def test_base_metric_matches_the_library_evaluator(smoke_run):

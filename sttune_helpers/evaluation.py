@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pathlib import Path
+
 import numpy as np
 
 from .config import RunConfig
-from .rundir import RunDir, atomic_write_json
+from .rundir import RunDir, atomic_write_json, give_ordinary_mode
 
 PRIMARY_METRIC = {"pair_score": "spearman_cosine"}
 METRICS = {"pair_score": ("spearman_cosine", "pearson_cosine")}
@@ -188,7 +190,7 @@ def save_embeddings(run: RunDir, sentences: list[str], embeddings: dict[str, np.
     os.close(fd)
     np.savez(tmp, sentences=np.array(sentences, dtype=object), scores=np.array([first_score[s] for s in sentences]),
              **{f"embeddings_{name}": value for name, value in embeddings.items()})
-    os.chmod(tmp, 0o644)
+    give_ordinary_mode(Path(tmp))
     os.replace(tmp, run.eval_dir / "embeddings.npz")
 
 

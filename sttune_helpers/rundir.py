@@ -57,7 +57,7 @@ def _umask() -> int:
     return mask
 
 
-def _usual_mode(path: Path, directory: bool = False) -> None:
+def give_ordinary_mode(path: Path, directory: bool = False) -> None:
     """mkstemp/mkdtemp make private files; give them the mode a plain open() or mkdir() would."""
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
@@ -72,7 +72,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        _usual_mode(Path(tmp))
+        give_ordinary_mode(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -100,7 +100,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    _usual_mode(tmp, directory=True)
+    give_ordinary_mode(tmp, directory=True)
     try:
         yield tmp
     except BaseException:

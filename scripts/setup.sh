@@ -19,11 +19,13 @@ PY="$VENV/bin/python"
 
 stamp="$VENV/.sttune-installed"
 want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$PY" -c "import sttune_helpers, torch" 2>/dev/null; then
+# Installed-or-not is read from package metadata: importing torch costs minutes on a busy 2-core machine.
+installed() { "$PY" -c "import importlib.metadata as m, sys; m.version(sys.argv[1])" "$1" 2>/dev/null; }
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && installed torch && installed sttune; then
   exit 0
 fi
 
-if ! "$PY" -c "import torch" 2>/dev/null; then
+if ! installed torch; then
   echo "setup: installing $TORCH_SPEC"
   "$PY" -m pip install --quiet "$TORCH_SPEC"
 fi
@@ -32,4 +34,4 @@ echo "setup: installing sttune and its dependencies"
 # The Jupyter kernel lives inside the venv, not in the user's home.
 "$PY" -m ipykernel install --sys-prefix --name sttune --display-name "Python (sttune)" >/dev/null
 echo "$want" > "$stamp"
-echo "setup: done ($("$PY" -c 'import torch, sentence_transformers as st; print(f"torch {torch.__version__}, sentence-transformers {st.__version__}")'))"
+echo "setup: done ($("$PY" -c 'import importlib.metadata as m; print("torch", m.version("torch") + ", sentence-transformers", m.version("sentence-transformers"))'))"

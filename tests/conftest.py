@@ -1,6 +1,8 @@
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,19 +12,84 @@ REPO = Path(__file__).resolve().parent.parent
 # Nothing in the tests may reach a network; the hub probe is tested separately.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+# Generous: on a contended 2-core machine each notebook kernel spends minutes importing torch, and
+# the first UMAP import compiles pynndescent's numba kernels.
+SMOKE_TIMEOUT_S = 3600
 
-def sttune(*args, cwd, timeout=3600):
+
+def sttune_command(*args):
+    return [sys.executable, "-m", "sttune_helpers.cli", *args]
+
+
+def sttune_env():
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def sttune(*args, cwd, timeout=SMOKE_TIMEOUT_S):
     """Run the sttune command in a subprocess, as a user would."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "sttune_helpers.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(sttune_command(*args), cwd=cwd, env=sttune_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class BackgroundSmokeRun:
+    """`sttune run --preset smoke`, started when collection ends so that it runs on one core while
+    the unit tests run on the other; the pipeline tests, ordered last, wait for it."""
+
+    def __init__(self):
+        self.workdir = Path(tempfile.mkdtemp(prefix="sttune-smoke-"))
+        self.stdout_path = self.workdir / "stdout.txt"
+        self.stderr_path = self.workdir / "stderr.txt"
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.process = subprocess.Popen(sttune_command("run", "--preset", "smoke", "--name", "smoke"),
+                                            cwd=self.workdir, env=sttune_env(), stdout=out, stderr=err, text=True)
+
+    def wait(self):
+        try:
+            returncode = self.process.wait(timeout=SMOKE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        return subprocess.CompletedProcess(self.process.args, returncode, self.stdout_path.read_text(),
+                                           self.stderr_path.read_text())
+
+    def stop(self, keep: bool):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if not keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+_background: dict[str, BackgroundSmokeRun] = {}
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection
+def pytest_collection_modifyitems(session, config, items):
+    # UMAP's tests first: importing umap compiles numba kernels into its on-disk cache, which the
+    # smoke run's visualization kernel then reuses. Tests that need the smoke run go last.
+    def order(item):
+        if "smoke_run" in item.fixturenames:
+            return 2
+        return 0 if item.path.name == "test_viz.py" else 1
+
+    items.sort(key=order)
+    if any("smoke_run" in item.fixturenames for item in items) and not config.option.collectonly:
+        _background["smoke"] = BackgroundSmokeRun()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    run = _background.pop("smoke", None)
+    if run is not None:
+        # Kept after a failure, so the executed notebooks can be read.
+        run.stop(keep=exitstatus != 0)
+        if exitstatus != 0:
+            print(f"\nsmoke run kept in {run.workdir}")
 
 
 @pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """One `sttune run --preset smoke` shared by the pipeline tests."""
-    workdir = tmp_path_factory.mktemp("smoke")
-    # Generous: on a contended 2-core machine the five kernels spend minutes importing torch and compiling UMAP.
-    result = sttune("run", "--preset", "smoke", "--name", "smoke", cwd=workdir, timeout=3600)
+def smoke_run():
+    """The smoke run started at collection, shared by the pipeline tests."""
+    run = _background["smoke"]
+    result = run.wait()
     assert result.returncode == 0, f"smoke run failed:\n{result.stdout}\n{result.stderr}"
-    return workdir / "runs" / "smoke", result
+    return run.workdir / "runs" / "smoke", result

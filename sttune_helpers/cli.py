@@ -55,14 +55,52 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="arguments for jupyter lab")
 
     commands.add_parser("presets", help="list the shipped presets", description="List the shipped presets.")
+
+    data = commands.add_parser("data", help="check a data set before a run",
+                               description="Work with data outside a run.")
+    data_commands = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    inspect = data_commands.add_parser(
+        "inspect", help="print the detected shape, counts and problems of a data source",
+        description="Load a data source as the data stage would (a CSV/TSV/JSONL/Parquet file, a folder of split "
+                    "files, a folder saved with datasets' save_to_disk, a BEIR folder, or embedded:NAME) and print "
+                    "the detected task shape and why, counts, labels or score range, duplicates, cross-split "
+                    "overlap, and every problem with its file, row and column. Exits 1 when the data cannot be "
+                    "used as it is.",
+        epilog="examples:\n  sttune data inspect pairs.csv\n  sttune data inspect faq.tsv --map question=anchor "
+               "--map answer=positive\n  sttune data inspect snli.tsv --shape pair_class",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    inspect.add_argument("path", help="data source")
+    inspect.add_argument("--shape", default="auto", help="task shape (default: detect it)")
+    inspect.add_argument("--map", dest="mapping", action="append", default=[], metavar="USER_COL=CANONICAL",
+                         help="map a column to a canonical one, e.g. --map question=anchor (repeatable)")
+    inspect.add_argument("--labels", help="the declared label set of pair_class data, comma-separated")
     return parser
+
+
+def command_data_inspect(args: argparse.Namespace) -> int:
+    from .data import SHAPES, inspect_data
+
+    if args.shape not in ("auto", *SHAPES):
+        raise ValueError(f"--shape must be auto or one of {', '.join(SHAPES)}, got {args.shape!r}")
+    mapping = {}
+    for item in args.mapping:
+        user, sep, canonical = item.partition("=")
+        if not sep or not user or not canonical:
+            raise ValueError(f"--map {item!r} must look like user_column=canonical_column, e.g. question=anchor")
+        mapping[user] = canonical
+    labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
+    inspection = inspect_data(args.path, shape=args.shape, columns=mapping, labels=labels)
+    print(inspection.render())
+    return 0 if inspection.usable else 1
 
 
 def command_run(args: argparse.Namespace) -> int:
     from .pipeline import default_run_name, prepare_run_dir, run_stages, select_stages
 
     stages = select_stages(args.from_stage, args.only_stage)
-    continuing = stages[0] != STAGES[0] or bool(args.only_stage)
+    # --only data_prep may start a new run; every other --only / --from continues an existing one.
+    continuing = stages[0] != STAGES[0] or (bool(args.only_stage) and bool(args.name)
+                                              and (args.runs_dir / args.name / "config.yaml").is_file())
     name = args.name or (None if continuing else default_run_name(args.preset or "default"))
     if name is None:
         raise RunDirError("--from and --only continue an existing run: name it with --name")
@@ -110,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_run(args)
         if args.command == "lab":
             return command_lab(args)
+        if args.command == "data":
+            return command_data_inspect(args)
         if args.command == "presets":
             for name in preset_names():
                 print(name)

@@ -19,7 +19,7 @@ import yaml
 
 PRESETS_DIR = Path(__file__).parent / "presets"
 
-TaskShape = Literal["pair_score"]
+TaskShape = Literal["auto", "pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 
@@ -29,25 +29,87 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class NegativesConfig:
+    """Hard negatives for the train split (pair_binary, triplet and retrieval data)."""
+
+    enabled: bool = False
+    # "embedding" (sentence_transformers.util.mine_hard_negatives with the base model), "lexical"
+    # (keyword overlap: bm25 or tfidf) or "both".
+    candidates: Literal["embedding", "lexical", "both"] = "embedding"
+    lexical_method: Literal["bm25", "tfidf"] = "bm25"
+    num_negatives: int = 1
+    # The rank window of candidates (0 = the most similar non-positive).
+    range_min: int = 0
+    range_max: int = 50
+    # False-negative filters: drop a candidate scoring above (1 - relative_margin) x the positive's
+    # score, above the positive's score minus absolute_margin, or above max_score.
+    relative_margin: Optional[float] = 0.05
+    absolute_margin: Optional[float] = None
+    max_score: Optional[float] = None
+    sampling_strategy: Literal["top", "random"] = "top"
+    # "triplet": (anchor, positive, negative) rows; "n-tuple": anchor, positive, negative_1..n.
+    output_format: Literal["triplet", "n-tuple"] = "triplet"
+    batch_size: int = 64
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation and synthetic pairs, applied to the train split only; every added row is tagged."""
+
+    synonyms: bool = False
+    # "embedding": neighbours in the model's own token-embedding space (no download); "wordnet":
+    # nltk's WordNet (needs `python -m nltk.downloader wordnet`).
+    synonym_source: Literal["embedding", "wordnet"] = "embedding"
+    synonym_rate: float = 0.15  # fraction of the eligible words replaced
+    synonym_copies: int = 1
+    back_translation: bool = False
+    # Translation models (hub names or local paths), e.g. Helsinki-NLP/opus-mt-en-de and -de-en.
+    translator_forward: Optional[str] = None
+    translator_backward: Optional[str] = None
+    back_translation_fraction: float = 1.0
+    # Unlabeled text -> (text, text) pairs for an in-batch-negative loss; dropout is the noise.
+    simcse: bool = False
+    # Rules that make synthetic pairs: regex substitutions, keyword swaps, templates (see augment.py).
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    max_pairs_per_rule: int = 500
+
+
+@dataclass
 class DataConfig:
-    # "embedded:stsb" (ships with the package), a file with all rows (split here), or a folder
-    # holding train / dev (or validation) / test files.
+    # "embedded:stsb" (ships with the package; "embedded:stsb:test" is one split), a file with all
+    # rows (split here), a folder holding train / dev (or validation) / test files, a folder saved
+    # with datasets' save_to_disk, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/).
     source: str = "embedded:stsb"
-    # user column name -> canonical name (sentence1, sentence2, score)
+    # user column name -> canonical name (sentence1, sentence2, score, label, anchor, positive,
+    # negative, text); common names such as premise/hypothesis or query/answer are found anyway.
     columns: dict[str, str] = field(default_factory=dict)
-    shape: TaskShape = "pair_score"
+    # "auto" detects the shape from the columns and values and says why.
+    shape: TaskShape = "auto"
     # [low, high] of the raw scores; None detects it from the data (0-1, 0-4, 0-5, 1-5).
     score_range: Optional[list[float]] = None
-    deduplicate: bool = True
+    # The declared label set of pair_class data (None: the labels found in train).
+    labels: Optional[list[str]] = None
+    # "normalized" also catches case, whitespace and punctuation variants and swapped pairs (b, a).
+    deduplicate: Literal["off", "exact", "normalized"] = "normalized"
     # What to do with invalid rows: "error" stops and names them, "drop" drops and reports them.
     on_invalid: Literal["error", "drop"] = "error"
+    # A column of the source whose rows must stay in one split (e.g. a premise id, a topic).
+    group_by: Optional[str] = None
     # Used only when the source has no split of its own.
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
+    # Given splits that share items (STS-B has 12 train-test pairs) are reported; true removes
+    # them from train (and validation), leaving the test split as published.
+    remove_cross_split_overlap: bool = False
+    # Evaluation sets (paths or embedded:NAME[:SPLIT]) whose pairs and texts are dropped from the
+    # training data.
+    decontaminate: list[str] = field(default_factory=list)
     # Caps for quick runs (None keeps every row); taken after cleaning, seeded.
     max_train_rows: Optional[int] = None
     max_validation_rows: Optional[int] = None
     max_test_rows: Optional[int] = None
+    negatives: NegativesConfig = field(default_factory=NegativesConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass

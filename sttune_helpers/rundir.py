@@ -293,5 +293,8 @@ def open_run(
         config = resolve_config(preset, config_path, overrides)
         run.root.mkdir(parents=True, exist_ok=True)
         run.save_config(config)
+    if stage != STAGES[0] and config.data.shape == "auto" and run.data_report_path.is_file():
+        # Later stages work on the shape the data stage detected (config.yaml keeps "auto").
+        config.data.shape = read_json(run.data_report_path)["shape"]
     run.start_stage(stage)
     return run, config

@@ -71,6 +71,8 @@ def test_exact_duplicates_are_dropped_and_reported(tmp_path):
 def test_missing_column_is_named(tmp_path):
     path = pairs_csv(tmp_path, ["a,b"], header="sentence1,sentence2")
     with pytest.raises(DataError, match=r"pairs.csv, row 1, column 'score': missing column 'score'.*found sentence1, sentence2"):
+        prepare_data(DataConfig(source=str(path), shape="pair_score"), seed=0)
+    with pytest.raises(DataError, match=r"cannot tell the task shape from the columns sentence1, sentence2"):
         prepare_data(DataConfig(source=str(path)), seed=0)
 
 
@@ -103,6 +105,7 @@ def test_drop_mode_reports_every_dropped_row(tmp_path):
     assert prepared.report["counts"]["all"]["invalid_dropped"] == 2
     reasons = {d["reason"]: d["count"] for d in prepared.report["dropped"]}
     assert reasons == {"score: expected a number": 1, "sentence1: empty text (or only whitespace)": 1}
+    assert {e["row"] for d in prepared.report["dropped"] for e in d["examples"]} == {32, 33}
     assert sum(len(f) for f in prepared.splits.values()) == 30
 
 
@@ -133,6 +136,8 @@ def test_missing_source(tmp_path):
         resolve_source(str(tmp_path / "nope.csv"))
     with pytest.raises(DataError, match="unknown embedded data set 'nope'"):
         resolve_source("embedded:nope")
+    with pytest.raises(DataError, match="no 'tset' split"):
+        resolve_source("embedded:stsb:tset")
 
 
 def test_folder_with_train_and_test_carves_validation(tmp_path):

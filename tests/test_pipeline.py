@@ -139,3 +139,48 @@ def test_committed_notebooks_are_clean_and_parameterized():
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert "parameters" in code[0].metadata.get("tags", [])
         assert all(not c.outputs and c.execution_count is None for c in code), f"{notebook} has outputs"
+
+
+def test_data_prep_notebook_runs_for_every_shape(tmp_path):
+    """01_data_prep through papermill on each task shape; the pair_score shape is the smoke run's."""
+    data = REPO / "tests" / "data"
+    triplets = tmp_path / "triplets.csv"
+    triplets.write_text("anchor,positive,negative\n" + "".join(
+        f"question {i} about topic {i % 7},answer {i},unrelated {i}\n" for i in range(40)))
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps({"text": f"an unlabeled sentence number {i}"}) + "\n" for i in range(40)))
+    swap_rule = "data.augment.rules=[{kind: swap, words: [said, denied], label: negative}]"
+    cases = {
+        "pair_binary": [f"data.source={data / 'mrpc-train-sample.tsv'}", swap_rule],
+        "pair_class": [f"data.source={data / 'snli-sample.tsv'}", "data.group_by=premise_id",
+                       "data.labels=[entailment, neutral, contradiction]"],
+        "triplet": [f"data.source={triplets}"],
+        "retrieval": [f"data.source={data / 'scifact-mini'}"],
+        "unlabeled": [f"data.source={texts}", "data.augment.simcse=true"],
+    }
+    from sttune_helpers.config import load_preset
+    from sttune_helpers.pipeline import prepare_run_dir, run_stages
+
+    # In this process rather than through `sttune run --only data_prep` five times (which the
+    # smoke run and the CLI tests cover): one papermill import, five kernels.
+    for shape, overrides in cases.items():
+        config = load_preset("smoke").with_overrides(["data.shape=auto", *overrides])
+        run = prepare_run_dir(tmp_path / "runs", shape, config, continuing=False, overwrite=False)
+        messages = []
+        results = run_stages(run, ["data_prep"], echo=messages.append)
+        assert results[-1].status == "completed", f"{shape}:\n" + "\n".join(messages)
+        run_dir = run.root
+        report = json.loads((run_dir / "data" / "report.json").read_text())
+        assert report["shape"] == shape
+        assert json.loads((run_dir / "manifest.json").read_text())["stages"]["data_prep"]["status"] == "completed"
+        executed = nbformat.read(run_dir / "notebooks" / "01_data_prep.ipynb", as_version=4)
+        assert f"shape: {shape}" in "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+                                            for o in c.outputs)
+        train = [json.loads(line) for line in (run_dir / "data" / "train.jsonl").read_text().splitlines()]
+        if shape == "pair_binary":
+            added = report["augmentation"][0]["rows_added"]
+            assert added > 0 and sum(bool(row.get("augmentation")) for row in train) == added
+        if shape == "unlabeled":
+            assert report["train_shape"] == "retrieval" and all(r["anchor"] == r["positive"] for r in train)
+        if shape == "retrieval":
+            assert (run_dir / "data" / "corpus.jsonl").is_file() and (run_dir / "data" / "qrels.jsonl").is_file()

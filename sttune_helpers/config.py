@@ -22,6 +22,9 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 TaskShape = Literal["auto", "pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+Pooling = Literal["model", "mean", "max", "cls"]
+BatchSampler = Literal["auto", "batch_sampler", "no_duplicates"]
+Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"]
 
 
 class ConfigError(ValueError):
@@ -118,14 +121,29 @@ class ModelConfig:
     name: str = "default"
     max_seq_length: Optional[int] = None
     device: Device = "auto"
+    # "model" keeps the model's own pooling; mean, max and cls rebuild it on the same transformer.
+    pooling: Pooling = "model"
+    # Dropout of the transformer's hidden layers and attention weights; None keeps the model's own.
+    hidden_dropout: Optional[float] = None
+    attention_dropout: Optional[float] = None
 
 
 @dataclass
 class LossConfig:
     # A sentence-transformers loss class name; None takes the task shape's default.
     name: Optional[str] = None
-    # Keyword arguments for the loss class (e.g. {"scale": 20.0}).
+    # Keyword arguments for the loss class (e.g. {"margin": 0.5}).
     params: dict[str, Any] = field(default_factory=dict)
+    # Softmax temperature of the contrastive and ranking losses (scale = 1 / temperature); None keeps
+    # the loss's own default (scale 20, i.e. temperature 0.05; GISTEmbedLoss 0.01).
+    temperature: Optional[float] = None
+    # Wrap the loss in MatryoshkaLoss over these embedding sizes (e.g. [384, 256, 128, 64]).
+    matryoshka_dims: Optional[list[int]] = None
+    # Before training, train each of the shape's losses for bake_off_steps on bake_off_train_rows
+    # rows, score them on the validation split, and train with the winner.
+    bake_off: bool = False
+    bake_off_steps: int = 100
+    bake_off_train_rows: Optional[int] = 2000
 
 
 @dataclass
@@ -136,14 +154,25 @@ class TrainConfig:
     max_steps: Optional[int] = None  # overrides epochs when set
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    scheduler: str = "linear"
+    scheduler: Scheduler = "linear"
     gradient_accumulation_steps: int = 1
     precision: Precision = "auto"
     gradient_checkpointing: bool = False
+    # "auto": no duplicate texts within a batch for in-batch-negative losses (a duplicate would be
+    # scored as a negative of itself), the plain sampler otherwise.
+    batch_sampler: BatchSampler = "auto"
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2
     early_stopping_patience: Optional[int] = 3  # None disables early stopping
     early_stopping_threshold: float = 0.0
+    # The validation metric for early stopping and the best checkpoint, as the evaluator names it
+    # without the split prefix (e.g. "spearman_cosine", "cosine_ap", "ndcg@10", "loss"); None takes
+    # the task shape's primary metric.
+    early_stopping_metric: Optional[str] = None
+    # Stop when the training loss is NaN or infinite, or the embeddings collapse: the mean pairwise
+    # cosine of a fixed probe set of validation texts above this (None turns the collapse check off).
+    stop_on_nan: bool = True
+    collapse_threshold: Optional[float] = 0.98
     logging_steps: int = 25
     save_total_limit: int = 2
 
@@ -160,6 +189,7 @@ class VizConfig:
     max_points: int = 2000  # sentences drawn in the UMAP, subsampled with the run's seed
     n_neighbors: int = 15
     min_dist: float = 0.1
+    n_epochs: Optional[int] = None  # UMAP's optimisation epochs; None lets UMAP choose (500 for small data)
 
 
 @dataclass

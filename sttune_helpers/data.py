@@ -1074,7 +1074,7 @@ def load_split(run: RunDir, split: str):
     shape = split_shape(read_report(run), split)
     if "score" in frame.columns:
         frame["score"] = frame["score"].astype(float)
-    if "label" in frame.columns:
+    if "label" in frame.columns:  # pair_class labels are indices into report["labels"]["names"]
         frame["label"] = frame["label"].astype(int)
     return Dataset.from_pandas(frame[output_columns(frame, shape)], preserve_index=False)
 

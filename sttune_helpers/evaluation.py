@@ -28,6 +28,12 @@ from .rundir import RunDir, atomic_write_json, give_ordinary_mode
 PRIMARY_METRIC = {"pair_score": "spearman_cosine"}
 METRICS = {"pair_score": ("spearman_cosine", "pearson_cosine")}
 SCHEMA_KEYS = ("task", "primary_metric", "n_test", "models", "comparisons", "reference")
+# The validation metric that early stopping follows during training, per shape of the validation
+# split, as the sentence-transformers evaluator names it. Shapes without an embedding evaluator
+# (pair_class, unlabeled) follow the validation loss.
+VALIDATION_METRIC = {"pair_score": "spearman_cosine", "pair_binary": "cosine_ap", "triplet": "cosine_accuracy",
+                     "retrieval": "cosine_ndcg@10", "pair_class": "loss", "unlabeled": "loss"}
+LOWER_IS_BETTER = {"loss"}
 
 
 def primary_metric_key(shape: str, evaluator_name: str) -> str:
@@ -35,15 +41,60 @@ def primary_metric_key(shape: str, evaluator_name: str) -> str:
     return f"{evaluator_name}_{PRIMARY_METRIC[shape]}"
 
 
-def build_evaluator(shape: str, dataset, name: str, batch_size: int = 64):
-    from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
+def validation_metric(shape: str, chosen: str | None = None) -> tuple[str, bool]:
+    """The trainer's metric_for_best_model for a validation split of ``shape`` and whether greater
+    is better; ``chosen`` (train.early_stopping_metric) overrides the shape's default."""
+    metric = chosen or VALIDATION_METRIC[shape]
+    if metric in LOWER_IS_BETTER:
+        return "eval_loss", False
+    return f"eval_validation_{metric}", True
 
-    if shape != "pair_score":
-        raise ValueError(f"no evaluator for task shape {shape!r} yet")
-    return EmbeddingSimilarityEvaluator(
-        dataset["sentence1"], dataset["sentence2"], dataset["score"], name=name,
-        similarity_fn_names=["cosine"], batch_size=batch_size,
-    )
+
+def retrieval_tables(run: RunDir, split: str) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """Corpus, the split's queries, and their relevant documents, from the data stage's files."""
+    import json
+
+    def records(name):
+        path = run.data_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run stage data_prep (01_data_prep.ipynb) first")
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    corpus = {r["_id"]: r["text"] for r in records("corpus.jsonl")}
+    all_queries = {r["_id"]: r["text"] for r in records("queries.jsonl")}
+    relevant: dict[str, set[str]] = {}
+    for r in records("qrels.jsonl"):
+        if r["split"] == split and float(r.get("score", 1)) > 0:
+            relevant.setdefault(r["query_id"], set()).add(r["doc_id"])
+    return corpus, {q: all_queries[q] for q in relevant}, relevant
+
+
+def build_evaluator(shape: str, dataset, name: str, batch_size: int = 64, run: RunDir | None = None):
+    """The sentence-transformers evaluator for a split of ``shape``, or None where the shape has
+    none (early stopping then follows the validation loss)."""
+    from sentence_transformers.sentence_transformer import evaluation
+
+    if shape == "pair_score":
+        return evaluation.EmbeddingSimilarityEvaluator(
+            dataset["sentence1"], dataset["sentence2"], dataset["score"], name=name,
+            similarity_fn_names=["cosine"], batch_size=batch_size,
+        )
+    if shape == "pair_binary":
+        return evaluation.BinaryClassificationEvaluator(
+            dataset["sentence1"], dataset["sentence2"], dataset["label"], name=name,
+            similarity_fn_names=["cosine"], batch_size=batch_size,
+        )
+    if shape == "triplet":
+        return evaluation.TripletEvaluator(dataset["anchor"], dataset["positive"], dataset["negative"], name=name,
+                                           similarity_fn_names=["cosine"], batch_size=batch_size)
+    if shape == "retrieval":
+        if run is None:
+            raise ValueError("a retrieval evaluator needs the run directory (its corpus and qrels)")
+        corpus, queries, relevant = retrieval_tables(run, name)
+        return evaluation.InformationRetrievalEvaluator(queries, corpus, relevant, name=name,
+                                                        score_functions=None, batch_size=batch_size,
+                                                        show_progress_bar=False)
+    return None
 
 
 # --- metrics and the bootstrap ---------------------------------------------------------------

@@ -115,12 +115,82 @@ def pick_precision(preference: str, device: str) -> tuple[str, str]:
     return "fp32", f"no mixed precision on {device}"
 
 
-def load_model(name: str = DEFAULT_MODEL, device: str = "auto", max_seq_length: int | None = None):
+# Names of the dropout probabilities in the common architectures' configs.
+HIDDEN_DROPOUT_KEYS = ("hidden_dropout_prob", "dropout", "hidden_dropout", "resid_pdrop")
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout", "attn_pdrop")
+POOLING_MODES = ("mean", "max", "cls")
+
+
+def dropout_overrides(source_location: str, hidden: float | None, attention: float | None,
+                      local_files_only: bool = True) -> dict[str, float]:
+    """The model config's own dropout keys set to the requested values (the keys differ by
+    architecture: BERT's hidden_dropout_prob, DistilBERT's dropout, ...)."""
+    if hidden is None and attention is None:
+        return {}
+    for value, what in ((hidden, "model.hidden_dropout"), (attention, "model.attention_dropout")):
+        if value is not None and not 0.0 <= value < 1.0:
+            raise ValueError(f"{what} must be in [0, 1), got {value}")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source_location, local_files_only=local_files_only).to_dict()
+    overrides: dict[str, float] = {}
+    for value, keys, what in ((hidden, HIDDEN_DROPOUT_KEYS, "model.hidden_dropout"),
+                              (attention, ATTENTION_DROPOUT_KEYS, "model.attention_dropout")):
+        if value is None:
+            continue
+        present = [k for k in keys if k in config]
+        if not present:
+            raise ValueError(f"{what}: the model's config has none of {', '.join(keys)}; "
+                             f"set the dropout through loss/model code for this architecture")
+        overrides.update({k: float(value) for k in present})
+    return overrides
+
+
+def set_pooling(model, mode: str):
+    """Rebuild the pooling on the same transformer: mean, max or cls ('model' keeps the model's own)."""
+    if mode == "model":
+        return model
+    if mode not in POOLING_MODES:
+        raise ValueError(f"model.pooling must be one of model, {', '.join(POOLING_MODES)}; got {mode!r}")
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    positions = [i for i, module in enumerate(model) if isinstance(module, Pooling)]
+    if not positions:
+        raise ValueError("the model has no Pooling module to replace (it pools in its own way); "
+                         "use model.pooling=model")
+    old = model[positions[0]]
+    model[positions[0]] = Pooling(old.embedding_dimension, pooling_mode=mode)
+    return model
+
+
+def pooling_mode(model) -> str:
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    for module in model:
+        if isinstance(module, Pooling):
+            mode = module.pooling_mode
+            return mode if isinstance(mode, str) else "+".join(mode)
+    return "none"
+
+
+def load_model(name: str = DEFAULT_MODEL, device: str = "auto", max_seq_length: int | None = None,
+               pooling: str = "model", hidden_dropout: float | None = None, attention_dropout: float | None = None):
+    """The base model with the config's pooling, dropout and maximum sequence length."""
     from sentence_transformers import SentenceTransformer
 
     source = resolve_model_source(name)
+    config_kwargs = dropout_overrides(source.location, hidden_dropout, attention_dropout, source.local_files_only)
     model = SentenceTransformer(source.location, device=pick_device(device),
-                                local_files_only=source.local_files_only)
+                                local_files_only=source.local_files_only,
+                                config_kwargs=config_kwargs or None)
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
-    return model
+    return set_pooling(model, pooling)
+
+
+def load_configured_model(config, device: str = "auto"):
+    """load_model with a RunConfig's model settings."""
+    model_config = config.model
+    return load_model(model_config.name, device=device, max_seq_length=model_config.max_seq_length,
+                      pooling=model_config.pooling, hidden_dropout=model_config.hidden_dropout,
+                      attention_dropout=model_config.attention_dropout)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -9,7 +10,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .config import RunConfig
 from .rundir import NOTEBOOKS, STAGES, RunDir, RunDirError, check_run_name
@@ -104,49 +105,131 @@ def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continu
     return run
 
 
+# Run in the shared kernel before each stage notebook, so that a notebook sees none of the previous
+# one's variables (each must also run on its own in JupyterLab) while the imported modules stay.
+RESET_NAMESPACE = """
+get_ipython().run_line_magic("reset", "-f")
+import gc as _gc, sys as _sys
+if "matplotlib.pyplot" in _sys.modules:
+    _sys.modules["matplotlib.pyplot"].close("all")
+_gc.collect()
+if "torch" in _sys.modules and _sys.modules["torch"].cuda.is_available():
+    _sys.modules["torch"].cuda.empty_cache()
+get_ipython().execution_count = 1
+del _gc, _sys
+"""
+
+
+@contextlib.contextmanager
+def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | None]:
+    """A started kernel for all the stage notebooks of a run (None with ``shared=False``: a fresh
+    kernel per notebook). Importing torch and sentence-transformers costs from seconds to minutes
+    depending on the machine; a shared kernel pays it once per run instead of once per stage."""
+    if not shared:
+        yield None
+        return
+    from jupyter_client.manager import KernelManager
+
+    manager = KernelManager(kernel_name=kernel_name)
+    manager.start_kernel(cwd=os.getcwd())
+    try:
+        yield manager
+    finally:
+        manager.shutdown_kernel(now=True)
+
+
+def reset_kernel_namespace(manager) -> None:
+    """Clear the shared kernel's variables between stage notebooks; restart it if it died."""
+    if not manager.is_alive():
+        manager.start_kernel(cwd=os.getcwd())
+        return
+    client = manager.blocking_client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=120)
+        reply = client.execute_interactive(RESET_NAMESPACE, silent=True, timeout=300)
+        if reply["content"]["status"] != "ok":
+            raise RunDirError(f"could not reset the shared kernel between stages: {reply['content'].get('evalue')}")
+    finally:
+        client.stop_channels()
+
+
+def notebook_parameters(notebook: Path, run: RunDir, extra: dict | None) -> dict:
+    """run_dir, interactive=False (no widgets headless) and ``extra``, each only where the notebook's
+    parameters cell declares it, so that papermill injects nothing a notebook does not use."""
+    import papermill
+
+    declared = set(papermill.inspect_notebook(str(notebook)))
+    wanted = {"interactive": False, **(extra or {})}
+    return {"run_dir": str(run.root), **{k: v for k, v in wanted.items() if k in declared}}
+
+
 def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
-               echo: Callable[[str], None] = print) -> list[StageResult]:
-    """Execute the notebooks of ``stages`` in order; stop at the first failure."""
+               echo: Callable[[str], None] = print, shared_kernel: bool = True,
+               kernel=None, parameters: dict | None = None) -> list[StageResult]:
+    """Execute the notebooks of ``stages`` in order; stop at the first failure.
+
+    With ``shared_kernel`` (the default) the notebooks run one after another in one kernel, its
+    variables cleared between them; otherwise each gets a fresh kernel, as papermill does alone.
+    ``kernel``, a started kernel manager from :func:`stage_kernel`, lets several runs share one.
+    ``parameters`` go to every notebook besides run_dir (e.g. resume=True)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
     source = notebooks_dir()
-    kernel = ensure_kernel()
+    kernel_name = ensure_kernel()
     run.notebooks_dir.mkdir(parents=True, exist_ok=True)
     run.require_completed(stages[0])
     results: list[StageResult] = []
-    for position, stage in enumerate(stages, start=1):
-        output = run.notebooks_dir / NOTEBOOKS[stage]
-        echo(f"[{position}/{len(stages)}] {stage:<15} {NOTEBOOKS[stage]} ...")
-        started = time.perf_counter()
-        error = None
-        try:
-            papermill.execute_notebook(
-                str(source / NOTEBOOKS[stage]), str(output), parameters={"run_dir": str(run.root)},
-                kernel_name=kernel, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
-            )
-        except PapermillExecutionError as exc:
-            source_lines = "\n".join("    " + line for line in exc.source.splitlines())
-            error = f"{exc.ename}: {exc.evalue}"
-            echo(f"stage {stage!r} failed in cell {exc.exec_count}:\n{source_lines}\n{error}\n"
-                 f"executed notebook: {output}")
-        except Exception as exc:  # the kernel died, a notebook could not be read, ...
-            error = f"{type(exc).__name__}: {exc}"
-            echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
-        seconds = time.perf_counter() - started
-        if error is not None:
-            run.fail_stage(stage, error, notebook=str(output))
-            results.append(StageResult(stage, "failed", seconds, output, error))
-            break
-        if run.stage_status(stage) != "completed":
-            error = "the notebook ended without marking its stage completed"
-            run.fail_stage(stage, error, notebook=str(output))
-            echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
-            results.append(StageResult(stage, "failed", seconds, output, error))
-            break
-        echo(f"      {stage:<15} done in {seconds:.1f} s")
-        results.append(StageResult(stage, "completed", seconds, output))
+    with contextlib.ExitStack() as stack:
+        manager = kernel if kernel is not None else stack.enter_context(stage_kernel(kernel_name, shared_kernel))
+        for position, stage in enumerate(stages, start=1):
+            output = run.notebooks_dir / NOTEBOOKS[stage]
+            echo(f"[{position}/{len(stages)}] {stage:<15} {NOTEBOOKS[stage]} ...")
+            started = time.perf_counter()
+            error = None
+            try:
+                engine_options = {}
+                if manager is not None:
+                    if position > 1 or kernel is not None:
+                        reset_kernel_namespace(manager)
+                    engine_options["km"] = manager
+                papermill.execute_notebook(
+                    str(source / NOTEBOOKS[stage]), str(output),
+                    parameters=notebook_parameters(source / NOTEBOOKS[stage], run, parameters),
+                    kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
+                    **engine_options,
+                )
+            except PapermillExecutionError as exc:
+                source_lines = "\n".join("    " + line for line in exc.source.splitlines())
+                error = f"{exc.ename}: {exc.evalue}"
+                echo(f"stage {stage!r} failed in cell {exc.exec_count}:\n{source_lines}\n{error}\n"
+                     f"executed notebook: {output}")
+            except Exception as exc:  # the kernel died, a notebook could not be read, ...
+                error = f"{type(exc).__name__}: {exc}"
+                echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
+            seconds = time.perf_counter() - started
+            if error is not None:
+                run.fail_stage(stage, error, notebook=str(output))
+                results.append(StageResult(stage, "failed", seconds, output, error))
+                break
+            if run.stage_status(stage) != "completed":
+                error = "the notebook ended without marking its stage completed"
+                run.fail_stage(stage, error, notebook=str(output))
+                echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
+                results.append(StageResult(stage, "failed", seconds, output, error))
+                break
+            echo(f"      {stage:<15} done in {seconds:.1f} s")
+            results.append(StageResult(stage, "completed", seconds, output))
     return results
+
+
+def first_unfinished_stage(run: RunDir) -> str | None:
+    """The first stage of the run that has not completed (None when all have)."""
+    for stage in STAGES:
+        if run.stage_status(stage) != "completed":
+            return stage
+    return None
 
 
 def select_stages(from_stage: str | None, only_stage: str | None) -> list[str]:

@@ -7,14 +7,25 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from .config import RunConfig
-from .data import load_split
-from .evaluation import build_evaluator, primary_metric_key
-from .losses import build_loss, read_plan_loss
-from .modeling import load_model, pick_device, pick_precision
+from .data import load_split, read_report
+from .evaluation import build_evaluator, validation_metric
+from .losses import IN_BATCH_NEGATIVE_LOSSES, build_loss, fit_columns, read_plan_loss
+from .modeling import load_configured_model, pick_device, pick_precision
 from .rundir import RunDir, atomic_directory, atomic_write_json, read_json
+
+# Texts whose embeddings the collapse guard compares at every evaluation.
+COLLAPSE_PROBE_SIZE = 32
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class EmbeddingCollapseError(RuntimeError):
+    """Every text is embedded at nearly the same point."""
 
 
 @dataclass
@@ -25,17 +36,23 @@ class TrainingSetup:
     steps_per_epoch: int
     eval_steps: int
     metric_for_best_model: str
+    greater_is_better: bool = True
+    batch_sampler: str = "batch_sampler"
 
 
-def plan_training(config: RunConfig, n_train: int, device: str) -> TrainingSetup:
+def plan_training(config: RunConfig, n_train: int, device: str, shape: str | None = None,
+                  loss_name: str | None = None) -> TrainingSetup:
     train = config.train
     precision, reason = pick_precision(train.precision, device)
     steps_per_epoch = max(1, math.ceil(n_train / (train.batch_size * train.gradient_accumulation_steps)))
     eval_steps = max(1, steps_per_epoch // max(1, train.evaluations_per_epoch))
     if train.max_steps is not None:
         eval_steps = min(eval_steps, max(1, train.max_steps // max(1, train.evaluations_per_epoch)))
-    return TrainingSetup(device, precision, reason, steps_per_epoch, eval_steps,
-                         metric_for_best_model=f"eval_{primary_metric_key(config.data.shape, 'validation')}")
+    metric, greater_is_better = validation_metric(shape or config.data.shape, train.early_stopping_metric)
+    sampler = train.batch_sampler
+    if sampler == "auto":
+        sampler = "no_duplicates" if loss_name in IN_BATCH_NEGATIVE_LOSSES else "batch_sampler"
+    return TrainingSetup(device, precision, reason, steps_per_epoch, eval_steps, metric, greater_is_better, sampler)
 
 
 def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetup):
@@ -57,6 +74,7 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
         fp16=setup.precision == "fp16",
         use_cpu=setup.device == "cpu",
         activation_checkpointing=train.gradient_checkpointing,
+        batch_sampler=setup.batch_sampler,
         eval_strategy="steps",
         eval_steps=setup.eval_steps,
         save_strategy="steps",
@@ -64,9 +82,11 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
         save_total_limit=train.save_total_limit,
         load_best_model_at_end=True,
         metric_for_best_model=setup.metric_for_best_model,
-        greater_is_better=True,
+        greater_is_better=setup.greater_is_better,
         logging_steps=train.logging_steps,
         logging_first_step=True,
+        # Otherwise the trainer replaces a NaN step loss with the running mean, hiding it from the guard.
+        logging_nan_inf_filter=not train.stop_on_nan,
         report_to=["tensorboard"],  # into run.tensorboard_dir, set through the environment in train_model
         seed=config.seed,
         data_seed=config.seed,
@@ -74,40 +94,151 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
     )
 
 
-def train_model(run: RunDir, config: RunConfig, resume: bool = False) -> dict[str, Any]:
-    """Train, restore the best checkpoint, save the model; returns (and writes) the summary."""
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class NonFiniteLossGuard(_callback_base()):
+    """Stops training with an explanation when a logged training loss is NaN or infinite."""
+
+    def __init__(self, learning_rate: float, precision: str):
+        self.learning_rate = learning_rate
+        self.precision = precision
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            causes = [f"a learning rate too high for this model (train.learning_rate={self.learning_rate:g}; "
+                      "2e-5 is the usual start)",
+                      "a temperature too low or a scale too high in the loss (loss.temperature, loss.params)",
+                      "bad targets: scores outside 0..1 or labels the loss does not expect"]
+            if self.precision == "fp16":
+                causes.insert(0, "fp16 overflow: use bf16 or fp32 (train.precision)")
+            raise TrainingDivergedError(f"training stopped at step {state.global_step}: the training loss is {loss}. "
+                                        "Likely causes: " + "; ".join(causes) + ".")
+
+
+def mean_pairwise_cosine(model, texts: list[str], batch_size: int = 32) -> float:
+    """Mean cosine similarity over all distinct pairs of ``texts``' embeddings."""
+    import numpy as np
+
+    embeddings = model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                              show_progress_bar=False)
+    embeddings = np.nan_to_num(np.asarray(embeddings, dtype=np.float64))
+    n = len(embeddings)
+    if n < 2:
+        return 0.0
+    total = embeddings.sum(axis=0)
+    # Sum over i != j of e_i . e_j = |sum e|^2 - sum |e_i|^2
+    off_diagonal = float(total @ total - (embeddings * embeddings).sum())
+    return off_diagonal / (n * (n - 1))
+
+
+class CollapseGuard(_callback_base()):
+    """Stops training when the embeddings of a fixed probe set have collapsed onto one point:
+    their mean pairwise cosine above ``threshold`` and above the base model's."""
+
+    def __init__(self, model, probe_texts: list[str], threshold: float, base_value: float | None = None):
+        self.model = model
+        self.probe_texts = probe_texts
+        self.threshold = threshold
+        self.base_value = base_value if base_value is not None else mean_pairwise_cosine(model, probe_texts)
+        self.values: list[tuple[int, float]] = []
+
+    def check(self, step: int) -> float:
+        was_training = self.model.training
+        value = mean_pairwise_cosine(self.model, self.probe_texts)
+        self.model.train(was_training)
+        self.values.append((step, value))
+        if value > self.threshold and value > self.base_value:
+            raise EmbeddingCollapseError(
+                f"training stopped at step {step}: the embeddings have collapsed (mean pairwise cosine of "
+                f"{len(self.probe_texts)} validation texts is {value:.3f}, the base model's {self.base_value:.3f}, "
+                f"threshold {self.threshold}). Likely causes: a learning rate too high; a loss temperature too "
+                "high (loss.temperature) or a margin that every pair already satisfies; training pairs that are "
+                "all positives with nothing to push apart (pair_binary data without label 0, or no negatives).")
+        return value
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.check(state.global_step)
+
+
+def probe_texts(dataset, size: int = COLLAPSE_PROBE_SIZE) -> list[str]:
+    """Up to ``size`` distinct texts from a split's first text column, in order."""
+    column = [c for c in dataset.column_names if c not in ("score", "label")][0]
+    seen: dict[str, None] = {}
+    for text in dataset[column]:
+        seen.setdefault(text, None)
+        if len(seen) >= size:
+            break
+    return list(seen)
+
+
+def last_checkpoint(run: RunDir):
+    checkpoints = sorted(run.checkpoints_dir.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+    return checkpoints[-1] if checkpoints else None
+
+
+def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Sequence = ()) -> dict[str, Any]:
+    """Train, restore the best checkpoint, save the model; returns (and writes) the summary.
+
+    With ``resume`` training continues from the last checkpoint in the run directory (model,
+    optimizer, scheduler and data order), if there is one. ``callbacks`` are extra
+    transformers TrainerCallbacks (progress displays, custom stops)."""
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
 
     plan = read_json(run.plan_path)
-    train_dataset = load_split(run, "train")
+    report = read_report(run)
+    data_shape = report["shape"]
+    loss_shape = plan.get("train_shape", data_shape)
+    choice = read_plan_loss(plan)
+    labels = (report.get("labels") or {}).get("names") or config.data.labels
+    train_dataset = fit_columns(load_split(run, "train"), loss_shape, choice.name, labels, seed=config.seed)
     validation_dataset = load_split(run, "validation")
     device = pick_device(config.model.device)
-    setup = plan_training(config, len(train_dataset), device)
+    setup = plan_training(config, len(train_dataset), device, shape=data_shape, loss_name=choice.name)
     print(f"device {setup.device}; precision {setup.precision}: {setup.precision_reason}")
 
-    model = load_model(config.model.name, device=device, max_seq_length=config.model.max_seq_length)
-    loss = build_loss(model, read_plan_loss(plan))
-    evaluator = build_evaluator(config.data.shape, validation_dataset, name="validation",
-                                batch_size=config.eval.batch_size)
-    callbacks = []
+    model = load_configured_model(config, device=device)
+    guide = None
+    if choice.name in {"GISTEmbedLoss", "CachedGISTEmbedLoss"}:
+        guide = load_configured_model(config, device=device)  # the base model, frozen as the guide
+        guide.requires_grad_(False)
+    loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"))
+    evaluator = build_evaluator(data_shape, validation_dataset, name="validation", batch_size=config.eval.batch_size,
+                                run=run)
+    # The validation loss is computed only where there is no evaluator (it is then what early stopping follows).
+    eval_dataset = None if evaluator is not None else fit_columns(validation_dataset, data_shape, choice.name, labels,
+                                                                  seed=config.seed)
+    callbacks = list(callbacks)
     if config.train.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience,
                                                early_stopping_threshold=config.train.early_stopping_threshold))
+    if config.train.stop_on_nan:
+        callbacks.append(NonFiniteLossGuard(config.train.learning_rate, setup.precision))
+    collapse_guard = None
+    if config.train.collapse_threshold is not None:
+        collapse_guard = CollapseGuard(model, probe_texts(validation_dataset), config.train.collapse_threshold)
+        callbacks.append(collapse_guard)
     # transformers 5 takes the TensorBoard folder from the environment, read when the trainer starts.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=build_training_arguments(config, run, setup),
         train_dataset=train_dataset,
-        eval_dataset=validation_dataset,
+        eval_dataset=eval_dataset,
         loss=loss,
         evaluator=evaluator,
         callbacks=callbacks,
     )
-    resume_from = resume and any(run.checkpoints_dir.glob("checkpoint-*"))
+    checkpoint = last_checkpoint(run) if resume else None
+    if resume:
+        print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint to resume from: training from the start")
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=True if resume_from else None)
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - started
 
     with atomic_directory(run.model_dir) as tmp:
@@ -120,16 +251,19 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False) -> dict[st
         "precision": setup.precision,
         "precision_reason": setup.precision_reason,
         "loss": plan["loss"]["name"],
+        "batch_sampler": setup.batch_sampler,
         "n_train": len(train_dataset),
         "steps_per_epoch": setup.steps_per_epoch,
         "eval_steps": setup.eval_steps,
         "global_step": state.global_step,
         "max_steps": max_steps,
         "stopped_early": state.global_step < max_steps,
-        "resumed": bool(resume_from),
+        "resumed_from_step": int(checkpoint.name.rsplit("-", 1)[-1]) if checkpoint else None,
         "metric_for_best_model": setup.metric_for_best_model,
+        "greater_is_better": setup.greater_is_better,
         "best_metric": state.best_metric,
         "best_checkpoint": state.best_model_checkpoint,
+        "collapse_probe": {"base": collapse_guard.base_value, "values": collapse_guard.values} if collapse_guard else None,
         "train_seconds": round(seconds, 2),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
         "log_history": state.log_history,
@@ -166,6 +300,122 @@ def plot_curves(summary: dict[str, Any], path=None):
         right.legend(loc="lower right")
     right.set_xlabel("step")
     right.set_ylabel(summary["metric_for_best_model"].removeprefix("eval_"))
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+def tensorboard_scalars(folder) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar series in the TensorBoard event files under ``folder``: tag -> [(step, value)]."""
+    from pathlib import Path
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    series: dict[str, dict[int, float]] = {}
+    for events in sorted(Path(folder).rglob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            for event in accumulator.Scalars(tag):
+                series.setdefault(tag, {})[event.step] = event.value  # a resumed run rewrites its steps
+    return {tag: sorted(points.items()) for tag, points in series.items()}
+
+
+def plot_tensorboard(folder, path=None):
+    """Training loss, learning rate and the validation metrics, drawn from the event files."""
+    import matplotlib.pyplot as plt
+
+    series = tensorboard_scalars(folder)
+    panels = [("training loss", [t for t in series if t == "train/loss"]),
+              ("learning rate", [t for t in series if t == "train/learning_rate"]),
+              ("validation", [t for t in series if t.startswith("eval/") and not t.endswith(("_runtime", "per_second",
+                                                                                               "/epoch"))])]
+    panels = [(title, tags) for title, tags in panels if tags]
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 3.4), squeeze=False)
+    for ax, (title, tags) in zip(axes[0], panels):
+        for tag in tags:
+            steps, values = zip(*series[tag])
+            ax.plot(steps, values, marker="o" if len(steps) < 30 else None, label=tag.split("/", 1)[1])
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if len(tags) > 1 or title == "validation":
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110)
+    return fig
+
+
+# --- loss bake-off ---------------------------------------------------------------------------------
+
+
+def bake_off(run: RunDir, config: RunConfig, candidates: Sequence[str] | None = None, max_steps: int = 100,
+             train_rows: int | None = 2000, write_winner: bool = True):
+    """Train each candidate loss for the same budget (``max_steps`` on the first ``train_rows``
+    training rows) from the same base model, score each on the validation split, and (optionally)
+    write the winner into plan.json. Returns a table, best first."""
+    import copy
+    import shutil
+
+    import pandas as pd
+
+    from .losses import choose_loss, loss_choices, write_plan
+
+    plan = read_json(run.plan_path)
+    shape = plan.get("train_shape", config.data.shape)
+    data_shape = read_report(run)["shape"]
+    metric, greater_is_better = plan_training(config, 1, "cpu", shape=data_shape).metric_for_best_model, True
+    if metric == "eval_loss":
+        raise ValueError(f"a bake-off needs a validation metric that every loss is judged by; {data_shape} data "
+                         "has only the validation loss, which differs from loss to loss")
+    names = list(candidates) if candidates else [c.name for c in loss_choices(shape)]
+    rows = []
+    for name in names:
+        trial_config = copy.deepcopy(config)
+        trial_config.loss.name = name
+        trial_config.loss.params = {}
+        trial_config.train.max_steps = max_steps
+        trial_config.train.early_stopping_patience = None
+        trial_config.train.evaluations_per_epoch = 1
+        trial = RunDir(run.root / "bake-off" / name)
+        if trial.root.exists():
+            shutil.rmtree(trial.root)
+        shutil.copytree(run.data_dir, trial.data_dir)
+        if train_rows is not None:
+            lines = trial.split_path("train").read_text(encoding="utf-8").splitlines(keepends=True)
+            trial.split_path("train").write_text("".join(lines[:train_rows]), encoding="utf-8")
+        write_plan(trial, trial_config, n_train=min(plan["n_train"], train_rows or plan["n_train"]), shape=shape)
+        summary = train_model(trial, trial_config)
+        scores = [e[metric] for e in summary["log_history"] if metric in e]
+        rows.append({"loss": name, metric.removeprefix("eval_"): scores[-1] if scores else float("nan"),
+                     "steps": summary["global_step"], "seconds": summary["train_seconds"]})
+        shutil.rmtree(trial.checkpoints_dir, ignore_errors=True)  # the trial models are not kept
+        shutil.rmtree(trial.model_dir, ignore_errors=True)
+    table = pd.DataFrame(rows).sort_values(metric.removeprefix("eval_"), ascending=not greater_is_better,
+                                           ignore_index=True)
+    if write_winner:
+        winner = table.iloc[0]
+        winning_config = copy.deepcopy(config)
+        winning_config.loss.name = winner["loss"]
+        choose_loss(winning_config, shape)  # validates before the plan is rewritten
+        new_plan = write_plan(run, winning_config, n_train=plan["n_train"], shape=shape)
+        new_plan["loss"]["chosen_by"] = (f"bake-off: best validation {metric.removeprefix('eval_validation_')} "
+                                         f"({winner[metric.removeprefix('eval_')]:.4f}) of {len(table)} losses "
+                                         f"after {max_steps} steps each")
+        new_plan["bake_off"] = table.to_dict(orient="records")
+        atomic_write_json(run.plan_path, new_plan)
+    return table
+
+
+def plot_bake_off(table, path=None):
+    import matplotlib.pyplot as plt
+
+    metric = [c for c in table.columns if c not in ("loss", "steps", "seconds")][0]
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45 * len(table)))
+    ax.barh(table["loss"][::-1], table[metric][::-1], color="#2f6fde")
+    ax.set_xlabel(metric.removeprefix("validation_"))
+    ax.set_title("loss bake-off (same steps, same data)")
     fig.tight_layout()
     if path is not None:
         fig.savefig(path, dpi=110)

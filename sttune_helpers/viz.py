@@ -16,7 +16,8 @@ def subsample(n: int, max_points: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
 
 
-def umap_project(embeddings: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> np.ndarray:
+def umap_project(embeddings: np.ndarray, n_neighbors: int, min_dist: float, seed: int,
+                 n_epochs: int | None = None) -> np.ndarray:
     import umap
     from sklearn.metrics.pairwise import cosine_distances
 
@@ -25,7 +26,7 @@ def umap_project(embeddings: np.ndarray, n_neighbors: int, min_dist: float, seed
     # A seeded UMAP runs single-threaded; that is the price of maps that reproduce exactly.
     distances = np.clip(cosine_distances(embeddings), 0.0, None)
     reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(embeddings) - 1), min_dist=min_dist,
-                        metric="precomputed", random_state=seed)
+                        metric="precomputed", random_state=seed, n_epochs=n_epochs)
     return reducer.fit_transform(distances)
 
 
@@ -61,11 +62,12 @@ def plot_side_by_side(projections: dict[str, np.ndarray], bucket: np.ndarray, la
 
 
 def embedding_maps(stored: dict[str, np.ndarray], original_range: tuple[float, float], max_points: int,
-                   n_neighbors: int, min_dist: float, seed: int, path=None) -> dict[str, Any]:
+                   n_neighbors: int, min_dist: float, seed: int, path=None,
+                   n_epochs: int | None = None) -> dict[str, Any]:
     """Project base and fine-tuned embeddings of the same subsample and draw them side by side."""
     chosen = subsample(len(stored["sentences"]), max_points, seed)
     names = [key.removeprefix("embeddings_") for key in stored if key.startswith("embeddings_")]
-    projections = {name: umap_project(stored[f"embeddings_{name}"][chosen], n_neighbors, min_dist, seed)
+    projections = {name: umap_project(stored[f"embeddings_{name}"][chosen], n_neighbors, min_dist, seed, n_epochs)
                    for name in names}
     bucket, labels = score_buckets(stored["scores"][chosen], original_range)
     figure = plot_side_by_side(projections, bucket, labels, "pair score", path)

@@ -1,3 +1,4 @@
+import gc
 import os
 import shutil
 import subprocess
@@ -11,9 +12,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Nothing in the tests may reach a network; the hub probe is tested separately.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# UMAP runs interpreted in the tests (here and in the smoke run's kernel, which inherits this):
+# compiling pynndescent's numba kernels on import costs 15+ minutes on a fresh 2-core machine,
+# interpreting them on the tests' hundred points costs seconds. `make run` and the benchmarks
+# compile as usual; NUMBA_DISABLE_JIT=0 make test compiles here too.
+os.environ.setdefault("NUMBA_DISABLE_JIT", "1")
+# The smoke run trains on one core while the tests run on the other: with torch's default of a
+# thread per core, the two processes' OpenMP threads spin against each other and each step takes
+# minutes instead of seconds on a 2-core machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-# Generous: on a contended 2-core machine each notebook kernel spends minutes importing torch, and
-# the first UMAP import compiles pynndescent's numba kernels.
+# Generous: on a contended 2-core machine the run's kernel spends minutes importing torch.
 SMOKE_TIMEOUT_S = 3600
 
 
@@ -65,12 +74,9 @@ _background: dict[str, BackgroundSmokeRun] = {}
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection
 def pytest_collection_modifyitems(session, config, items):
-    # UMAP's tests first: importing umap compiles numba kernels into its on-disk cache, which the
-    # smoke run's visualization kernel then reuses. Tests that need the smoke run go last.
+    # Tests that need the smoke run go last, so that it runs beside the others.
     def order(item):
-        if "smoke_run" in item.fixturenames:
-            return 2
-        return 0 if item.path.name == "test_viz.py" else 1
+        return 1 if "smoke_run" in item.fixturenames else 0
 
     items.sort(key=order)
     if any("smoke_run" in item.fixturenames for item in items) and not config.option.collectonly:
@@ -84,6 +90,16 @@ def pytest_sessionfinish(session, exitstatus):
         run.stop(keep=exitstatus != 0)
         if exitstatus != 0:
             print(f"\nsmoke run kept in {run.workdir}")
+
+
+@pytest.fixture(autouse=True)
+def frozen_heap():
+    """accelerate runs gc.collect() at the start and end of every trainer.train(); with torch and
+    transformers loaded that walks half a million objects, seconds each time on a small machine.
+    Objects alive before a test move to the permanent generation, so collections walk only the
+    test's own."""
+    gc.freeze()
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -47,3 +47,45 @@ def test_prepare_run_dir_rules(tmp_path):
         prepare_run_dir(tmp_path, "c", config, continuing=False, overwrite=True)
     assert (tmp_path / "c" / "precious.txt").exists()
 
+
+
+def stand_in_notebooks(folder):
+    """Five tiny stage notebooks: each fails if the previous stage's variables are still there,
+    records its kernel's process id, and completes its stage."""
+    import nbformat
+    from sttune_helpers.rundir import NOTEBOOKS
+
+    folder.mkdir()
+    for stage, name in NOTEBOOKS.items():
+        parameters = nbformat.v4.new_code_cell('run_dir = ""')
+        parameters.metadata["tags"] = ["parameters"]
+        body = nbformat.v4.new_code_cell(
+            "import os\n"
+            "from pathlib import Path\n"
+            "from sttune_helpers.rundir import RunDir\n"
+            "assert 'left_by_a_stage' not in globals(), 'a variable of the previous stage is still defined'\n"
+            "left_by_a_stage = 1\n"
+            f"run = RunDir(Path(run_dir))\nrun.start_stage({stage!r})\n"
+            "with open(os.path.join(run_dir, 'kernel-pids.txt'), 'a') as pids:\n"
+            "    pids.write(f'{os.getpid()}\\n')\n"
+            f"run.complete_stage({stage!r})\n")
+        notebook = nbformat.v4.new_notebook(cells=[parameters, body])
+        notebook.metadata["kernelspec"] = {"name": "sttune", "display_name": "Python (sttune)", "language": "python"}
+        nbformat.write(notebook, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_stages_share_one_kernel_with_a_clean_namespace(tmp_path, monkeypatch, shared):
+    from sttune_helpers.pipeline import NOTEBOOKS_ENV, run_stages
+
+    monkeypatch.setenv(NOTEBOOKS_ENV, str(stand_in_notebooks(tmp_path / "notebooks")))
+    monkeypatch.chdir(tmp_path)
+    run = prepare_run_dir(tmp_path / "runs", "stand-in", load_preset("smoke"), continuing=False, overwrite=False)
+    stages = STAGES if shared else STAGES[:2]  # a fresh kernel per stage is slow: two show it
+    messages = []
+    results = run_stages(run, stages, echo=messages.append, shared_kernel=shared)
+    assert [r.status for r in results] == ["completed"] * len(stages), "\n".join(messages)
+    pids = (run.root / "kernel-pids.txt").read_text().split()
+    assert len(pids) == len(stages)
+    assert len(set(pids)) == (1 if shared else len(stages))

@@ -48,3 +48,39 @@ def test_precision_choice_is_explained():
     assert pick_precision("fp32", "cpu") == ("fp32", "set in the config (train.precision)")
     precision, reason = pick_precision("auto", "cpu")
     assert precision in {"bf16", "fp32"} and "CPU" in reason
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from tiny_model import build_tiny_model_folder
+
+    return str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def test_pooling_choices_change_the_embeddings_not_their_size(tiny_folder):
+    from sttune_helpers.modeling import pooling_mode
+
+    texts = ["the first sentence is longer than the other", "a second one"]
+    embeddings = {}
+    for mode in ("model", "mean", "max", "cls"):
+        model = load_model(tiny_folder, device="cpu", pooling=mode)
+        assert pooling_mode(model) == ("mean" if mode == "model" else mode)
+        embeddings[mode] = model.encode(texts)
+        assert embeddings[mode].shape == (2, 32)
+    np.testing.assert_allclose(embeddings["model"], embeddings["mean"], rtol=1e-5)
+    for a, b in (("mean", "max"), ("mean", "cls"), ("max", "cls")):
+        assert not np.allclose(embeddings[a], embeddings[b]), (a, b)
+    with pytest.raises(ValueError, match="model.pooling must be one of"):
+        load_model(tiny_folder, device="cpu", pooling="median")
+
+
+def test_dropout_settings_reach_the_transformer(tiny_folder):
+    import torch
+
+    model = load_model(tiny_folder, device="cpu", hidden_dropout=0.3, attention_dropout=0.25)
+    config = model[0].auto_model.config
+    assert config.hidden_dropout_prob == 0.3 and config.attention_probs_dropout_prob == 0.25
+    rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert 0.3 in rates
+    with pytest.raises(ValueError, match=r"model.hidden_dropout must be in \[0, 1\)"):
+        load_model(tiny_folder, device="cpu", hidden_dropout=1.5)

@@ -159,28 +159,32 @@ def test_data_prep_notebook_runs_for_every_shape(tmp_path):
         "unlabeled": [f"data.source={texts}", "data.augment.simcse=true"],
     }
     from sttune_helpers.config import load_preset
-    from sttune_helpers.pipeline import prepare_run_dir, run_stages
+    from sttune_helpers.pipeline import ensure_kernel, prepare_run_dir, run_stages, stage_kernel
 
     # In this process rather than through `sttune run --only data_prep` five times (which the
-    # smoke run and the CLI tests cover): one papermill import, five kernels.
-    for shape, overrides in cases.items():
-        config = load_preset("smoke").with_overrides(["data.shape=auto", *overrides])
-        run = prepare_run_dir(tmp_path / "runs", shape, config, continuing=False, overwrite=False)
-        messages = []
-        results = run_stages(run, ["data_prep"], echo=messages.append)
-        assert results[-1].status == "completed", f"{shape}:\n" + "\n".join(messages)
-        run_dir = run.root
-        report = json.loads((run_dir / "data" / "report.json").read_text())
-        assert report["shape"] == shape
-        assert json.loads((run_dir / "manifest.json").read_text())["stages"]["data_prep"]["status"] == "completed"
-        executed = nbformat.read(run_dir / "notebooks" / "01_data_prep.ipynb", as_version=4)
-        assert f"shape: {shape}" in "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
-                                            for o in c.outputs)
-        train = [json.loads(line) for line in (run_dir / "data" / "train.jsonl").read_text().splitlines()]
-        if shape == "pair_binary":
-            added = report["augmentation"][0]["rows_added"]
-            assert added > 0 and sum(bool(row.get("augmentation")) for row in train) == added
-        if shape == "unlabeled":
-            assert report["train_shape"] == "retrieval" and all(r["anchor"] == r["positive"] for r in train)
-        if shape == "retrieval":
-            assert (run_dir / "data" / "corpus.jsonl").is_file() and (run_dir / "data" / "qrels.jsonl").is_file()
+    # smoke run and the CLI tests cover): one papermill import, one kernel shared by the five runs.
+    with stage_kernel(ensure_kernel()) as kernel:
+        for shape, overrides in cases.items():
+            config = load_preset("smoke").with_overrides(["data.shape=auto", *overrides])
+            run = prepare_run_dir(tmp_path / "runs", shape, config, continuing=False, overwrite=False)
+            messages = []
+            results = run_stages(run, ["data_prep"], echo=messages.append, kernel=kernel)
+            assert results[-1].status == "completed", f"{shape}:\n" + "\n".join(messages)
+            check_data_prep_run(run.root, shape)
+
+
+def check_data_prep_run(run_dir, shape):
+    report = json.loads((run_dir / "data" / "report.json").read_text())
+    assert report["shape"] == shape
+    assert json.loads((run_dir / "manifest.json").read_text())["stages"]["data_prep"]["status"] == "completed"
+    executed = nbformat.read(run_dir / "notebooks" / "01_data_prep.ipynb", as_version=4)
+    assert f"shape: {shape}" in "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code"
+                                        for o in c.outputs)
+    train = [json.loads(line) for line in (run_dir / "data" / "train.jsonl").read_text().splitlines()]
+    if shape == "pair_binary":
+        added = report["augmentation"][0]["rows_added"]
+        assert added > 0 and sum(bool(row.get("augmentation")) for row in train) == added
+    if shape == "unlabeled":
+        assert report["train_shape"] == "retrieval" and all(r["anchor"] == r["positive"] for r in train)
+    if shape == "retrieval":
+        assert (run_dir / "data" / "corpus.jsonl").is_file() and (run_dir / "data" / "qrels.jsonl").is_file()

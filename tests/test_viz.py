@@ -12,12 +12,12 @@ def two_clusters(n_per_cluster=60, dim=32, seed=0):
 
 def test_umap_keeps_clusters_apart_and_is_seeded():
     points, cluster = two_clusters()
-    projected = umap_project(points, n_neighbors=10, min_dist=0.1, seed=7)
+    projected = umap_project(points, n_neighbors=10, min_dist=0.1, seed=7, n_epochs=100)
     assert projected.shape == (len(points), 2) and np.isfinite(projected).all()
     centre = [projected[cluster == k].mean(axis=0) for k in (0, 1)]
     spread = max(np.linalg.norm(projected[cluster == k] - centre[k], axis=1).max() for k in (0, 1))
     assert np.linalg.norm(centre[0] - centre[1]) > 2 * spread
-    np.testing.assert_array_equal(projected, umap_project(points, n_neighbors=10, min_dist=0.1, seed=7))
+    np.testing.assert_array_equal(projected, umap_project(points, n_neighbors=10, min_dist=0.1, seed=7, n_epochs=100))
 
 
 def test_subsample_is_seeded_sorted_and_capped():
@@ -38,7 +38,8 @@ def test_embedding_maps_draw_both_models_from_the_same_points(tmp_path):
     stored = {"sentences": np.array([f"s{i}" for i in range(len(points))]), "scores": cluster * 0.9,
               "embeddings_base": points, "embeddings_fine_tuned": points[:, ::-1].copy()}
     path = tmp_path / "map.png"
-    result = embedding_maps(stored, (0.0, 5.0), max_points=50, n_neighbors=10, min_dist=0.1, seed=1, path=path)
+    result = embedding_maps(stored, (0.0, 5.0), max_points=50, n_neighbors=10, min_dist=0.1, seed=1, path=path,
+                            n_epochs=100)
     assert result["n_points"] == 50 and result["n_available"] == 80
     assert set(result["projections"]) == {"base", "fine_tuned"}
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,145 @@
+"""Benchmark the loss registry and the training stage's overhead (issue 4).
+
+1. STS-B: CoSENTLoss vs CosineSimilarityLoss vs AnglELoss, the same budget, test Spearman over 3
+   seeds (mean ± sd).
+2. MRPC (the data set in ../shared/data/mrpc, or --mrpc PATH): OnlineContrastiveLoss vs
+   ContrastiveLoss vs MultipleNegativesRankingLoss, test average precision and F1 (cosine).
+3. Throughput: the training stage (sttune's train_model) vs a bare SentenceTransformerTrainer
+   script with the same settings, pairs per second, as a ratio measured in one process.
+
+Each trial is a real `sttune run` (data_prep -> evaluation) into bench/out/, appended to
+bench/RESULTS.md with the machine.
+
+    .venv/bin/python bench/losses.py [--epochs 1] [--seeds 0 1 2] [--skip-mrpc] [--skip-throughput]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from default_run import machine  # noqa: E402
+
+STSB_LOSSES = ["CoSENTLoss", "CosineSimilarityLoss", "AnglELoss"]
+MRPC_LOSSES = ["OnlineContrastiveLoss", "ContrastiveLoss", "MultipleNegativesRankingLoss"]
+
+
+def sttune_run(name: str, overrides: list[str], must_complete: str = "embedding_viz") -> Path:
+    runs_dir = HERE / "out"
+    command = [sys.executable, "-m", "sttune_helpers.cli", "run", "--preset", "default", "--name", name,
+               "--runs-dir", str(runs_dir), "--overwrite", "-p", "viz.max_points=10"]
+    for override in overrides:
+        command += ["-p", override]
+    subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    manifest = json.loads((runs_dir / name / "manifest.json").read_text())
+    if manifest["stages"][must_complete]["status"] != "completed":
+        raise SystemExit(f"run {name}: stage {must_complete} did not complete; see {runs_dir / name}")
+    return runs_dir / name
+
+
+def stsb(epochs: float, seeds: list[int]) -> list[str]:
+    lines = ["| loss | test Spearman (mean ± sd) | seeds |", "|---|---|---|"]
+    for loss in STSB_LOSSES:
+        values = []
+        for seed in seeds:
+            run = sttune_run(f"losses-stsb-{loss}-{seed}", [f"loss.name={loss}", f"seed={seed}",
+                                                            f"train.epochs={epochs}"])
+            metrics = json.loads((run / "eval" / "metrics.json").read_text())
+            values.append(metrics["models"]["fine_tuned"]["metrics"]["spearman_cosine"]["value"])
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        lines.append(f"| {loss} | {statistics.mean(values):.4f} ± {sd:.4f} | {', '.join(f'{v:.4f}' for v in values)} |")
+    return lines
+
+
+def mrpc(path: Path, epochs: float) -> list[str]:
+    lines = ["| loss | test AP (cosine) | test F1 (cosine) |", "|---|---|---|"]
+    for loss in MRPC_LOSSES:
+        # Scored here with the library's evaluator: until the evaluation stage handles pair_binary
+        # (issue 5) the run stops after training.
+        run = sttune_run(f"losses-mrpc-{loss}", [f"data.source={path}", "data.shape=auto", f"loss.name={loss}",
+                                                 f"train.epochs={epochs}"], must_complete="training")
+        from sentence_transformers import SentenceTransformer
+
+        from sttune_helpers.data import load_split
+        from sttune_helpers.evaluation import build_evaluator
+        from sttune_helpers.rundir import RunDir
+
+        evaluator = build_evaluator("pair_binary", load_split(RunDir(run), "test"), name="test")
+        scores = evaluator(SentenceTransformer(str(run / "model")))
+        lines.append(f"| {loss} | {scores['test_cosine_ap']:.4f} | {scores['test_cosine_f1']:.4f} |")
+    return lines
+
+
+def throughput(steps: int) -> list[str]:
+    """Pairs per second of train_model vs a bare trainer on the same data and settings."""
+    import copy
+
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses
+
+    from sttune_helpers.config import load_preset
+    from sttune_helpers.data import load_split
+    from sttune_helpers.modeling import load_model, pick_device, pick_precision
+    from sttune_helpers.rundir import RunDir
+    from sttune_helpers.training import train_model
+
+    run = RunDir(HERE / "out" / "losses-stsb-CoSENTLoss-0")
+    config = load_preset("default").with_overrides([f"train.max_steps={steps}", "train.early_stopping_patience=null",
+                                                    "train.evaluations_per_epoch=1", "train.collapse_threshold=null"])
+    config.data.shape = "pair_score"
+    ours = copy.deepcopy(run)
+    summary = train_model(ours, config)
+    ours_rate = summary["train_samples_per_second"]
+
+    device = pick_device("auto")
+    precision, _ = pick_precision("auto", device)
+    model = load_model("default", device=device)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(HERE / "out" / "bare-trainer"), max_steps=steps, per_device_train_batch_size=16,
+        learning_rate=2e-5, warmup_steps=0.1, weight_decay=0.01, bf16=precision == "bf16", fp16=precision == "fp16",
+        use_cpu=device == "cpu", report_to=[], save_strategy="no", eval_strategy="no", seed=config.seed)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=load_split(run, "train"),
+                                         loss=losses.CoSENTLoss(model))
+    bare_rate = trainer.train().metrics["train_samples_per_second"]
+    return [f"- {steps} steps of CoSENTLoss, batch 16: training stage {ours_rate:.1f} pairs/s, bare trainer "
+            f"{bare_rate:.1f} pairs/s, ratio {ours_rate / bare_rate:.3f} (the stage also evaluates on validation "
+            "once; its time is outside train_samples_per_second)"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--mrpc", type=Path, default=HERE.parent.parent / "shared" / "data" / "mrpc")
+    parser.add_argument("--skip-mrpc", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--throughput-steps", type=int, default=100)
+    parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    lines = [f"\n## Loss registry ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
+             f"Machine: {machine()}. Command: `.venv/bin/python bench/losses.py --epochs {args.epochs:g} "
+             f"--seeds {' '.join(map(str, args.seeds))}`", "", "### STS-B, same budget", ""]
+    lines += stsb(args.epochs, args.seeds)
+    if not args.skip_mrpc:
+        lines += ["", "### MRPC", ""] + mrpc(args.mrpc, args.epochs)
+    if not args.skip_throughput:
+        lines += ["", "### Training-stage throughput", ""] + throughput(args.throughput_steps)
+    lines += ["", f"Total {time.perf_counter() - started:.0f} s."]
+    with args.results.open("a", encoding="utf-8") as results:
+        results.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,446 @@
+"""An ipywidgets panel for the loss-selection and training notebooks, bound to a RunConfig.
+
+Every control edits one dotted config key. A change is checked by ``RunConfig.with_overrides`` (the
+same typing the YAML files and ``-p key=value`` get) before it reaches the config, so the config is
+always valid: an invalid entry is named in the panel's status line and the config keeps its value.
+Headless runs (papermill) skip the panel: ``show_panel(..., interactive=False)`` does nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import shlex
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as widgets
+import yaml
+from IPython.display import display
+
+from .config import ConfigError, ModelConfig, RunConfig, TrainConfig
+from .losses import loss_choices
+from .rundir import RunDir
+
+BATCH_SIZES = tuple(2**power for power in range(2, 10))  # 4 .. 512
+LOSS_DEFAULT_TEMPERATURE = 0.05  # what the scaled losses use when loss.temperature is None (scale 20)
+
+_STYLE = {"description_width": "initial"}
+_WIDE = widgets.Layout(width="520px")
+
+
+def literal_options(section: type, field_name: str) -> tuple[Any, ...]:
+    """The allowed values of a Literal-typed config field, e.g. (ModelConfig, "pooling")."""
+    hint = typing.get_type_hints(section)[field_name]
+    if typing.get_origin(hint) is not typing.Literal:
+        raise TypeError(f"{section.__name__}.{field_name} is not a Literal field")
+    return typing.get_args(hint)
+
+
+class InvalidEntry(ValueError):
+    """Text in a control that cannot become a config value; the message says what to type."""
+
+
+@dataclass
+class _Binding:
+    """One config key, its value control and, for an Optional key, the checkbox that means None."""
+
+    key: str
+    control: widgets.ValueWidget
+    to_config: Callable[[Any], Any]  # control value -> config value; raises InvalidEntry
+    to_control: Callable[[Any], Any]  # config value (not None) -> control value
+    unset: widgets.Checkbox | None = None
+
+    def read(self) -> Any:
+        if self.unset is not None and self.unset.value:
+            return None
+        return self.to_config(self.control.value)
+
+    def row(self) -> widgets.Widget:
+        return widgets.HBox([self.control, self.unset]) if self.unset is not None else self.control
+
+
+class ConfigPanel:
+    """Controls for the loss and the training hyperparameters, editing ``config`` in place.
+
+    ``controls["train.learning_rate"]`` is the control of a key; ``unset_boxes[key]`` is the
+    checkbox of an Optional key (checked = None). ``widget`` is what to display.
+    """
+
+    def __init__(self, config: RunConfig, shape: str, run: RunDir | None = None,
+                 on_train: Callable[[RunConfig], Any] | None = None):
+        self._config = config
+        self.shape = shape
+        self.run = run
+        self.on_train = on_train
+        self.choices = loss_choices(shape)
+        self.errors: dict[str, str] = {}  # key -> why its current entry was not applied
+        self._bindings: dict[str, _Binding] = {}
+        self._syncing = False  # True while config values are pushed into the controls
+
+        self.loss_reason = widgets.HTML()
+        self.status = widgets.HTML()
+        self.message = widgets.HTML()  # the outcome of Save / Train
+        self.output = widgets.Output()  # what on_train prints, shown under the panel
+        self.save_button = widgets.Button(description="Save config", icon="save", disabled=run is None,
+                                          tooltip="write config.yaml into the run directory")
+        self.train_button = widgets.Button(description="Train", icon="play", button_style="primary",
+                                           disabled=on_train is None, tooltip="train with these settings")
+        self.save_button.on_click(lambda _: self.save())
+        self.train_button.on_click(lambda _: self.train())
+
+        sections = {
+            "Loss": self._loss_controls(),
+            "Optimisation": self._optimisation_controls(),
+            "Early stopping": self._early_stopping_controls(),
+            "Model": self._model_controls(),
+        }
+        self.tabs = widgets.Tab(children=[widgets.VBox(rows) for rows in sections.values()], titles=list(sections))
+        self.widget = widgets.VBox([self.tabs, self.status, widgets.HBox([self.save_button, self.train_button]),
+                                    self.message, self.output])
+        for binding in self._bindings.values():
+            binding.control.observe(lambda _, b=binding: self._on_control_change(b), names="value")
+            if binding.unset is not None:
+                binding.unset.observe(lambda _, b=binding: self._apply(b), names="value")
+        self.controls["loss.name"].observe(lambda _: self._show_loss_reason(), names="value")
+        self.refresh()
+
+    # --- the config ------------------------------------------------------------------------
+    @property
+    def config(self) -> RunConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: RunConfig) -> None:
+        self._config = config
+        self.refresh()
+
+    @property
+    def controls(self) -> dict[str, widgets.ValueWidget]:
+        return {key: binding.control for key, binding in self._bindings.items()}
+
+    @property
+    def unset_boxes(self) -> dict[str, widgets.Checkbox]:
+        return {key: b.unset for key, b in self._bindings.items() if b.unset is not None}
+
+    def refresh(self) -> None:
+        """Show the config's current values in the controls (after the config was changed elsewhere)."""
+        self._syncing = True
+        try:
+            for key, binding in self._bindings.items():
+                value = _get_key(self._config, key)
+                if binding.unset is not None:
+                    binding.unset.value = value is None
+                if value is not None or binding.unset is None:
+                    _set_control(binding.control, binding.to_control(value))
+        finally:
+            self._syncing = False
+        self.errors.clear()
+        self._show_status()
+        self._show_loss_reason()
+
+    def _on_control_change(self, binding: _Binding) -> None:
+        if self._syncing:
+            return
+        if binding.unset is not None and binding.unset.value:
+            # Moving the control means "use this value": leave the None setting without a second write.
+            self._syncing = True
+            binding.unset.value = False
+            self._syncing = False
+        self._apply(binding)
+
+    def _apply(self, binding: _Binding) -> None:
+        """Check the control's value as an override; apply it, or name what is wrong and keep the old value."""
+        if self._syncing:
+            return
+        try:
+            checked = self._config.with_overrides({binding.key: binding.read()})
+        except (InvalidEntry, ConfigError) as exc:
+            self.errors[binding.key] = str(exc)
+        else:
+            self.errors.pop(binding.key, None)
+            _set_key(self._config, binding.key, _get_key(checked, binding.key))
+        self._show_status()
+
+    def _show_status(self) -> None:
+        if not self.errors:
+            self.status.value = ""
+            return
+        items = "".join(f"<li><code>{_escape(key)}</code>: {_escape(text)}</li>"
+                        for key, text in self.errors.items())
+        self.status.value = (f"<div style='color:#b00020'>Not applied (the config keeps its previous value):"
+                             f"<ul>{items}</ul></div>")
+
+    def _show_loss_reason(self) -> None:
+        name = self.controls["loss.name"].value
+        choice = next((c for c in self.choices if c.name == name), None)
+        if choice is None:
+            self.loss_reason.value = (f"<i>{_escape(str(name))} is set in the config and is not among the "
+                                      f"{_escape(self.shape)} shape's registered losses.</i>")
+            return
+        defaults = getattr(choice, "params", {}) or {}
+        self.controls["loss.params"].placeholder = f"YAML mapping; default {_flow_yaml(defaults) or '{}'}"
+        tunable = getattr(choice, "tunable", {}) or {}  # optional: newer registries describe their parameters
+        hints = "".join(f"<br><code>{_escape(p)}</code>: {_escape(t)}" for p, t in tunable.items())
+        self.loss_reason.value = f"<i>{_escape(choice.reason)}</i>{hints}"
+
+    # --- actions -----------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        """Write the config to the run directory; returns the path (None when there is nothing to save to)."""
+        if self.run is None:
+            self._say("No run directory to save to.", error=True)
+            return None
+        if self.errors:
+            self._say("Not saved: fix the entries listed above first.", error=True)
+            return None
+        self.run.save_config(self._config)
+        path = self.run.config_path
+        command = f"sttune run --config {shlex.quote(str(path))}"
+        self._say(f"Saved <code>{_escape(str(path))}</code>. The same run headless: "
+                  f"<code>{_escape(command)}</code>")
+        return path
+
+    def train(self) -> Any:
+        """Call ``on_train(config)`` with its output shown under the panel; returns what it returns."""
+        if self.on_train is None:
+            self._say("No training function was given to this panel.", error=True)
+            return None
+        if self.errors:
+            self._say("Not started: fix the entries listed above first.", error=True)
+            return None
+        self.output.clear_output()
+        self._say("Training...")
+        self.train_button.disabled = True  # a second click would queue a second run
+        result, failed = None, False
+        try:
+            with self.output:
+                try:
+                    result = self.on_train(self._config)
+                except Exception as exc:
+                    failed = True
+                    self._say(f"Training failed: {_escape(str(exc))}", error=True)
+                    # Under IPython the Output shows the traceback and swallows the error; elsewhere it propagates.
+                    raise
+        finally:
+            self.train_button.disabled = False
+        if not failed:
+            self._say("Training finished.")
+        return result
+
+    def _say(self, text_html: str, error: bool = False) -> None:
+        self.message.value = f"<span style='color:#b00020'>{text_html}</span>" if error else text_html
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # --- the controls --------------------------------------------------------------------------
+    def _bind(self, key: str, control: widgets.ValueWidget, to_config: Callable[[Any], Any] = lambda v: v,
+              to_control: Callable[[Any], Any] = lambda v: v, unset_label: str | None = None,
+              help_text: str = "") -> widgets.Widget:
+        control.style = _STYLE
+        if help_text:
+            control.tooltip = help_text
+        unset = widgets.Checkbox(description=unset_label, indent=False, style=_STYLE,
+                                 layout=widgets.Layout(width="auto")) if unset_label else None
+        binding = _Binding(key, control, to_config, to_control, unset)
+        self._bindings[key] = binding
+        return binding.row()
+
+    def _loss_controls(self) -> list[widgets.Widget]:
+        loss = self._config.loss
+        options = [(f"{c.name} (default)" if i == 0 else c.name, c.name) for i, c in enumerate(self.choices)]
+        if loss.name is not None and loss.name not in {c.name for c in self.choices}:
+            options.append((f"{loss.name} (from the config)", loss.name))
+        temperature_range = _log_bounds(loss.temperature, 0.005, 1.0)
+        return [
+            self._bind("loss.name", widgets.Dropdown(description="loss", options=options, layout=_WIDE),
+                       to_control=lambda name: name or self.choices[0].name,
+                       help_text="a sentence-transformers loss class; the first is this shape's default"),
+            self.loss_reason,
+            self._bind("loss.temperature",
+                       widgets.FloatLogSlider(description="temperature", base=10, min=temperature_range[0],
+                                              max=temperature_range[1], step=0.01, value=LOSS_DEFAULT_TEMPERATURE,
+                                              readout_format=".3g", layout=_WIDE),
+                       unset_label="loss default",
+                       help_text="softmax temperature of the contrastive and ranking losses (scale = 1/temperature)"),
+            self._bind("loss.matryoshka_dims",
+                       widgets.Text(description="Matryoshka dims", placeholder="off; e.g. 384, 256, 128, 64",
+                                    layout=_WIDE, continuous_update=False),
+                       to_config=_parse_dims, to_control=lambda dims: ", ".join(str(d) for d in dims or []),
+                       help_text="wrap the loss in MatryoshkaLoss over these embedding sizes; empty = off"),
+            self._bind("loss.params",
+                       widgets.Text(description="loss parameters", layout=_WIDE, continuous_update=False),
+                       to_config=_parse_mapping, to_control=_flow_yaml,
+                       help_text="keyword arguments of the loss class, e.g. {margin: 0.5}"),
+        ]
+
+    def _optimisation_controls(self) -> list[widgets.Widget]:
+        train = self._config.train
+        lr_range = _log_bounds(train.learning_rate, 1e-6, 1e-3)
+        return [
+            self._bind("train.learning_rate",
+                       widgets.FloatLogSlider(description="learning rate", base=10, min=lr_range[0], max=lr_range[1],
+                                              step=0.05, readout_format=".1e", layout=_WIDE)),
+            self._bind("train.batch_size", widgets.Dropdown(description="batch size", options=BATCH_SIZES),
+                       help_text="in-batch-negative losses gain from bigger batches"),
+            self._bind("train.epochs",
+                       widgets.FloatSlider(description="epochs", min=0.1, max=max(20.0, train.epochs), step=0.1,
+                                           layout=_WIDE)),
+            self._bind("train.max_steps", widgets.BoundedIntText(description="max steps", min=1, max=10**9,
+                                                                 value=1000),
+                       unset_label="no cap (epochs decide)", help_text="overrides epochs when set"),
+            self._bind("train.warmup_ratio",
+                       widgets.FloatSlider(description="warmup ratio", min=0.0, max=max(0.5, train.warmup_ratio),
+                                           step=0.01, layout=_WIDE),
+                       help_text="share of the steps over which the learning rate rises from 0"),
+            self._bind("train.weight_decay",
+                       widgets.FloatSlider(description="weight decay", min=0.0, max=max(0.3, train.weight_decay),
+                                           step=0.005, readout_format=".3f", layout=_WIDE)),
+            self._bind("train.scheduler", widgets.Dropdown(description="scheduler",
+                                                           options=literal_options(TrainConfig, "scheduler"))),
+            self._bind("train.gradient_accumulation_steps",
+                       widgets.BoundedIntText(description="gradient accumulation steps", min=1, max=1024),
+                       help_text="one optimiser step per this many batches; in-batch negatives still see one batch"),
+            self._bind("train.precision",
+                       widgets.Dropdown(description="precision", options=literal_options(TrainConfig, "precision")),
+                       help_text="auto: bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU"),
+            self._bind("train.gradient_checkpointing",
+                       widgets.Checkbox(description="gradient checkpointing", indent=False),
+                       help_text="less GPU memory, about 30% slower"),
+            self._bind("train.batch_sampler",
+                       widgets.Dropdown(description="batch sampler",
+                                        options=literal_options(TrainConfig, "batch_sampler")),
+                       help_text="auto: no duplicate texts in a batch for in-batch-negative losses"),
+            self._bind("seed", widgets.IntText(description="seed")),
+        ]
+
+    def _early_stopping_controls(self) -> list[widgets.Widget]:
+        return [
+            self._bind("train.evaluations_per_epoch",
+                       widgets.BoundedIntText(description="evaluations per epoch", min=1, max=1000),
+                       help_text="validation (and a checkpoint) this many times per epoch"),
+            self._bind("train.early_stopping_patience",
+                       widgets.BoundedIntText(description="patience (evaluations)", min=1, max=1000, value=3),
+                       unset_label="off", help_text="stop after this many evaluations without improvement"),
+            self._bind("train.early_stopping_threshold",
+                       widgets.BoundedFloatText(description="threshold", min=0.0, max=1.0, step=0.001),
+                       help_text="the least gain that counts as an improvement"),
+            self._bind("train.early_stopping_metric",
+                       widgets.Text(description="metric", placeholder="the shape's primary metric",
+                                    continuous_update=False, layout=_WIDE),
+                       to_config=lambda text: text.strip() or None, to_control=lambda name: name or "",
+                       help_text='as the evaluator names it, e.g. "spearman_cosine", "cosine_ap", "ndcg@10", "loss"'),
+        ]
+
+    def _model_controls(self) -> list[widgets.Widget]:
+        model = self._config.model
+        rows = [self._bind("model.pooling",
+                           widgets.Dropdown(description="pooling", options=literal_options(ModelConfig, "pooling")),
+                           help_text="model: keep the model's own; mean, max, cls rebuild it on the transformer")]
+        dropouts = {"model.hidden_dropout": "hidden dropout", "model.attention_dropout": "attention dropout"}
+        for key, label in dropouts.items():
+            current = _get_key(self._config, key)
+            rows.append(self._bind(key, widgets.FloatSlider(description=label, min=0.0, value=0.1, step=0.01,
+                                                            max=max(0.5, current or 0.0), layout=_WIDE),
+                                   unset_label="model's own"))
+        rows.append(self._bind("model.max_seq_length",
+                               widgets.BoundedIntText(description="max sequence length (tokens)", min=1, max=10**6,
+                                                      value=model.max_seq_length or 256),
+                               unset_label="model's own", help_text="longer texts are truncated"))
+        return rows
+
+
+def show_panel(config: RunConfig, shape: str, run: RunDir | None = None,
+               on_train: Callable[[RunConfig], Any] | None = None, interactive: bool = True) -> ConfigPanel | None:
+    """Display the panel in a notebook and return it; headless runs (interactive=False) get nothing."""
+    if not interactive:
+        return None
+    panel = ConfigPanel(config, shape, run=run, on_train=on_train)
+    display(panel.widget)
+    return panel
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _get_key(config: RunConfig, key: str) -> Any:
+    node: Any = config
+    for part in key.split("."):
+        node = getattr(node, part)
+    return node
+
+
+def _set_key(config: RunConfig, key: str, value: Any) -> None:
+    *path, name = key.split(".")
+    node: Any = config
+    for part in path:
+        node = getattr(node, part)
+    setattr(node, name, value)
+
+
+def _set_control(control: widgets.ValueWidget, value: Any) -> None:
+    """Set a control's value; a Dropdown gains an option for a config value it does not offer (e.g. batch 24)."""
+    if isinstance(control, widgets.Dropdown):
+        values = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        if value not in values:
+            options = list(control.options) + [value]
+            if all(isinstance(v, int) for v in values + [value]):
+                options = sorted(options)
+            control.options = options
+    control.value = value
+
+
+def _log_bounds(value: float | None, low: float, high: float) -> tuple[float, float]:
+    """A FloatLogSlider's exponent range covering [low, high] and the config's value."""
+    low_exp, high_exp = math.log10(low), math.log10(high)
+    if value is not None and value > 0:
+        low_exp = min(low_exp, math.floor(math.log10(value)))
+        high_exp = max(high_exp, math.ceil(math.log10(value)))
+    return low_exp, high_exp
+
+
+def _parse_dims(text: str) -> list[int] | None:
+    """ "384, 256, 128" -> [384, 256, 128]; empty -> None (no Matryoshka wrapper)."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",")]
+    if not any(parts):
+        return None
+    dims = []
+    for part in parts:
+        if not part.isdigit() or int(part) == 0:
+            raise InvalidEntry(f"{part!r} is not a positive whole number; write sizes like 384, 256, 128, 64")
+        dims.append(int(part))
+    return dims
+
+
+def _parse_mapping(text: str) -> dict[str, Any]:
+    """A YAML or JSON mapping such as {margin: 0.5}; empty -> {} (the loss's defaults)."""
+    try:
+        value = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        raise InvalidEntry(f"not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(value, dict):
+        raise InvalidEntry(f"expects a mapping such as {{margin: 0.5}}, got {text!r}")
+    return value
+
+
+def _escape(text: str) -> str:
+    """Text for HTML element content (quotes stay readable; no attribute values are built from it)."""
+    return html.escape(text, quote=False)
+
+
+def _flow_yaml(mapping: dict[str, Any]) -> str:
+    return yaml.safe_dump(mapping, default_flow_style=True).strip() if mapping else ""
+
+
+def training_panel(run: RunDir, config: RunConfig, shape: str, interactive: bool = True) -> ConfigPanel | None:
+    """The panel of the training notebook: its Train button saves the config to the run and trains
+    with it, as the notebook's next cell and `sttune run --config RUN/config.yaml` would."""
+    def save_and_train(panel_config: RunConfig):
+        from .training import train_model
+
+        run.save_config(panel_config)
+        return train_model(run, panel_config)
+
+    return show_panel(config, shape, run=run, on_train=save_and_train, interactive=interactive)

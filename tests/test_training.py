@@ -1,0 +1,165 @@
+"""The training stage on a tiny model: early stopping, resume, the NaN and collapse guards, and
+training on shapes other than pair_score."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from sttune_helpers.config import load_preset
+from sttune_helpers.data import prepare_data, write_splits
+from sttune_helpers.losses import loss_shape, write_plan
+from sttune_helpers.rundir import RunDir
+from sttune_helpers.training import (CollapseGuard, EmbeddingCollapseError, NonFiniteLossGuard, TrainingDivergedError,
+                                     mean_pairwise_cosine, plan_training, train_model)
+
+from conftest import REPO
+from tiny_model import build_tiny_model_folder
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def prepared_run(tmp_path, tiny_folder, overrides=()):
+    """A run directory through data prep and loss selection, on the tiny model."""
+    config = load_preset("smoke").with_overrides([f"model.name={tiny_folder}", "loss.name=null", "data.max_train_rows=48",
+                                                  "data.max_validation_rows=24", "data.max_test_rows=16",
+                                                  "train.batch_size=8", "train.logging_steps=1", *overrides])
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir(parents=True)
+    run.save_config(config)
+    prepared = prepare_data(config.data, config.seed)
+    write_splits(run, prepared)
+    config.data.shape = prepared.report["shape"]
+    write_plan(run, config, n_train=len(prepared.splits["train"]), shape=loss_shape(prepared.report))
+    return run, config
+
+
+def test_early_stopping_stops_when_validation_stops_improving(tmp_path, tiny_folder):
+    # A learning rate of 0 keeps the validation metric flat: no evaluation after the first improves it.
+    run, config = prepared_run(tmp_path, tiny_folder, ["train.learning_rate=0", "train.warmup_ratio=0",
+                                                       "train.max_steps=30", "train.evaluations_per_epoch=6",
+                                                       "train.early_stopping_patience=2"])
+    summary = train_model(run, config)
+    assert summary["eval_steps"] == 1
+    assert summary["global_step"] == 3 and summary["stopped_early"]
+    assert summary["best_checkpoint"].endswith("checkpoint-1")
+
+    # The notebook's curves come from the TensorBoard event files, which hold what the trainer logged.
+    from sttune_helpers.training import plot_tensorboard, tensorboard_scalars
+
+    series = tensorboard_scalars(run.tensorboard_dir)
+    assert [step for step, _ in series["train/loss"]] == [1, 2, 3]
+    assert "train/learning_rate" in series and "eval/validation_spearman_cosine" in series
+    logged = {e["step"]: e["loss"] for e in summary["log_history"] if "loss" in e}
+    assert [v for _, v in series["train/loss"]] == pytest.approx([logged[s] for s in (1, 2, 3)], rel=1e-5)
+    plot_tensorboard(run.tensorboard_dir, path=tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_folder):
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    run, config = prepared_run(tmp_path, tiny_folder, ["train.max_steps=4", "train.evaluations_per_epoch=2",
+                                                       "train.early_stopping_patience=null"])
+    with pytest.raises(KeyboardInterrupt):
+        train_model(run, config, callbacks=[Interrupt()])
+    assert sorted(p.name for p in run.checkpoints_dir.glob("checkpoint-*")) == ["checkpoint-2"]
+    summary = train_model(run, config, resume=True)
+    assert summary["resumed_from_step"] == 2 and summary["global_step"] == 4
+    # Steps 1-2 come from the checkpoint's history, 3-4 from the resumed run: nothing trained twice.
+    assert [e["step"] for e in summary["log_history"] if "loss" in e] == [1, 2, 3, 4]
+
+
+def test_nan_guard_fires_on_a_real_nan_loss(tmp_path, tiny_folder):
+    # An infinite scale makes CoSENT's logits inf - inf: NaN at the first step.
+    run, config = prepared_run(tmp_path, tiny_folder, ["loss.params={scale: .inf}", "train.max_steps=3"])
+    with pytest.raises(TrainingDivergedError, match=r"training stopped at step \d: the training loss is nan.*learning "
+                                                      r"rate"):
+        train_model(run, config)
+
+
+def test_nan_guard_message_names_fp16():
+    guard = NonFiniteLossGuard(2e-5, "fp16")
+
+    class State:
+        global_step = 7
+    with pytest.raises(TrainingDivergedError, match="step 7: the training loss is inf.*fp16 overflow"):
+        guard.on_log(None, State(), None, logs={"loss": math.inf})
+    guard.on_log(None, State(), None, logs={"loss": 0.5, "learning_rate": 1e-5})
+
+
+def test_collapse_guard_fires_on_a_collapsed_model(tiny_folder):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    texts = [f"probe sentence number {i} about topic {i % 5}" for i in range(12)]
+    model = SentenceTransformer(tiny_folder, device="cpu")
+    guard = CollapseGuard(model, texts, threshold=0.98)
+    assert guard.base_value < 0.98 and guard.check(step=1) == pytest.approx(guard.base_value)
+    with torch.no_grad():  # every token embedded at the same point: a collapsed model
+        for parameter in model[0].auto_model.parameters():
+            parameter.zero_()
+        for module in model[0].auto_model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.bias.fill_(1.0)
+    assert mean_pairwise_cosine(model, texts) > 0.999
+
+    class State:
+        global_step = 5
+    with pytest.raises(EmbeddingCollapseError, match=r"step 5: the embeddings have collapsed.*learning rate"):
+        guard.on_evaluate(None, State(), None)
+
+
+def test_in_batch_negative_losses_get_the_no_duplicates_sampler():
+    config = load_preset("smoke")
+    assert plan_training(config, 100, "cpu", "retrieval", "MultipleNegativesRankingLoss").batch_sampler == \
+        "no_duplicates"
+    assert plan_training(config, 100, "cpu", "pair_score", "CoSENTLoss").batch_sampler == "batch_sampler"
+    setup = plan_training(config, 100, "cpu", "pair_class", "SoftmaxLoss")
+    assert (setup.metric_for_best_model, setup.greater_is_better) == ("eval_loss", False)
+
+
+@pytest.mark.parametrize("source,extra,metric", [
+    ("mrpc-train-sample.tsv", [], "eval_validation_cosine_ap"),
+    ("snli-sample.tsv", ["data.group_by=premise_id", "data.labels=[entailment, neutral, contradiction]"], "eval_loss"),
+    ("scifact-mini", ["data.max_train_rows=null", "data.max_validation_rows=null", "data.max_test_rows=null"],
+     "eval_validation_cosine_ndcg@10"),
+])
+def test_training_on_other_shapes_follows_their_validation_metric(tmp_path, tiny_folder, source, extra, metric):
+    run, config = prepared_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / source}",
+                                                       "data.shape=auto", "train.max_steps=2",
+                                                       "train.evaluations_per_epoch=1", *extra])
+    summary = train_model(run, config)
+    assert summary["metric_for_best_model"] == metric and summary["global_step"] == 2
+    evaluated = [e for e in summary["log_history"] if metric in e]
+    assert evaluated and all(np.isfinite(e[metric]) for e in evaluated)
+    assert (run.model_dir / "config.json").is_file() or any(run.model_dir.iterdir())
+    json.loads(run.training_summary_path.read_text())
+
+
+def test_bake_off_trains_each_loss_and_writes_the_winner(tmp_path, tiny_folder):
+    from sttune_helpers.training import bake_off, plot_bake_off
+
+    run, config = prepared_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / 'mrpc-train-sample.tsv'}",
+                                                       "data.shape=auto"])
+    table = bake_off(run, config, candidates=["OnlineContrastiveLoss", "MultipleNegativesRankingLoss"], max_steps=2,
+                     train_rows=32)
+    assert set(table["loss"]) == {"OnlineContrastiveLoss", "MultipleNegativesRankingLoss"}
+    scores = table["validation_cosine_ap"].tolist()
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+    assert (table["steps"] == 2).all()
+    plan = json.loads(run.plan_path.read_text())
+    assert plan["loss"]["name"] == table["loss"][0] and plan["loss"]["chosen_by"].startswith("bake-off")
+    assert [r["loss"] for r in plan["bake_off"]] == list(table["loss"])
+    assert not any((run.root / "bake-off").rglob("checkpoint-*"))
+    plot_bake_off(table, path=tmp_path / "bake-off.png")
+    assert (tmp_path / "bake-off.png").stat().st_size > 5_000

@@ -1,0 +1,212 @@
+"""The config panel: every control edits panel.config, invalid entries are refused, Save and Train act."""
+
+import typing
+
+import pytest
+
+from sttune_helpers.config import BatchSampler, Pooling, Precision, Scheduler, load_config, load_preset
+from sttune_helpers.losses import loss_choices
+from sttune_helpers.rundir import RunDir
+from sttune_helpers.widgets import ConfigPanel, show_panel
+
+
+@pytest.fixture
+def config():
+    return load_preset("smoke")
+
+
+@pytest.fixture
+def run(tmp_path):
+    return RunDir(tmp_path / "run")
+
+
+@pytest.fixture
+def panel(config, run):
+    return ConfigPanel(config, "pair_score", run=run)
+
+
+def test_controls_show_the_config_values(panel, config):
+    assert panel.controls["train.learning_rate"].value == pytest.approx(config.train.learning_rate)
+    assert panel.controls["train.batch_size"].value == config.train.batch_size
+    assert panel.controls["loss.name"].value == "CoSENTLoss"
+    assert panel.controls["model.max_seq_length"].value == 64
+    assert panel.unset_boxes["model.max_seq_length"].value is False
+    assert panel.unset_boxes["loss.temperature"].value is True  # None: the loss's own default
+    assert panel.controls["loss.matryoshka_dims"].value == ""
+    assert panel.status.value == ""
+
+
+def test_sliders_and_dropdowns_edit_the_config(panel, config):
+    panel.controls["train.learning_rate"].value = 3e-5
+    panel.controls["train.batch_size"].value = 64
+    panel.controls["train.epochs"].value = 2.5
+    panel.controls["train.scheduler"].value = "cosine"
+    panel.controls["train.precision"].value = "fp32"
+    panel.controls["train.gradient_checkpointing"].value = True
+    panel.controls["model.pooling"].value = "mean"
+    panel.controls["loss.name"].value = "AnglELoss"
+    panel.controls["seed"].value = 7
+
+    assert isinstance(panel.config, type(config))
+    assert panel.config is config  # edited in place, so the notebook's `config` stays current
+    assert panel.config.train.learning_rate == pytest.approx(3e-5)
+    assert panel.config.train.batch_size == 64
+    assert panel.config.train.epochs == 2.5
+    assert panel.config.train.scheduler == "cosine"
+    assert panel.config.train.precision == "fp32"
+    assert panel.config.train.gradient_checkpointing is True
+    assert panel.config.model.pooling == "mean"
+    assert panel.config.loss.name == "AnglELoss"
+    assert panel.config.seed == 7
+
+
+def test_loss_default_is_selected_and_its_reason_follows_the_choice(config, run):
+    config.loss.name = None
+    panel = ConfigPanel(config, "pair_score", run=run)
+    choices = loss_choices("pair_score")
+    assert panel.controls["loss.name"].value == choices[0].name
+    assert panel.config.loss.name is None  # showing the default does not write it
+    assert choices[0].reason[:40] in panel.loss_reason.value
+
+    panel.controls["loss.name"].value = choices[1].name
+    assert choices[1].reason[:40] in panel.loss_reason.value
+    assert panel.config.loss.name == choices[1].name
+
+
+def test_optional_values_switch_between_none_and_a_value(panel):
+    panel.controls["loss.temperature"].value = 0.02  # moving the slider leaves "loss default"
+    assert panel.config.loss.temperature == pytest.approx(0.02)
+    assert panel.unset_boxes["loss.temperature"].value is False
+
+    panel.unset_boxes["loss.temperature"].value = True
+    assert panel.config.loss.temperature is None
+
+    panel.unset_boxes["loss.temperature"].value = False
+    assert panel.config.loss.temperature == pytest.approx(0.02)
+
+    panel.controls["train.max_steps"].value = 50
+    assert panel.config.train.max_steps == 50
+    panel.unset_boxes["train.early_stopping_patience"].value = True
+    assert panel.config.train.early_stopping_patience is None
+    panel.controls["model.hidden_dropout"].value = 0.2
+    assert panel.config.model.hidden_dropout == pytest.approx(0.2)
+    panel.unset_boxes["model.max_seq_length"].value = True
+    assert panel.config.model.max_seq_length is None
+
+
+def test_text_entries_are_parsed(panel):
+    panel.controls["loss.matryoshka_dims"].value = "64, 32"
+    assert panel.config.loss.matryoshka_dims == [64, 32]
+    panel.controls["loss.matryoshka_dims"].value = " "
+    assert panel.config.loss.matryoshka_dims is None
+
+    panel.controls["loss.params"].value = '{"margin": 0.3}'
+    assert panel.config.loss.params == {"margin": 0.3}
+    panel.controls["train.early_stopping_metric"].value = "pearson_cosine"
+    assert panel.config.train.early_stopping_metric == "pearson_cosine"
+    panel.controls["train.early_stopping_metric"].value = ""
+    assert panel.config.train.early_stopping_metric is None
+
+
+def test_invalid_text_keeps_the_config_and_says_why(panel):
+    panel.controls["loss.matryoshka_dims"].value = "64, 32"
+    panel.controls["loss.matryoshka_dims"].value = "64, abc"
+    assert panel.config.loss.matryoshka_dims == [64, 32]
+    assert "loss.matryoshka_dims" in panel.status.value and "abc" in panel.status.value
+
+    panel.controls["loss.params"].value = "[1, 2]"
+    assert panel.config.loss.params == {}
+    assert "loss.params" in panel.status.value
+
+    assert panel.save() is None  # nothing is saved while an entry is wrong
+    assert not panel.run.config_path.exists()
+
+    panel.controls["loss.matryoshka_dims"].value = "128"
+    panel.controls["loss.params"].value = ""
+    assert panel.config.loss.matryoshka_dims == [128]
+    assert panel.status.value == ""
+
+
+def test_save_writes_the_edited_config(panel, run):
+    panel.controls["train.learning_rate"].value = 5e-5
+    panel.controls["train.batch_size"].value = 32
+    panel.controls["loss.matryoshka_dims"].value = "64,32"
+    panel.controls["loss.temperature"].value = 0.1
+
+    path = panel.save()
+
+    assert path == run.config_path
+    saved = load_config(path)
+    assert saved.train.learning_rate == pytest.approx(5e-5)
+    assert saved.train.batch_size == 32
+    assert saved.loss.matryoshka_dims == [64, 32]
+    assert saved.loss.temperature == pytest.approx(0.1)
+    assert saved.to_dict() == panel.config.to_dict()
+    assert str(run.config_path) in panel.message.value
+    assert f"sttune run --config {run.config_path}" in panel.message.value
+
+
+def test_save_without_a_run_is_disabled(config):
+    panel = ConfigPanel(config, "pair_score")
+    assert panel.save_button.disabled
+    assert panel.save() is None
+
+
+def test_train_calls_on_train_with_the_current_config(config, run):
+    calls = []
+    panel = ConfigPanel(config, "pair_score", run=run, on_train=lambda c: calls.append(c.to_dict()) or "done")
+    assert not panel.train_button.disabled
+    panel.controls["train.epochs"].value = 3.0
+
+    assert panel.train() == "done"
+    assert len(calls) == 1 and calls[0]["train"]["epochs"] == 3.0
+    assert not panel.train_button.disabled
+
+
+def test_train_without_on_train_is_disabled(panel):
+    assert panel.train_button.disabled
+    assert panel.train() is None
+
+
+def test_dropdown_options_come_from_the_config_types(panel):
+    assert panel.controls["train.precision"].options == typing.get_args(Precision)
+    assert panel.controls["train.batch_sampler"].options == typing.get_args(BatchSampler)
+    assert panel.controls["model.pooling"].options == typing.get_args(Pooling)
+    assert panel.controls["train.scheduler"].options == typing.get_args(Scheduler)
+    assert [value for _, value in panel.controls["loss.name"].options] == [c.name for c in loss_choices("pair_score")]
+
+
+def test_values_the_controls_do_not_offer_are_kept(config, run):
+    config.train.batch_size = 24
+    config.train.scheduler = "cosine_with_restarts"
+    panel = ConfigPanel(config, "pair_score", run=run)
+    assert panel.controls["train.batch_size"].value == 24
+    assert panel.controls["train.scheduler"].value == "cosine_with_restarts"
+    assert panel.config.train.batch_size == 24
+
+
+def test_refresh_after_the_config_changes_elsewhere(panel, config):
+    panel.config = config.with_overrides(["train.learning_rate=1e-4", "loss.temperature=0.05"])
+    assert panel.controls["train.learning_rate"].value == pytest.approx(1e-4)
+    assert panel.unset_boxes["loss.temperature"].value is False
+    assert panel.controls["loss.temperature"].value == pytest.approx(0.05)
+
+
+def test_show_panel_headless_returns_none(config, run):
+    assert show_panel(config, "pair_score", run=run, interactive=False) is None
+
+
+def test_show_panel_interactive_returns_the_panel(config, run):
+    panel = show_panel(config, "pair_score", run=run)
+    assert isinstance(panel, ConfigPanel)
+
+
+def test_a_failed_training_is_reported(config, run):
+    def broken(_config):
+        raise RuntimeError("out of memory")
+
+    panel = ConfigPanel(config, "pair_score", run=run, on_train=broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        panel.train()
+    assert "Training failed: out of memory" in panel.message.value
+    assert not panel.train_button.disabled  # can be tried again

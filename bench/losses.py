@@ -81,7 +81,7 @@ def mrpc(path: Path, epochs: float) -> list[str]:
 
 def throughput(steps: int) -> list[str]:
     """Pairs per second of train_model vs a bare trainer on the same data and settings."""
-    import copy
+    import shutil
 
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
@@ -92,12 +92,16 @@ def throughput(steps: int) -> list[str]:
     from sttune_helpers.rundir import RunDir
     from sttune_helpers.training import train_model
 
-    run = RunDir(HERE / "out" / "losses-stsb-CoSENTLoss-0")
+    # A scratch run on the data and plan of a finished STS-B run, so that run keeps its model.
+    source = HERE / "out" / "losses-stsb-CoSENTLoss-0"
+    run = RunDir(HERE / "out" / "throughput")
+    shutil.rmtree(run.root, ignore_errors=True)
+    shutil.copytree(source / "data", run.data_dir)
+    shutil.copy(source / "plan.json", run.plan_path)
     config = load_preset("default").with_overrides([f"train.max_steps={steps}", "train.early_stopping_patience=null",
                                                     "train.evaluations_per_epoch=1", "train.collapse_threshold=null"])
     config.data.shape = "pair_score"
-    ours = copy.deepcopy(run)
-    summary = train_model(ours, config)
+    summary = train_model(run, config)
     ours_rate = summary["train_samples_per_second"]
 
     device = pick_device("auto")

@@ -3,11 +3,14 @@ stopping on the validation metric, restore the best checkpoint, save the model w
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+from transformers import TrainerCallback
 
 from .config import RunConfig
 from .data import load_split, read_report
@@ -94,13 +97,7 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
     )
 
 
-def _callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-class NonFiniteLossGuard(_callback_base()):
+class NonFiniteLossGuard(TrainerCallback):
     """Stops training with an explanation when a logged training loss is NaN or infinite."""
 
     def __init__(self, learning_rate: float, precision: str):
@@ -136,7 +133,7 @@ def mean_pairwise_cosine(model, texts: list[str], batch_size: int = 32) -> float
     return off_diagonal / (n * (n - 1))
 
 
-class CollapseGuard(_callback_base()):
+class CollapseGuard(TrainerCallback):
     """Stops training when the embeddings of a fixed probe set have collapsed onto one point:
     their mean pairwise cosine above ``threshold`` and above the base model's."""
 
@@ -205,8 +202,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     model = load_configured_model(config, device=device)
     guide = None
     if choice.name in {"GISTEmbedLoss", "CachedGISTEmbedLoss"}:
-        guide = load_configured_model(config, device=device)  # the base model, frozen as the guide
-        guide.requires_grad_(False)
+        guide = copy.deepcopy(model).requires_grad_(False)  # the base model, frozen, as the guide
     loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"))
     evaluator = build_evaluator(data_shape, validation_dataset, name="validation", batch_size=config.eval.batch_size,
                                 run=run)
@@ -355,7 +351,6 @@ def bake_off(run: RunDir, config: RunConfig, candidates: Sequence[str] | None = 
     """Train each candidate loss for the same budget (``max_steps`` on the first ``train_rows``
     training rows) from the same base model, score each on the validation split, and (optionally)
     write the winner into plan.json. Returns a table, best first."""
-    import copy
     import shutil
 
     import pandas as pd
@@ -365,7 +360,7 @@ def bake_off(run: RunDir, config: RunConfig, candidates: Sequence[str] | None = 
     plan = read_json(run.plan_path)
     shape = plan.get("train_shape", config.data.shape)
     data_shape = read_report(run)["shape"]
-    metric, greater_is_better = plan_training(config, 1, "cpu", shape=data_shape).metric_for_best_model, True
+    metric, greater_is_better = validation_metric(data_shape, config.train.early_stopping_metric)
     if metric == "eval_loss":
         raise ValueError(f"a bake-off needs a validation metric that every loss is judged by; {data_shape} data "
                          "has only the validation loss, which differs from loss to loss")

@@ -1,6 +1,8 @@
 # The two commands of the README. Both create or reuse .venv and install what they need.
 VENV ?= .venv
 ARGS ?=
+# Byte-code is written on first import (set-up no longer compiles every file of every package).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test setup lab
 

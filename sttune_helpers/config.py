@@ -182,6 +182,18 @@ class EvalConfig:
     bootstrap_samples: int = 1000
     confidence: float = 0.95
     batch_size: int = 64
+    # More models in the comparison table: name -> a model path, a hub name, or another run's directory.
+    extra_models: dict[str, str] = field(default_factory=dict)
+    # Forgetting guard: both models also on the STS-B test set that ships with the package.
+    reference: bool = True
+    reference_max_pairs: Optional[int] = None  # a seeded subsample of the reference pairs; None: all 1,379
+    # Weight interpolation base -> fine-tuned at these alphas (empty: skip); final_alpha saves that
+    # mix as model_final/ (None: keep the fine-tuned model as the result).
+    interpolation_alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    final_alpha: Optional[float] = None
+    # pair_class: the accuracy of a logistic-regression probe on (u, v, |u-v|) trained on this many train rows.
+    probe_train_rows: int = 5000
+    error_rows: int = 10  # rows per error-analysis table
 
 
 @dataclass
@@ -190,6 +202,7 @@ class VizConfig:
     n_neighbors: int = 15
     min_dist: float = 0.1
     n_epochs: Optional[int] = None  # UMAP's optimisation epochs; None lets UMAP choose (500 for small data)
+    n_clusters: int = 8  # KMeans clusters that colour the maps when the data has no labels
 
 
 @dataclass

@@ -40,16 +40,16 @@ def sttune(*args, cwd, timeout=SMOKE_TIMEOUT_S):
                           timeout=timeout)
 
 
-class BackgroundSmokeRun:
-    """`sttune run --preset smoke`, started when collection ends so that it runs on one core while
-    the unit tests run on the other; the pipeline tests, ordered last, wait for it."""
+class BackgroundRun:
+    """A command started when collection ends, so that it runs on the core the unit tests leave
+    free; the tests that need it are ordered last and wait for it."""
 
-    def __init__(self):
-        self.workdir = Path(tempfile.mkdtemp(prefix="sttune-smoke-"))
+    def __init__(self, prefix, command):
+        self.workdir = Path(tempfile.mkdtemp(prefix=prefix))
         self.stdout_path = self.workdir / "stdout.txt"
         self.stderr_path = self.workdir / "stderr.txt"
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
-            self.process = subprocess.Popen(sttune_command("run", "--preset", "smoke", "--name", "smoke"),
+            self.process = subprocess.Popen([part.replace("{workdir}", str(self.workdir)) for part in command],
                                             cwd=self.workdir, env=sttune_env(), stdout=out, stderr=err, text=True)
 
     def wait(self):
@@ -69,27 +69,38 @@ class BackgroundSmokeRun:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-_background: dict[str, BackgroundSmokeRun] = {}
+# fixture name -> (temporary directory prefix, command); {workdir} is the run's own directory.
+BACKGROUND_COMMANDS = {
+    # `sttune run --preset smoke`: the real model through every stage.
+    "smoke_run": ("sttune-smoke-", sttune_command("run", "--preset", "smoke", "--name", "smoke")),
+    # Every other task shape through every stage on a tiny model (tests/every_shape_runs.py).
+    "every_shape_runs": ("sttune-shapes-", [sys.executable, str(REPO / "tests" / "every_shape_runs.py"),
+                                            "{workdir}"]),
+}
+_background: dict[str, BackgroundRun] = {}
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection
 def pytest_collection_modifyitems(session, config, items):
-    # Tests that need the smoke run go last, so that it runs beside the others.
+    # Tests that need a background run go last, so that it runs beside the others.
     def order(item):
-        return 1 if "smoke_run" in item.fixturenames else 0
+        return 1 if set(BACKGROUND_COMMANDS) & set(item.fixturenames) else 0
 
     items.sort(key=order)
-    if any("smoke_run" in item.fixturenames for item in items) and not config.option.collectonly:
-        _background["smoke"] = BackgroundSmokeRun()
+    if config.option.collectonly:
+        return
+    for name, (prefix, command) in BACKGROUND_COMMANDS.items():
+        if any(name in item.fixturenames for item in items):
+            _background[name] = BackgroundRun(prefix, command)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    run = _background.pop("smoke", None)
-    if run is not None:
+    for name in list(_background):
+        run = _background.pop(name)
         # Kept after a failure, so the executed notebooks can be read.
         run.stop(keep=exitstatus != 0)
         if exitstatus != 0:
-            print(f"\nsmoke run kept in {run.workdir}")
+            print(f"\n{name} kept in {run.workdir}")
 
 
 @pytest.fixture(autouse=True)
@@ -105,7 +116,16 @@ def frozen_heap():
 @pytest.fixture(scope="session")
 def smoke_run():
     """The smoke run started at collection, shared by the pipeline tests."""
-    run = _background["smoke"]
+    run = _background["smoke_run"]
     result = run.wait()
     assert result.returncode == 0, f"smoke run failed:\n{result.stdout}\n{result.stderr}"
     return run.workdir / "runs" / "smoke", result
+
+
+@pytest.fixture(scope="session")
+def every_shape_runs():
+    """The runs of every other task shape, started at collection (tests/every_shape_runs.py)."""
+    run = _background["every_shape_runs"]
+    result = run.wait()
+    assert result.returncode == 0, f"a shape's run failed:\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}"
+    return run.workdir / "runs"

@@ -41,3 +41,264 @@ def test_paired_comparison_detects_a_real_gain_and_not_a_null_one():
     assert gain["difference"] > 0 and gain["ci95"][0] > 0 and gain["p_value"] < 0.01
     null = paired_comparison("same", "base", "spearman_cosine", values, dists, boot)
     assert null["difference"] == 0 and null["p_value"] == 1.0
+
+
+# --- retrieval metrics on a hand-computable case -------------------------------------------------
+
+from sttune_helpers.evaluation import (  # noqa: E402
+    Bootstrap as _Bootstrap, Finding, METRICS_SCHEMA, binary_thresholds, check_batch_duplicates, check_collapse,
+    check_data_size, check_overfitting, check_score_scale, check_test_overlap, interpolate_models, mean_metrics,
+    pair_binary_metrics, query_metrics, seed_summary, suggest_alpha, validate_report, TaskSet,
+)
+
+# Four queries over documents d1..d6; the ranking each model returned and the relevant documents.
+RANKED = [["d1", "d2", "d3"], ["d2", "d1", "d3"], ["d3", "d4", "d1"], ["d5", "d6", "d1"]]
+RELEVANT = [{"d1"}, {"d1"}, {"d1", "d4"}, {"d2"}]
+
+
+def test_retrieval_metrics_match_hand_computation():
+    metrics = query_metrics(RANKED, RELEVANT)
+    # q1: hit at rank 1; q2: rank 2; q3: relevant at ranks 2 and 3 of 2 relevant; q4: no hit.
+    ndcg_q3 = (1 / np.log2(3) + 1 / np.log2(4)) / (1 + 1 / np.log2(3))
+    np.testing.assert_allclose(metrics["cosine_ndcg@10"], [1.0, 1 / np.log2(3), ndcg_q3, 0.0])
+    np.testing.assert_allclose(metrics["cosine_mrr@10"], [1.0, 0.5, 0.5, 0.0])
+    np.testing.assert_allclose(metrics["cosine_recall@1"], [1.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(metrics["cosine_recall@10"], [1.0, 1.0, 1.0, 0.0])
+    np.testing.assert_allclose(metrics["cosine_map@100"], [1.0, 0.5, (1 / 2 + 2 / 3) / 2, 0.0])
+    assert metrics["cosine_ndcg@10"].mean() == pytest.approx((1 + 1 / np.log2(3) + ndcg_q3) / 4)
+
+
+def test_retrieval_metrics_equal_the_library_evaluator():
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    queries = {f"q{i}": f"query {i}" for i in range(4)}
+    corpus = {f"d{i}": f"document {i}" for i in range(1, 7)}
+    evaluator = InformationRetrievalEvaluator(queries, corpus, dict(zip(queries, RELEVANT)),
+                                              precision_recall_at_k=[1, 10, 100])
+    results = [[{"corpus_id": doc, "score": 1.0 - rank / 10} for rank, doc in enumerate(ranking)]
+               for ranking in RANKED]
+    library = evaluator.compute_metrics(results)
+    ours = {name: values.mean() for name, values in query_metrics(RANKED, RELEVANT).items()}
+    assert ours["cosine_ndcg@10"] == pytest.approx(library["ndcg@k"][10])
+    assert ours["cosine_mrr@10"] == pytest.approx(library["mrr@k"][10])
+    assert ours["cosine_map@100"] == pytest.approx(library["map@k"][100])
+    for k in (1, 10, 100):
+        assert ours[f"cosine_recall@{k}"] == pytest.approx(library["recall@k"][k])
+
+
+def test_binary_metrics_use_the_validation_threshold_not_the_test_one():
+    from sklearn.metrics import average_precision_score
+
+    validation_sims = np.array([0.9, 0.8, 0.7, 0.3, 0.2, 0.1])
+    validation_labels = np.array([1, 1, 1, 0, 0, 0])
+    thresholds = binary_thresholds(validation_sims, validation_labels)
+    assert 0.3 < thresholds["f1"] < 0.7 and 0.3 < thresholds["accuracy"] < 0.7
+    # On test the positives sit lower: a threshold tuned on test would score 1.0, the honest one does not.
+    sims = np.array([0.45, 0.55, 0.6, 0.35, 0.3, 0.2])
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    boot = _Bootstrap.draw(len(sims), 200, 0.95, seed=0)
+    metrics, _ = pair_binary_metrics(sims, labels, {"f1": 0.5, "accuracy": 0.5}, boot)
+    assert metrics["cosine_accuracy"]["value"] == pytest.approx(5 / 6)
+    assert metrics["cosine_f1"]["value"] == pytest.approx(2 * 2 / (2 * 2 + 0 + 1))
+    assert metrics["cosine_ap"]["value"] == pytest.approx(average_precision_score(labels, sims)) == 1.0
+
+
+def test_mean_metric_intervals_contain_the_estimate_and_narrow():
+    rng = np.random.default_rng(3)
+    widths = []
+    for n in (100, 1600):
+        correct = (rng.uniform(size=n) < 0.7).astype(float)
+        metrics, resampled = mean_metrics({"cosine_accuracy": correct}, _Bootstrap.draw(n, 500, 0.95, seed=1))
+        low, high = metrics["cosine_accuracy"]["ci95"]
+        assert low < metrics["cosine_accuracy"]["value"] < high and resampled["cosine_accuracy"].shape == (500,)
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2
+
+
+# --- interpolation ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_pair(tmp_path_factory):
+    """A tiny sentence model and a copy with every weight moved, standing in for base and fine-tuned."""
+    import copy
+
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from tiny_model import build_tiny_model_folder
+
+    base = SentenceTransformer(str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")), device="cpu")
+    tuned = copy.deepcopy(base)
+    with torch.no_grad():
+        for parameter in tuned.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return base, tuned
+
+
+def test_interpolation_ends_reproduce_base_and_fine_tuned(tiny_pair):
+    base, tuned = tiny_pair
+    texts = ["a cat sits on the mat", "the stock market fell", "rain is expected tomorrow"]
+    encode = lambda model: model.encode(texts, convert_to_numpy=True)  # noqa: E731
+    np.testing.assert_array_equal(encode(interpolate_models(base, tuned, 0.0)), encode(base))
+    np.testing.assert_array_equal(encode(interpolate_models(base, tuned, 1.0)), encode(tuned))
+    middle = encode(interpolate_models(base, tuned, 0.5))
+    assert not np.allclose(middle, encode(base)) and not np.allclose(middle, encode(tuned))
+    with pytest.raises(ValueError, match="within 0..1"):
+        interpolate_models(base, tuned, 1.5)
+
+
+def test_interpolation_refuses_different_architectures(tiny_pair, tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dense
+
+    base, tuned = tiny_pair
+    wider = SentenceTransformer(modules=[*tuned, Dense(32, 8)], device="cpu")
+    with pytest.raises(ValueError, match="differ in their modules"):
+        interpolate_models(base, wider, 0.5)
+
+
+def test_suggested_alpha_keeps_general_ability_within_tolerance():
+    rows = [{"alpha": 0.0, "task": 0.70, "reference": 0.82}, {"alpha": 0.5, "task": 0.798, "reference": 0.81},
+            {"alpha": 1.0, "task": 0.80, "reference": 0.75}]
+    assert suggest_alpha(rows) == 0.5
+    assert suggest_alpha(rows, tolerance=0.0) == 1.0
+    assert suggest_alpha([{"alpha": 1.0, "task": 0.8, "reference": None}]) is None
+
+
+# --- doctor: each check fires on a bad case and stays silent on a good one -------------------------
+
+
+def test_collapse_check():
+    rng = np.random.default_rng(0)
+    spread = rng.normal(size=(50, 16))
+    collapsed = np.ones((50, 16)) + 0.01 * rng.normal(size=(50, 16))
+    assert check_collapse(collapsed).fired and not check_collapse(spread).fired
+    assert check_collapse(collapsed, base_embeddings=spread).fired
+    assert not check_collapse(collapsed, base_embeddings=collapsed.copy()).fired  # it was that tight before training
+
+
+def _history(losses, metric_values):
+    log = [{"step": 10 * (i + 1), "loss": loss} for i, loss in enumerate(losses)]
+    log += [{"step": 10 * (i + 1), "eval_validation_spearman_cosine": v} for i, v in enumerate(metric_values)]
+    return {"metric_for_best_model": "eval_validation_spearman_cosine", "greater_is_better": True, "log_history": log}
+
+
+def test_overfitting_check():
+    overfit = _history([1.0, 0.7, 0.5, 0.3, 0.2], [0.70, 0.78, 0.76, 0.74, 0.72])
+    healthy = _history([1.0, 0.7, 0.5, 0.3, 0.2], [0.70, 0.74, 0.76, 0.77, 0.78])
+    found = check_overfitting(overfit)
+    assert found.fired and "step 20" in found.message and found.fix
+    assert not check_overfitting(healthy).fired
+    assert not check_overfitting(None).fired
+
+
+def _pairs(scores):
+    import pandas as pd
+
+    return TaskSet("pair_score", "test", pd.DataFrame({"sentence1": [f"a{i}" for i in range(len(scores))],
+                                                       "sentence2": [f"b{i}" for i in range(len(scores))],
+                                                       "score": scores}))
+
+
+def test_score_scale_check():
+    assert check_score_scale(_pairs([0.0, 2.5, 5.0])).fired
+    assert not check_score_scale(_pairs([0.0, 0.5, 1.0]), similarity=np.array([0.1, 0.5, 0.9])).fired
+    # Gold spread over 0..1 while every cosine sits at 0.95: the model's scale does not match.
+    assert check_score_scale(_pairs([0.0, 0.5, 1.0]), similarity=np.array([0.95, 0.951, 0.952])).fired
+
+
+def test_duplicates_in_in_batch_negative_batches_check():
+    import pandas as pd
+
+    train = pd.DataFrame({"anchor": ["q1", "q2", "q1"], "positive": ["a1", "a2", "a3"]})
+    in_batch = {"in_batch_negatives": True}
+    assert check_batch_duplicates(train, in_batch, "batch_sampler").fired
+    assert not check_batch_duplicates(train, in_batch, "no_duplicates").fired
+    assert not check_batch_duplicates(train.drop_duplicates("anchor"), in_batch, "batch_sampler").fired
+    assert not check_batch_duplicates(train, {"in_batch_negatives": False}, "batch_sampler").fired
+
+
+def test_data_size_check():
+    assert check_data_size(100, "CoSENTLoss", 16, in_batch_negatives=False).fired
+    assert not check_data_size(5000, "CoSENTLoss", 16, in_batch_negatives=False).fired
+    assert check_data_size(1000, "MultipleNegativesRankingLoss", 128, in_batch_negatives=True).fired
+
+
+def test_test_overlap_check():
+    import pandas as pd
+
+    train = pd.DataFrame({"sentence1": ["a b", "c d"], "sentence2": ["e f", "g h"], "score": [0.1, 0.2]})
+    clean = pd.DataFrame({"sentence1": ["x y"], "sentence2": ["z w"], "score": [0.3]})
+    leaked = pd.DataFrame({"sentence1": ["A b"], "sentence2": ["e f!"], "score": [0.3]})
+    assert check_test_overlap({"train": train, "test": leaked}, "pair_score").fired
+    assert not check_test_overlap({"train": train, "test": clean}, "pair_score").fired
+
+
+# --- metrics.json --------------------------------------------------------------------------------
+
+
+def _report(models=("base", "fine_tuned")):
+    entry = {"path": "m", "metrics": {"spearman_cosine": {"value": 0.8, "ci95": [0.75, 0.85]}}}
+    return {"task": "pair_score", "primary_metric": "spearman_cosine", "n_test": 10,
+            "models": {name: entry for name in models},
+            "comparisons": [{"a": "fine_tuned", "b": "base", "metric": "spearman_cosine", "difference": 0.0,
+                             "ci95": [-0.01, 0.01], "p_value": 1.0}], "reference": {}}
+
+
+def test_metrics_schema_accepts_a_report_and_rejects_a_broken_one():
+    import jsonschema
+
+    validate_report(_report())
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report(_report(models=("base",)))
+    broken = _report()
+    del broken["comparisons"][0]["p_value"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report(broken)
+    assert set(METRICS_SCHEMA["required"]) == {"task", "primary_metric", "n_test", "models", "comparisons", "reference"}
+
+
+def test_seed_summary_gives_mean_and_sd(tmp_path):
+    import json
+
+    for seed, value in ((1, 0.80), (2, 0.82), (3, 0.84)):
+        root = tmp_path / f"run-seed{seed}"
+        (root / "eval").mkdir(parents=True)
+        report = _report()
+        report["models"]["fine_tuned"] = {"path": "m", "metrics": {"spearman_cosine": {"value": value,
+                                                                                      "ci95": [0, 1]}}}
+        (root / "eval" / "metrics.json").write_text(json.dumps(report))
+        (root / "manifest.json").write_text(json.dumps({"seed": seed}))
+    summary = seed_summary(sorted(tmp_path.iterdir()))
+    row = summary[(summary["model"] == "fine_tuned")].iloc[0]
+    assert row["mean"] == pytest.approx(0.82) and row["sd"] == pytest.approx(0.02) and row["seeds"] == 3
+
+
+def test_pair_binary_and_triplet_scores_equal_the_library_evaluators(tiny_pair):
+    import pandas as pd
+    from sentence_transformers.sentence_transformer.evaluation import BinaryClassificationEvaluator, TripletEvaluator
+
+    from sttune_helpers.evaluation import score_model
+
+    model = tiny_pair[0]
+    words = ["cat", "dog", "market", "rain", "piano", "river", "bread", "train"]
+    pairs = pd.DataFrame({"sentence1": [f"the {w} is here" for w in words],
+                          "sentence2": [f"a {w} was there" if i % 2 else f"the {words[-1 - i]} left" for i, w in
+                                        enumerate(words)],
+                          "label": [i % 2 for i in range(len(words))]})
+    task = TaskSet("pair_binary", "test", pairs, validation=pairs)
+    ours = score_model(task, model, _Bootstrap.draw(len(pairs), 20, 0.95, seed=0))
+    library = BinaryClassificationEvaluator(list(pairs["sentence1"]), list(pairs["sentence2"]), list(pairs["label"]),
+                                            name="t", similarity_fn_names=["cosine"])(model)
+    assert ours.metrics["cosine_ap"]["value"] == pytest.approx(library["t_cosine_ap"], abs=1e-6)
+    # Validation = test here, so the thresholds are the library's and so are F1 and accuracy.
+    assert ours.metrics["cosine_f1"]["value"] == pytest.approx(library["t_cosine_f1"], abs=1e-6)
+    assert ours.metrics["cosine_accuracy"]["value"] == pytest.approx(library["t_cosine_accuracy"], abs=1e-6)
+
+    triplets = pd.DataFrame({"anchor": list(pairs["sentence1"]), "positive": list(pairs["sentence2"]),
+                             "negative": [f"nothing about {w}" for w in reversed(words)]})
+    ours = score_model(TaskSet("triplet", "test", triplets), model, _Bootstrap.draw(len(triplets), 20, 0.95, seed=0))
+    library = TripletEvaluator(list(triplets["anchor"]), list(triplets["positive"]), list(triplets["negative"]),
+                               name="t", similarity_fn_names=["cosine"])(model)
+    assert ours.metrics["cosine_accuracy"]["value"] == pytest.approx(library["t_cosine_accuracy"], abs=1e-6)

@@ -58,6 +58,13 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     comparison = metrics["comparisons"][0]
     assert (comparison["a"], comparison["b"]) == ("fine_tuned", "base") and 0 < comparison["p_value"] <= 1
     assert (run_dir / "eval" / "comparison.png").stat().st_size > 10_000
+    from sttune_helpers.evaluation import validate_report
+
+    validate_report(metrics)
+    assert metrics["reference"]["name"] == "stsb-test" and metrics["reference"]["n_test"] == 100
+    assert [row["alpha"] for row in metrics["interpolation"]] == [0.0, 0.5, 1.0]
+    assert metrics["interpolation"][-1]["task"] == metrics["models"]["fine_tuned"]["metrics"]["spearman_cosine"]["value"]
+    assert len((run_dir / "eval" / "errors.csv").read_text().splitlines()) == 65
 
     png = run_dir / "viz" / "umap_base_vs_fine_tuned.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
@@ -101,8 +108,8 @@ def test_only_reruns_one_stage_of_an_existing_run(smoke_run, tmp_path):
 def test_failing_stage_names_stage_cell_error_and_notebook(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("sentence1,sentence2,score\na,b,1\nc,d,very similar\n")
-    result = sttune("run", "--preset", "smoke", "--name", "broken", "-p", f"data.source={bad}", cwd=tmp_path,
-                    timeout=300)
+    # No short timeout: beside the two background pipeline runs, this run's kernel imports take minutes.
+    result = sttune("run", "--preset", "smoke", "--name", "broken", "-p", f"data.source={bad}", cwd=tmp_path)
     assert result.returncode == 1
     out = result.stdout + result.stderr
     assert "stage 'data_prep' failed in cell" in out
@@ -141,36 +148,17 @@ def test_committed_notebooks_are_clean_and_parameterized():
         assert all(not c.outputs and c.execution_count is None for c in code), f"{notebook} has outputs"
 
 
-def test_data_prep_notebook_runs_for_every_shape(tmp_path):
-    """01_data_prep through papermill on each task shape; the pair_score shape is the smoke run's."""
-    data = REPO / "tests" / "data"
-    triplets = tmp_path / "triplets.csv"
-    triplets.write_text("anchor,positive,negative\n" + "".join(
-        f"question {i} about topic {i % 7},answer {i},unrelated {i}\n" for i in range(40)))
-    texts = tmp_path / "texts.jsonl"
-    texts.write_text("".join(json.dumps({"text": f"an unlabeled sentence number {i}"}) + "\n" for i in range(40)))
-    swap_rule = "data.augment.rules=[{kind: swap, words: [said, denied], label: negative}]"
-    cases = {
-        "pair_binary": [f"data.source={data / 'mrpc-train-sample.tsv'}", swap_rule],
-        "pair_class": [f"data.source={data / 'snli-sample.tsv'}", "data.group_by=premise_id",
-                       "data.labels=[entailment, neutral, contradiction]"],
-        "triplet": [f"data.source={triplets}"],
-        "retrieval": [f"data.source={data / 'scifact-mini'}"],
-        "unlabeled": [f"data.source={texts}", "data.augment.simcse=true"],
-    }
-    from sttune_helpers.config import load_preset
-    from sttune_helpers.pipeline import ensure_kernel, prepare_run_dir, run_stages, stage_kernel
+def test_every_stage_notebook_runs_for_every_shape(every_shape_runs):
+    """All five notebooks through papermill on each other task shape, on a tiny model
+    (tests/every_shape_runs.py, run in the background); pair_score on the real model is the smoke run."""
+    from every_shape_runs import SHAPES
 
-    # In this process rather than through `sttune run --only data_prep` five times (which the
-    # smoke run and the CLI tests cover): one papermill import, one kernel shared by the five runs.
-    with stage_kernel(ensure_kernel()) as kernel:
-        for shape, overrides in cases.items():
-            config = load_preset("smoke").with_overrides(["data.shape=auto", *overrides])
-            run = prepare_run_dir(tmp_path / "runs", shape, config, continuing=False, overwrite=False)
-            messages = []
-            results = run_stages(run, ["data_prep"], echo=messages.append, kernel=kernel)
-            assert results[-1].status == "completed", f"{shape}:\n" + "\n".join(messages)
-            check_data_prep_run(run.root, shape)
+    for shape in SHAPES:
+        run_dir = every_shape_runs / shape
+        stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
+        assert [stages[s]["status"] for s in STAGES] == ["completed"] * len(STAGES), (shape, stages)
+        check_data_prep_run(run_dir, shape)
+        check_evaluation_run(run_dir, shape)
 
 
 def check_data_prep_run(run_dir, shape):
@@ -188,3 +176,37 @@ def check_data_prep_run(run_dir, shape):
         assert report["train_shape"] == "retrieval" and all(r["anchor"] == r["positive"] for r in train)
     if shape == "retrieval":
         assert (run_dir / "data" / "corpus.jsonl").is_file() and (run_dir / "data" / "qrels.jsonl").is_file()
+
+
+def check_evaluation_run(run_dir, shape):
+    from sttune_helpers.evaluation import METRICS, PRIMARY_METRIC, validate_report
+
+    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    validate_report(metrics)
+    assert metrics["task"] == shape and metrics["primary_metric"] == PRIMARY_METRIC[shape]
+    for name in ("base", "fine_tuned"):
+        assert set(metrics["models"][name]["metrics"]) == set(METRICS[shape])
+        primary = metrics["models"][name]["metrics"][PRIMARY_METRIC[shape]]
+        assert primary["ci95"][0] <= primary["value"] <= primary["ci95"][1], (shape, name, primary)
+    assert {(c["a"], c["b"]) for c in metrics["comparisons"]} == {("fine_tuned", "base")}
+    alphas = [0.0, 0.5, 1.0] if shape == "pair_binary" else [0.0, 1.0]
+    assert [row["alpha"] for row in metrics["interpolation"]] == alphas
+    assert metrics["interpolation"][-1]["task"] == metrics["models"]["fine_tuned"]["metrics"][metrics["primary_metric"]][
+        "value"]
+    if shape == "unlabeled":  # no test labels: measured on the reference set, which is then the task
+        assert metrics["test_set"] == "stsb-test" and metrics["reference"] == {} and metrics["n_test"] == 40
+    else:
+        assert metrics["reference"]["n_test"] == 40 and set(metrics["reference"]["models"]) == {"base", "fine_tuned"}
+        errors = (run_dir / "eval" / "errors.csv").read_text().splitlines()
+        assert len(errors) == metrics["n_test"] + 1 and "error_change" in errors[0]
+        assert (run_dir / "eval" / "similarities.npz").is_file()
+    if shape == "pair_binary":
+        assert set(metrics["thresholds"]["fine_tuned"]) == {"f1", "accuracy"}
+        assert metrics["final_model"]["alpha"] == 0.5 and (run_dir / "model_final" / "config.json").is_file()
+    executed = nbformat.read(run_dir / "notebooks" / "04_evaluation.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                      for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "collapsed embeddings" in printed and "overfitting" in printed  # the doctor's table
+    assert (run_dir / "viz" / "umap_base_vs_fine_tuned.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "viz" / "projector" / "projector_config.pbtxt").is_file()
+    assert (run_dir / "viz" / "similarity_distributions.png").is_file() == (shape != "unlabeled")

@@ -210,3 +210,20 @@ def test_a_failed_training_is_reported(config, run):
         panel.train()
     assert "Training failed: out of memory" in panel.message.value
     assert not panel.train_button.disabled  # can be tried again
+
+
+def test_interpolation_picker_shows_each_alphas_scores_and_saves_the_chosen_one():
+    from sttune_helpers.widgets import interpolation_picker
+
+    rows = [{"alpha": 0.0, "task": 0.70, "reference": 0.82}, {"alpha": 0.5, "task": 0.78, "reference": None},
+            {"alpha": 1.0, "task": 0.80, "reference": 0.75}]
+    saved = []
+    box = interpolation_picker(rows, lambda alpha: saved.append(alpha) or f"model_final@{alpha}", suggested=0.5)
+    slider, scores = box.children[0], box.children[1]
+    button, status = box.children[2].children
+    assert slider.value == 0.5 and scores.value == "test 0.7800 · reference n/a"
+    slider.value = 1.0
+    assert scores.value == "test 0.8000 · reference 0.7500"
+    button.click()
+    assert saved == [1.0] and "model_final@1.0" in status.value
+    assert interpolation_picker(rows, saved.append, interactive=False) is None

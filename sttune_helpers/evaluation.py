@@ -364,7 +364,9 @@ def load_task(run: RunDir, config: RunConfig) -> TaskSet:
     if shape == "retrieval":
         corpus, queries, relevant = retrieval_tables(run, "test")
         ids = list(relevant)
-        items = pd_frame({"query_id": ids, "query": [queries[q] for q in ids],
+        import pandas as pd
+
+        items = pd.DataFrame({"query_id": ids, "query": [queries[q] for q in ids],
                           "relevant": [" | ".join(corpus[d][:80] for d in sorted(relevant[q])) for q in ids]})
         return TaskSet(shape, "test", items, corpus=corpus, relevant=[relevant[q] for q in ids])
     task = TaskSet(shape, "test", test)
@@ -380,12 +382,6 @@ def load_task(run: RunDir, config: RunConfig) -> TaskSet:
             train = train.sample(n=config.eval.probe_train_rows, random_state=config.seed)
         task.train = train
     return task
-
-
-def pd_frame(columns: dict[str, list]):
-    import pandas as pd
-
-    return pd.DataFrame(columns)
 
 
 # --- scoring one model ---------------------------------------------------------------------------
@@ -936,12 +932,22 @@ MIN_TRAIN_ROWS = 500
 MIN_IN_BATCH_BATCHES = 20  # in-batch-negative losses need many distinct batches to learn from
 
 
+def mean_cosine_of_pairs(embeddings: np.ndarray) -> float:
+    """Mean cosine similarity over all distinct pairs of rows (0 for fewer than two rows)."""
+    unit = np.nan_to_num(np.asarray(embeddings, dtype=np.float64))
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    n = len(unit)
+    if n < 2:
+        return 0.0
+    total = unit.sum(axis=0)
+    # Sum over i != j of e_i . e_j = |sum e|^2 - sum |e_i|^2, without the n x n matrix.
+    return float(total @ total - (unit * unit).sum()) / (n * (n - 1))
+
+
 def _mean_pairwise_cosine(embeddings: np.ndarray, sample: int, seed: int) -> tuple[float, int]:
     if len(embeddings) > sample:
         embeddings = embeddings[np.random.default_rng(seed).choice(len(embeddings), sample, replace=False)]
-    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
-    n = len(unit)
-    return float(((unit @ unit.T).sum() - n) / max(n * (n - 1), 1)), n
+    return mean_cosine_of_pairs(embeddings), len(embeddings)
 
 
 def check_collapse(embeddings: np.ndarray, base_embeddings: np.ndarray | None = None,
@@ -1068,7 +1074,8 @@ def run_doctor(run: RunDir, config: RunConfig, evaluation: Evaluation | None = N
         "pair_score", "unlabeled") else None
     findings.append(check_score_scale(task, similarity))
     sampler = (summary or {}).get("batch_sampler") or config.train.batch_sampler
-    findings.append(check_batch_duplicates(frames.get("train", pd_frame({})), plan, sampler))
+    if "train" in frames:
+        findings.append(check_batch_duplicates(frames["train"], plan, sampler))
     loss_name = (plan.get("loss") or {}).get("name", config.loss.name)
     findings.append(check_data_size(len(frames.get("train", [])), loss_name, config.train.batch_size,
                                     bool(plan.get("in_batch_negatives"))))

@@ -14,7 +14,7 @@ from transformers import TrainerCallback
 
 from .config import RunConfig
 from .data import load_split, read_report
-from .evaluation import build_evaluator, validation_metric
+from .evaluation import build_evaluator, mean_cosine_of_pairs, validation_metric
 from .losses import IN_BATCH_NEGATIVE_LOSSES, build_loss, fit_columns, read_plan_loss
 from .modeling import load_configured_model, pick_device, pick_precision
 from .rundir import RunDir, atomic_directory, atomic_write_json, read_json
@@ -119,18 +119,8 @@ class NonFiniteLossGuard(TrainerCallback):
 
 def mean_pairwise_cosine(model, texts: list[str], batch_size: int = 32) -> float:
     """Mean cosine similarity over all distinct pairs of ``texts``' embeddings."""
-    import numpy as np
-
-    embeddings = model.encode(texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True,
-                              show_progress_bar=False)
-    embeddings = np.nan_to_num(np.asarray(embeddings, dtype=np.float64))
-    n = len(embeddings)
-    if n < 2:
-        return 0.0
-    total = embeddings.sum(axis=0)
-    # Sum over i != j of e_i . e_j = |sum e|^2 - sum |e_i|^2
-    off_diagonal = float(total @ total - (embeddings * embeddings).sum())
-    return off_diagonal / (n * (n - 1))
+    return mean_cosine_of_pairs(model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
+                                             show_progress_bar=False))
 
 
 class CollapseGuard(TrainerCallback):

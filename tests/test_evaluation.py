@@ -302,3 +302,14 @@ def test_pair_binary_and_triplet_scores_equal_the_library_evaluators(tiny_pair):
     library = TripletEvaluator(list(triplets["anchor"]), list(triplets["positive"]), list(triplets["negative"]),
                                name="t", similarity_fn_names=["cosine"])(model)
     assert ours.metrics["cosine_accuracy"]["value"] == pytest.approx(library["t_cosine_accuracy"], abs=1e-6)
+
+
+def test_mean_cosine_of_pairs_equals_the_pairwise_mean():
+    from sttune_helpers.evaluation import mean_cosine_of_pairs
+
+    points = np.random.default_rng(4).normal(size=(30, 8))
+    unit = points / np.linalg.norm(points, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    expected = similarity[~np.eye(30, dtype=bool)].mean()
+    assert mean_cosine_of_pairs(points) == pytest.approx(expected)
+    assert mean_cosine_of_pairs(points[:1]) == 0.0

@@ -10,6 +10,7 @@ run: setup  ## the whole notebook pipeline on the embedded default (STS-B, all-M
 	$(VENV)/bin/sttune run --preset default $(ARGS)
 
 test: setup  ## the test suite
+	@scripts/browser-setup.sh || true  # Chromium for tests/test_browser.py; never fails the tests
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 lab: setup  ## JupyterLab on the notebooks

@@ -69,7 +69,7 @@ def main() -> None:
     from sttune_helpers.modeling import load_model
 
     rows = []
-    prepared = prepare_data(DataConfig(source=args.data, validation_fraction=0.0), seed=args.seed)
+    prepared = prepare_data(DataConfig(source=args.data), seed=args.seed)
     base = load_model("default", "cpu", 256)
     rows.append(("base model", evaluate(base, prepared), ""))
     rows.append(("MNRL (query, positive)", evaluate(train(prepared.splits["train"], args.epochs, args.seed),

@@ -55,6 +55,47 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start a fresh kernel for each notebook instead of one shared kernel whose variables are "
                           "cleared between stages (slower: each kernel imports torch again)")
 
+    train = commands.add_parser(
+        "train", help="(re)run the training stage of an existing run, in one or more processes",
+        description="Run the training stage of RUNS_DIR/NAME (after data_prep and loss_selection completed) "
+                    "without papermill, marking it in the manifest as the notebook does; the later stages become "
+                    "pending. With --nproc N > 1 training runs data-parallel under torchrun: one process per GPU "
+                    "(nccl), or N CPU processes (gloo); train.batch_size is per process.",
+        epilog="examples:\n  sttune train --name a --nproc 2\n  sttune train --name a -p train.batch_size=64 --resume",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--name", required=True, help="the run to train")
+    train.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are kept (default: ./runs)")
+    train.add_argument("--nproc", type=int, metavar="N",
+                       help="processes for data-parallel training (sets train.nproc; default: the run's config)")
+    train.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting by its dotted key, written to the run's config.yaml (repeatable)")
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in checkpoints/")
+
+    sweep = commands.add_parser(
+        "sweep", help="search hyperparameters with Optuna over the config's sweep.space",
+        description="Run an Optuna study over the settings named in the config's sweep.space: each trial is a run "
+                    "directory RUNS_DIR/NAME/trial-NNN/ (data, loss selection and training, pruned early when its "
+                    "validation metric falls below the median of earlier trials), scored by its best validation "
+                    "metric. The study lives in --storage (default sqlite:///RUNS_DIR/NAME/study.db); machines given "
+                    "the same SQLAlchemy URL and --name work on one study. RUNS_DIR/NAME/sweep.json has the best "
+                    "trial and every trial.",
+        epilog="examples:\n  sttune sweep --config sweep.yaml --trials 20\n"
+               "  sttune sweep --preset smoke --trials 3 -p 'sweep.space={train.learning_rate: "
+               "{low: 1.0e-5, high: 1.0e-4, log: true}}'\n"
+               "  sttune sweep --config sweep.yaml --name lr --storage postgresql://user@host/optuna",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep_source = sweep.add_mutually_exclusive_group()
+    sweep_source.add_argument("--preset", help=f"a shipped preset: {', '.join(preset_names())} (default: default)")
+    sweep_source.add_argument("--config", type=Path, help="a RunConfig YAML file with a sweep section")
+    sweep.add_argument("--name", help="the sweep's folder in RUNS_DIR and its study name (default: sweep.study_name, "
+                                      "else sweep-DATE-TIME)")
+    sweep.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are kept (default: ./runs)")
+    sweep.add_argument("--trials", type=int, metavar="N", help="trials to run here (default: sweep.trials)")
+    sweep.add_argument("--storage", metavar="URL", help="an SQLAlchemy URL (default: sweep.storage, else SQLite in "
+                                                        "the sweep's folder)")
+    sweep.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting by its dotted key, e.g. -p sweep.trials=10 (repeatable)")
+
     lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
                               description="Start JupyterLab on the stage notebooks with this environment's kernel. "
                                           "Extra arguments go to `jupyter lab` (e.g. --port 8899 --no-browser).")
@@ -112,6 +153,9 @@ def command_resume(args: argparse.Namespace) -> int:
     if first is None:
         print(f"run {args.name}: every stage has completed; nothing to resume")
         return 0
+    from .pipeline import preflight
+
+    preflight(run.load_config(), STAGES[STAGES.index(first):])
     print(f"run {args.name}: resuming at stage {first!r}")
     started = time.perf_counter()
     results = run_stages(run, STAGES[STAGES.index(first):], log_output=args.log_output,
@@ -140,6 +184,14 @@ def command_run(args: argparse.Namespace) -> int:
             config = load_config(args.runs_dir / name / "config.yaml").with_overrides(args.overrides)
     else:
         config = resolve_config(args.preset or "default", args.config, args.overrides)
+    from .pipeline import preflight
+
+    existing_config = args.runs_dir / name / "config.yaml"
+    if config is not None or (continuing and existing_config.is_file()):
+        # A missing model or data source stops here, before a run directory or a kernel exists.
+        from .config import load_config as load_config_file
+
+        preflight(config if config is not None else load_config_file(existing_config), stages)
     run = prepare_run_dir(args.runs_dir, name, config, continuing, args.overwrite)
     print(f"run {name}: {run.root}")
     started = time.perf_counter()
@@ -161,6 +213,53 @@ def report_results(name: str, run, results, total: float) -> int:
     return 0
 
 
+def command_train(args: argparse.Namespace) -> int:
+    from .pipeline import prepare_run_dir
+    from .rundir import open_run
+
+    if args.nproc is not None and args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+    existing = prepare_run_dir(args.runs_dir, args.name, None, continuing=True, overwrite=False)
+    overrides = [*args.overrides, *([f"train.nproc={args.nproc}"] if args.nproc is not None else [])]
+    run, config = open_run(existing.root, "training", overrides=overrides)
+    from .training import train_model
+
+    print(f"run {args.name}: training in {config.train.nproc} process{'es' if config.train.nproc > 1 else ''}")
+    try:
+        summary = train_model(run, config, resume=args.resume)
+    except BaseException as exc:
+        run.fail_stage("training", f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, Exception):
+            raise
+        print(f"sttune: error: training failed: {exc}", file=sys.stderr)
+        return 1
+    seconds = run.complete_stage("training", global_step=summary["global_step"], best_metric=summary["best_metric"])
+    processes = summary.get("world_size", 1)
+    print(f"batch: {summary['per_device_batch_size']} per device x {processes} process{'es' if processes > 1 else ''} "
+          f"x {summary['gradient_accumulation_steps']} accumulation = {summary['global_batch_size']} global")
+    print(f"training completed in {seconds:.1f} s: {summary['global_step']} of {summary['max_steps']} steps, "
+          f"best {summary['metric_for_best_model']} = {summary['best_metric']}; model in {run.model_dir}\n"
+          f"the later stages are pending: sttune run --name {args.name} --runs-dir {args.runs_dir} --from evaluation")
+    return 0
+
+
+def command_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    config = resolve_config(args.preset or "default", args.config, args.overrides)
+    result = run_sweep(config, args.name, args.runs_dir, trials=args.trials, storage=args.storage)
+    best = result.summary["best"]
+    if best is None:
+        print(f"sweep {result.root.name}: no trial has completed (states: {result.summary['states']}); "
+              f"see {result.summary_path}", file=sys.stderr)
+        return 1
+    values = ", ".join(f"{key}={value}" for key, value in best["params"].items())
+    print(f"best: trial {best['number']} with {(result.summary['metric'] or 'value').removeprefix('eval_')} "
+          f"{best['value']:.4f}: {values}\n  run directory: {best['run_dir']}\n  replay: {best['replay']}\n"
+          f"summary: {result.summary_path}")
+    return 0
+
+
 def command_lab(args: argparse.Namespace) -> int:
     from .pipeline import ensure_kernel, notebooks_dir
 
@@ -177,6 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return command_run(args)
+        if args.command == "train":
+            return command_train(args)
+        if args.command == "sweep":
+            return command_sweep(args)
         if args.command == "lab":
             return command_lab(args)
         if args.command == "data":
@@ -188,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, RunDirError, StageOrderError, ValueError, FileNotFoundError) as exc:
         print(f"sttune: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("sttune: interrupted", file=sys.stderr)
+    except OSError as exc:  # e.g. a full disk: the message names the file (rundir.atomic_write_text)
+        print(f"sttune: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:  # pipeline.StageInterrupted says which stage and how to resume
+        print(f"sttune: {str(exc) or 'interrupted'}", file=sys.stderr)
         return 130
     parser.error(f"unknown command {args.command}")
     return 2

@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,9 @@ TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".txt", ".jsonl", ".json", ".parquet"}
 MAX_LISTED_PROBLEMS = 10
 _NOT_WORD = re.compile(r"[\W_]+")
 EXAMPLES_PER_REASON = 3
+# Texts longer than this are worth a warning: beyond what most models read (512 tokens is roughly
+# 2,000-3,000 characters of English); the training stage counts the ones it truncates exactly.
+LONG_TEXT_CHARS = 10_000
 
 
 @dataclass
@@ -131,9 +135,17 @@ def read_table(path: str | Path) -> pd.DataFrame:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
+        if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            hint = "the file starts with a UTF-16 byte-order mark: it is UTF-16"
+        else:
+            hint = "perhaps Latin-1 or Windows-1252 (a file of mixed encodings shows this at its first non-UTF-8 line)"
         raise DataError([Problem(str(path), line, None,
-                                 f"bytes that are not UTF-8 (0x{raw[exc.start]:02x} at byte {exc.start}); "
+                                 f"bytes that are not UTF-8 (0x{raw[exc.start]:02x} at byte {exc.start}; {hint}); "
                                  "save the file as UTF-8")]) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise DataError([Problem(str(path), line, None, "NUL bytes in a text file (a binary file, or UTF-16 without "
+                                 "a byte-order mark?); save the file as UTF-8 text")])
     if not text.strip():
         raise DataError([Problem(str(path), None, None, "file is empty")])
 
@@ -166,8 +178,9 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> pd.DataFrame:
     import io
 
     try:
+        # Blank lines are read as empty rows and dropped below, so that row numbers match a spreadsheet's.
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
-                            quoting=csv.QUOTE_MINIMAL, skip_blank_lines=True)
+                            quoting=csv.QUOTE_MINIMAL, skip_blank_lines=False)
     except pd.errors.ParserError as exc:
         raise DataError([Problem(str(path), None, None, f"cannot be parsed with delimiter {delimiter!r}: {exc}")]) from None
     if frame.shape[1] == 1:
@@ -179,10 +192,13 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> pd.DataFrame:
                                      f"found a single column {header!r} with delimiter {delimiter!r}{guess}. "
                                      "Wrong delimiter? Use .csv for commas and .tsv for tabs "
                                      "(a one-column file of unlabeled text must name its column 'text')")])
+    frame = frame.fillna("")  # fields missing from a short row
+    frame.insert(0, "_row", np.arange(2, len(frame) + 2))  # spreadsheet row numbers: the header is row 1
+    # Only lines with nothing at all; a line of spaces is a row whose texts are empty, and is reported.
+    blank = (frame.drop(columns="_row") == "").all(axis=1).to_numpy()
+    frame = frame[~blank].reset_index(drop=True)
     if frame.empty:
         raise DataError([Problem(str(path), None, None, "file has a header but no data rows")])
-    # Spreadsheet row numbers; blank lines that pandas skipped are not counted (rare, documented).
-    frame.insert(0, "_row", np.arange(2, len(frame) + 2))
     return frame
 
 
@@ -494,7 +510,8 @@ def find_problems(frame: pd.DataFrame, shape: str, file: str,
     if "score" in SHAPE_COLUMNS[shape]:
         scores = pd.to_numeric(frame["score"].str.strip(), errors="coerce")
         for row, raw in zip(rows[scores.isna().to_numpy()], frame.loc[scores.isna(), "score"]):
-            problems.append(Problem(file, int(row), "score", f"expected a number, got {raw!r}"))
+            problems.append(Problem(file, int(row), "score", "empty score: expected a number" if not raw.strip()
+                                    else f"expected a number, got {raw!r}"))
         infinite = np.isinf(scores.fillna(0)).to_numpy()
         for row, raw in zip(rows[infinite], frame.loc[infinite, "score"]):
             problems.append(Problem(file, int(row), "score", f"expected a finite number, got {raw!r}"))
@@ -517,14 +534,24 @@ def find_problems(frame: pd.DataFrame, shape: str, file: str,
     return problems, frame
 
 
-def detect_score_scale(scores: np.ndarray) -> tuple[float, float]:
+def detect_score_scale(scores: np.ndarray, where: list[str] | None = None) -> tuple[float, float]:
+    """The first known scale that holds every score; ``where`` (one 'file, row N' per score) lets the
+    error name the rows of the lowest and the highest score."""
+    scores = np.asarray(scores, dtype=float)
     low, high = float(np.min(scores)), float(np.max(scores))
     for scale in KNOWN_SCALES:
         if scale[0] <= low and high <= scale[1]:
             return scale
-    raise DataError(f"scores range from {low:g} to {high:g}, which fits none of the known scales "
-                    f"({', '.join(f'{a:g}-{b:g}' for a, b in KNOWN_SCALES)}): set data.score_range, e.g. "
+    at = (lambda i: f" ({where[i]})") if where is not None else (lambda i: "")
+    raise DataError(f"scores range from {low:g}{at(int(np.argmin(scores)))} to {high:g}{at(int(np.argmax(scores)))}, "
+                    f"which fits none of the known scales ({', '.join(f'{a:g}-{b:g}' for a, b in KNOWN_SCALES)}): "
+                    f"fix those rows, or set data.score_range, e.g. "
                     f"-p 'data.score_range=[{math.floor(low)}, {math.ceil(high)}]'")
+
+
+def score_locations(frames) -> list[str]:
+    """'file, row N, column 'score'' for every score of ``frames``, in order."""
+    return [f"{file}, row {row}, column 'score'" for f in frames for file, row in zip(f["_file"], f["_row"])]
 
 
 # --- duplicates, overlap and contamination -----------------------------------------------------
@@ -926,7 +953,43 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         "dropped": [vars(d) for d in dropped],
         "seed": seed,
     })
+    longest = longest_text(splits, shape)
+    if longest is not None:
+        report["longest_text"] = longest
+        if longest["characters"] > LONG_TEXT_CHARS:
+            # Not an error: encoding keeps a text's first max_seq_length tokens; training counts them exactly.
+            warnings.warn(long_text_warning(longest), stacklevel=2)
     return PreparedData(splits=splits, report=report, retrieval=retrieval)
+
+
+def longest_text(frames: dict[str, pd.DataFrame], shape: str) -> dict[str, Any] | None:
+    """The longest text of ``frames`` (characters, and where it is), with the number of texts over
+    LONG_TEXT_CHARS characters."""
+    best, over = None, 0
+    for part, frame in frames.items():
+        for column in [c for c in frame.columns if c in TEXT_COLUMNS[shape] or c.startswith("negative")]:
+            lengths = frame[column].astype(str).str.len().to_numpy()
+            if not len(lengths):
+                continue
+            over += int((lengths > LONG_TEXT_CHARS).sum())
+            position = int(np.argmax(lengths))
+            if best is None or lengths[position] > best["characters"]:
+                row = frame.iloc[position]
+                best = {"characters": int(lengths[position]), "split": part, "column": column,
+                        "row": int(row["_row"]) if "_row" in frame.columns else None,
+                        "file": str(row["_file"]) if "_file" in frame.columns else None}
+    if best is not None:
+        best[f"texts_over_{LONG_TEXT_CHARS}_characters"] = over
+    return best
+
+
+def long_text_warning(longest: dict[str, Any]) -> str:
+    where = Problem(longest.get("file") or longest["split"], longest.get("row"), longest["column"], "")
+    count = longest[f"texts_over_{LONG_TEXT_CHARS}_characters"]
+    return (f"{count} text(s) longer than {LONG_TEXT_CHARS:,} characters; the longest, {longest['characters']:,} "
+            f"characters, is at {str(where).removesuffix(': ')}. A model reads at most its max_seq_length tokens "
+            "(model.max_seq_length): the rest of such a text is cut off when it is encoded, and the training stage "
+            "says how many texts it truncates")
 
 
 def _normalise_scores(frames: dict[str, pd.DataFrame], config: DataConfig, counts: dict,
@@ -940,7 +1003,7 @@ def _normalise_scores(frames: dict[str, pd.DataFrame], config: DataConfig, count
             raise DataError(f"data.score_range must be [low, high] with low < high, got {config.score_range}")
         scale, detected = (float(config.score_range[0]), float(config.score_range[1])), False
     else:
-        scale, detected = detect_score_scale(every_score), True
+        scale, detected = detect_score_scale(every_score, score_locations(frames.values())), True
     out_of_range: list[Problem] = []
     for part, frame in frames.items():
         outside = ((frame["score"] < scale[0]) | (frame["score"] > scale[1])).to_numpy()
@@ -1061,6 +1124,10 @@ def write_splits(run: RunDir, prepared: PreparedData) -> None:
             for split, frame in prepared.splits.items() if "_qid" in frame.columns
             for q, d in zip(frame["_qid"], frame["_did"])))
     atomic_write_json(run.data_report_path, prepared.report)
+    # The manifest keeps what a replay must reproduce: the source files and the splits written from them.
+    written = sorted(p for p in run.data_dir.glob("*.jsonl"))
+    run.record(data={"source": prepared.report["source"], "source_files": prepared.report.get("files", {}),
+                     "splits": {p.name: file_sha256(p) for p in written}})
 
 
 def load_split(run: RunDir, split: str):
@@ -1113,6 +1180,7 @@ class Inspection:
     problems: list[Problem] = field(default_factory=list)
     fatal: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # worth knowing, but the data can be used
 
     @property
     def usable(self) -> bool:
@@ -1126,6 +1194,7 @@ class Inspection:
             lines.append(f"  {part}: {n:,} rows")
         for key, value in self.details.items():
             lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.fatal:
             lines.append(f"cannot be used: {self.fatal}")
         if self.problems:
@@ -1157,12 +1226,19 @@ def inspect_data(source: str, shape: str = "auto", columns: dict[str, str] | Non
     if inspection.shape == "pair_score":
         scores = np.concatenate([f["score"].to_numpy(dtype=float) for f in valid.values()])
         try:
-            inspection.details["score range"] = list(detect_score_scale(scores)) if len(scores) else None
+            inspection.details["score range"] = (list(detect_score_scale(scores, score_locations(valid.values())))
+                                                 if len(scores) else None)
         except DataError as exc:
             inspection.problems.append(Problem(source, None, "score", str(exc)))
     if inspection.shape in ("pair_binary", "pair_class"):
         inspection.details["labels"] = {part: {str(k): int(v) for k, v in f["label"].value_counts().items()}
                                         for part, f in valid.items()}
+    longest = longest_text(valid, inspection.shape)
+    if longest is not None:
+        where = Problem(longest["file"], longest["row"], longest["column"], "")
+        inspection.details["longest text"] = f"{longest['characters']:,} characters ({str(where).removesuffix(': ')})"
+        if longest["characters"] > LONG_TEXT_CHARS:
+            inspection.warnings.append(long_text_warning(longest))
     inspection.details["duplicates"] = {part: stats for part, f in valid.items()
                                         if (stats := deduplicate(f, inspection.shape, "normalized", part)[2])}
     if len(valid) > 1:

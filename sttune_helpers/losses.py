@@ -193,12 +193,16 @@ def _distance_metric(name: str, enum_cls) -> Any:
 
 
 def build_loss(model, choice: LossChoice, *, labels: list[str] | None = None, guide=None,
-               matryoshka_dims: list[int] | None = None):
-    """The loss module for ``model``; ``labels`` for SoftmaxLoss, ``guide`` for GISTEmbedLoss."""
+               matryoshka_dims: list[int] | None = None, gather_across_devices: bool = False):
+    """The loss module for ``model``; ``labels`` for SoftmaxLoss, ``guide`` for GISTEmbedLoss.
+    ``gather_across_devices`` (multi-process training) makes the in-batch-negative losses that
+    support it score every process's batch as negatives, unless loss.params says otherwise."""
     from sentence_transformers.sentence_transformer import losses
 
     cls = loss_class(choice.name)
     params = dict(choice.params)
+    if gather_across_devices and supports_gather_across_devices(choice.name):
+        params.setdefault("gather_across_devices", True)
     if "distance_metric" in params and isinstance(params["distance_metric"], str):
         enum_cls = losses.TripletDistanceMetric if choice.name == "TripletLoss" else losses.SiameseDistanceMetric
         params["distance_metric"] = _distance_metric(params["distance_metric"], enum_cls)
@@ -225,6 +229,13 @@ def build_loss(model, choice: LossChoice, *, labels: list[str] | None = None, gu
                              f"{matryoshka_dims}")
         loss = losses.MatryoshkaLoss(model, loss, matryoshka_dims=dims)
     return loss
+
+
+def supports_gather_across_devices(loss_name: str) -> bool:
+    """True where the loss class takes ``gather_across_devices`` (the MNRL and GIST families)."""
+    import inspect
+
+    return "gather_across_devices" in inspect.signature(loss_class(loss_name).__init__).parameters
 
 
 def _transformer_path(model) -> str:

@@ -90,12 +90,14 @@ def pick_device(preference: str = "auto") -> str:
 
 
 def cpu_supports_bf16() -> bool:
-    """True where the CPU has native bf16 instructions (AVX512-BF16 or AMX); elsewhere bf16 is slower."""
+    """True where the CPU has AMX bf16 tiles, where bf16 training is about twice as fast as fp32.
+    AVX512-BF16 alone is not enough: on such a Xeon (2 cores, no AMX) bf16 training steps took 1.4x
+    as long as fp32 ones (bench/RESULTS.md)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
+    return bool(re.search(r"\bamx_bf16\b", flags))
 
 
 def pick_precision(preference: str, device: str) -> tuple[str, str]:
@@ -110,8 +112,9 @@ def pick_precision(preference: str, device: str) -> tuple[str, str]:
         return "fp16", "the CUDA device lacks bf16, so fp16 with loss scaling"
     if device == "cpu":
         if cpu_supports_bf16():
-            return "bf16", "the CPU has native bf16 instructions (avx512_bf16/amx), which about doubles training speed"
-        return "fp32", "the CPU lacks native bf16 instructions, where bf16 would be slower than fp32"
+            return "bf16", "the CPU has AMX bf16 units (amx_bf16), which about doubles training speed"
+        return "fp32", ("the CPU has no AMX bf16 units, where bf16 is slower than fp32 (set train.precision=bf16 "
+                        "to use it anyway)")
     return "fp32", f"no mixed precision on {device}"
 
 
@@ -194,3 +197,39 @@ def load_configured_model(config, device: str = "auto"):
     return load_model(model_config.name, device=device, max_seq_length=model_config.max_seq_length,
                       pooling=model_config.pooling, hidden_dropout=model_config.hidden_dropout,
                       attention_dropout=model_config.attention_dropout)
+
+
+def truncated_texts(model, texts, examples: int = 3) -> dict | None:
+    """Which of ``texts`` are longer than the model's max_seq_length tokens: encoding (in training
+    and in encode()) keeps only their first max_seq_length tokens, silently. None when none are."""
+    limit = getattr(model, "max_seq_length", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    if not limit or tokenizer is None:
+        return None
+    # No tokenizer in common use makes more than one token per UTF-8 byte, plus a word-start marker
+    # and a few special tokens: shorter texts cannot exceed the limit, and are not tokenized.
+    candidates = [(i, t) for i, t in enumerate(texts) if isinstance(t, str) and len(t.encode("utf-8")) + 8 > limit]
+    longer = []
+    for start in range(0, len(candidates), 256):
+        batch = candidates[start:start + 256]
+        # One token past the limit tells "truncated" without tokenizing a huge text to the end.
+        encoded = tokenizer([t for _, t in batch], truncation=True, max_length=limit + 1)["input_ids"]
+        longer += [(i, t) for (i, t), ids in zip(batch, encoded) if len(ids) > limit]
+    if not longer:
+        return None
+    longest = max(longer, key=lambda item: len(item[1]))
+    return {"max_seq_length": int(limit), "truncated": len(longer), "texts": len(texts),
+            "longest_characters": len(longest[1]), "examples": [i for i, _ in longer[:examples]]}
+
+
+def truncation_warning(report: dict, what: str = "texts") -> str:
+    return (f"warning: {report['truncated']:,} of {report['texts']:,} {what} are longer than max_seq_length="
+            f"{report['max_seq_length']} tokens and are truncated to their first {report['max_seq_length']} tokens "
+            f"(the longest has {report['longest_characters']:,} characters); raise model.max_seq_length (up to the "
+            "model's position limit) to keep more of them")
+
+
+def dataset_texts(dataset) -> list[str]:
+    """Every text of a ``datasets.Dataset`` (the values of its string columns)."""
+    columns = [c for c, f in dataset.features.items() if getattr(f, "dtype", None) in ("string", "large_string")]
+    return [text for column in columns for text in dataset[column]]

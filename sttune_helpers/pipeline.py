@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -102,7 +104,81 @@ def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continu
         raise RunDirError(f"cannot write to the run directory {run.root}: {exc.strerror or exc}") from None
     if config is not None:
         run.save_config(config)
+    if continuing:
+        for stage in run.recover_interrupted():
+            print(f"stage {stage!r} was left running by a process that no longer exists: marked interrupted")
     return run
+
+
+def preflight(config: RunConfig, stages: Sequence[str]) -> None:
+    """Fail within seconds, before a run directory or a kernel exists, on what would otherwise stop
+    a stage minutes in: a data source or a model that is not there (each error says what was tried)."""
+    if STAGES[0] in stages:
+        from .data import resolve_source
+
+        resolve_source(config.data.source)
+    needs_model = bool({"training", "evaluation"} & set(stages)) or (
+        STAGES[0] in stages and (config.data.negatives.enabled or config.data.augment.synonyms))
+    if needs_model:
+        from .modeling import resolve_model_source
+
+        resolve_model_source(config.model.name)
+
+
+class StageInterrupted(KeyboardInterrupt):
+    """A run stopped by a signal (Ctrl-C, SIGTERM, SIGHUP); the manifest marks the stage interrupted."""
+
+    def __init__(self, signal_name: str, stage: str | None = None, run: RunDir | None = None):
+        self.signal_name, self.stage, self.run = signal_name, stage, run
+        where = f" during stage {stage!r}" if stage else ""
+        resume = (f"; continue with `sttune run --resume --name {run.root.name} --runs-dir {run.root.parent}`"
+                  if run is not None else "")
+        super().__init__(f"interrupted by {signal_name}{where}{resume}")
+
+
+INTERRUPTING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def interrupts_as_exceptions() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise StageInterrupted, so that a run stopped by `kill`, a closed
+    terminal or a scheduler's time limit is recorded like Ctrl-C (in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise StageInterrupted(signal.Signals(signum).name)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in INTERRUPTING_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def stop_stage_process(run: RunDir, stage: str, manager) -> None:
+    """Stop the kernel that runs ``stage`` before recording the interruption, so that nothing it
+    would still write (a model, metrics) lands after the record."""
+    if manager is not None:
+        pid = getattr(getattr(manager, "provisioner", None), "pid", None)
+        if pid:  # killed directly: the asyncio loop that shutdown_kernel runs still holds the interrupted cell
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # No shutdown_kernel here: it would run the asyncio loop that still holds the interrupted cell.
+        return
+    # A kernel of papermill's own (--kernel-per-stage): the process the stage recorded, if it is our child.
+    pid = run.manifest()["stages"].get(stage, {}).get("pid")
+    if not pid or pid == os.getpid():
+        return
+    with contextlib.suppress(Exception):
+        import psutil
+
+        process = psutil.Process(pid)
+        if process.ppid() == os.getpid():
+            process.kill()
+            process.wait(timeout=30)
 
 
 # Run in the shared kernel before each stage notebook, so that a notebook sees none of the previous
@@ -120,6 +196,11 @@ del _gc, _sys
 """
 
 
+# The namespace reset restarts the execution count, which IPython's history database refuses
+# ("Session/line number was not unique"); a headless run has no use for that history.
+SHARED_KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False"]
+
+
 @contextlib.contextmanager
 def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | None]:
     """A started kernel for all the stage notebooks of a run (None with ``shared=False``: a fresh
@@ -131,17 +212,19 @@ def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | Non
     from jupyter_client.manager import KernelManager
 
     manager = KernelManager(kernel_name=kernel_name)
-    manager.start_kernel(cwd=os.getcwd())
+    manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
     try:
         yield manager
     finally:
-        manager.shutdown_kernel(now=True)
+        if manager.has_kernel:  # stop_stage_process may have stopped it already
+            with contextlib.suppress(KeyboardInterrupt):
+                manager.shutdown_kernel(now=True)
 
 
 def reset_kernel_namespace(manager) -> None:
     """Clear the shared kernel's variables between stage notebooks; restart it if it died."""
     if not manager.is_alive():
-        manager.start_kernel(cwd=os.getcwd())
+        manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
         return
     client = manager.blocking_client()
     client.start_channels()
@@ -182,6 +265,7 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
     run.require_completed(stages[0])
     results: list[StageResult] = []
     with contextlib.ExitStack() as stack:
+        stack.enter_context(interrupts_as_exceptions())
         manager = kernel if kernel is not None else stack.enter_context(stage_kernel(kernel_name, shared_kernel))
         for position, stage in enumerate(stages, start=1):
             output = run.notebooks_dir / NOTEBOOKS[stage]
@@ -200,6 +284,15 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
                     kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
                     **engine_options,
                 )
+            except KeyboardInterrupt as exc:
+                signal_name = getattr(exc, "signal_name", "SIGINT")
+                for signum in INTERRUPTING_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
+                    signal.signal(signum, signal.SIG_IGN)
+                stop_stage_process(run, stage, manager)
+                if run.stage_status(stage) == "running":
+                    run.fail_stage(stage, f"interrupted by {signal_name}", notebook=str(output), status="interrupted")
+                echo(f"stage {stage!r} interrupted by {signal_name}\nexecuted notebook: {output}")
+                raise StageInterrupted(signal_name, stage, run) from None
             except PapermillExecutionError as exc:
                 source_lines = "\n".join("    " + line for line in exc.source.splitlines())
                 error = f"{exc.ename}: {exc.evalue}"
@@ -210,7 +303,9 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
                 echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
             seconds = time.perf_counter() - started
             if error is not None:
-                run.fail_stage(stage, error, notebook=str(output))
+                # KeyboardInterrupt in the kernel (JupyterLab's interrupt, a signal sent to the kernel).
+                status = "interrupted" if error.startswith("KeyboardInterrupt") else "failed"
+                run.fail_stage(stage, error, notebook=str(output), status=status)
                 results.append(StageResult(stage, "failed", seconds, output, error))
                 break
             if run.stage_status(stage) != "completed":

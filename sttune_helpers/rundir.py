@@ -9,11 +9,14 @@ so nothing downstream trusts artifacts made from older inputs.
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import platform
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -48,6 +51,13 @@ class RunDirError(RuntimeError):
     """The run directory cannot be used as asked (bad name, already exists, not writable)."""
 
 
+def _write_error(path: Path, exc: OSError) -> OSError:
+    """The same OSError (errno kept), saying which file could not be written."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; nothing was replaced")
+
+
 # --- atomic writes ---------------------------------------------------------------------------
 
 
@@ -74,9 +84,11 @@ def atomic_write_text(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         give_ordinary_mode(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from exc
         raise
 
 
@@ -103,8 +115,10 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     give_ordinary_mode(tmp, directory=True)
     try:
         yield tmp
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
+            raise _write_error(path, exc) from exc
         raise
     old = path.with_name(f".{path.name}.old")
     if path.exists():
@@ -222,18 +236,34 @@ class RunDir:
         self.require_completed(stage)
         manifest = self.manifest()
         stages = manifest["stages"]
-        stages[stage] = {"status": "running", "started": _now(), "started_unix": time.time()}
+        # Who runs the stage: after a SIGKILL nothing can mark it interrupted, so a later
+        # `--resume` tells a dead "running" stage from a live one by this process.
+        previous = stages.get(stage, {})
+        stages[stage] = {"status": "running", "started": _now(), "started_unix": time.time(),
+                         **current_process()}
+        if previous.get("status") in ("failed", "interrupted"):  # kept, so that a resumed run shows what happened
+            stages[stage]["previous_attempt"] = {k: previous[k] for k in ("status", "error", "started", "finished")
+                                                 if k in previous}
         for downstream in STAGES[STAGES.index(stage) + 1 :]:
             if stages.get(downstream, {}).get("status") != "pending":
                 stages[downstream] = {"status": "pending", "note": f"reset: {stage} was re-run"}
         config = self.load_config() if self.config_path.is_file() else None
-        self._update_manifest(
+        if config is not None:
+            stages[stage]["config_sha256"] = file_sha256(self.config_path)
+        if stage == STAGES[0]:
+            manifest.pop("data", None)  # the data stage records the new splits' checksums
+        manifest.update(
             stages=stages,
             versions=package_versions(),
             seed=config.seed if config else None,
             platform=platform.platform(),
             command=" ".join(sys.argv),
+            # Everything needed to replay the run: the config itself (also in config.yaml), the
+            # seed, the versions above, and the data checksums that the data stage records.
+            config=config.to_dict() if config else None,
+            replay=f"sttune run --config {self.config_path} --name {self.root.name}-replay",
         )
+        atomic_write_json(self.manifest_path, manifest)
 
     def complete_stage(self, stage: str, **details: Any) -> float:
         """Mark ``stage`` completed; returns its wall time in seconds."""
@@ -247,20 +277,142 @@ class RunDir:
         self._update_manifest(stages=manifest["stages"])
         return seconds
 
-    def fail_stage(self, stage: str, error: str, notebook: str | None = None) -> None:
+    def fail_stage(self, stage: str, error: str, notebook: str | None = None, status: str = "failed") -> None:
+        """Mark ``stage`` failed (or interrupted) with the reason, and remove the final artifacts it
+        may have written: the run never holds a model or metrics from a stage that did not complete."""
         manifest = self.manifest()
         entry = manifest["stages"].get(stage, {})
-        entry.update(status="failed", finished=_now(), error=error)
+        entry.update(status=status, finished=_now(), error=error)
         if notebook:
             entry["notebook"] = notebook
         if "started_unix" in entry:
             entry["seconds"] = round(time.time() - entry["started_unix"], 2)
+        removed = self.remove_outputs(stage)
+        if removed:
+            entry["removed"] = removed
         manifest["stages"][stage] = entry
         self._update_manifest(stages=manifest["stages"])
+
+    def stage_outputs(self, stage: str) -> list[Path]:
+        """What a stage writes that later stages (or a user) take as its result."""
+        _check_stage(stage)
+        return {
+            "data_prep": [self.data_dir],
+            "loss_selection": [self.plan_path],
+            "training": [self.model_dir, self.training_summary_path],
+            "evaluation": [self.metrics_path, self.root / "model_final"],
+            "embedding_viz": [self.viz_dir],
+        }[stage]
+
+    def remove_outputs(self, stage: str) -> list[str]:
+        removed = []
+        for path in self.stage_outputs(stage):
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                continue
+            removed.append(str(path.relative_to(self.root)))
+        return removed
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark interrupted every stage whose manifest entry says running but whose process is gone
+        (killed, or the machine stopped), and remove the temporaries of interrupted atomic writes.
+        Refuses while a stage is still running. Returns the stages marked interrupted."""
+        if not self.manifest_path.is_file():
+            return []
+        recovered = []
+        for stage, entry in self.manifest()["stages"].items():
+            if entry.get("status") != "running":
+                continue
+            state = process_state(entry)
+            if state == "alive":
+                raise RunDirError(
+                    f"stage {stage!r} of {self.root} is still running (process {entry.get('pid')} on "
+                    f"{entry.get('host')}, started {entry.get('started')}): wait for it or stop it first")
+            if state == "elsewhere":
+                raise RunDirError(
+                    f"stage {stage!r} of {self.root} is marked running by process {entry.get('pid')} on host "
+                    f"{entry.get('host')}, which this machine ({socket.gethostname()}) cannot check: resume it there")
+            who = f"process {entry['pid']} on {entry['host']}" if entry.get("pid") else "the process that ran it"
+            self.fail_stage(stage, f"interrupted: {who} ended without finishing the stage (killed, or the machine "
+                                   "stopped)", status="interrupted")
+            recovered.append(stage)
+        self.remove_temporaries()
+        return recovered
+
+    def remove_temporaries(self) -> list[Path]:
+        """Left-overs of atomic writes that were killed half-way (.NAME.XXXX.tmp, .NAME.old)."""
+        found = [p for p in self.root.rglob(".*") if _TEMPORARY.match(p.name)
+                 and self.checkpoints_dir not in p.parents]
+        for path in sorted(found, key=lambda p: len(p.parts), reverse=True):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        return found
 
     def record(self, **fields: Any) -> None:
         """Add top-level facts to the manifest (device, precision, data checksums...)."""
         self._update_manifest(**fields)
+
+
+_TEMPORARY = re.compile(r"^\..+\.(tmp|old)$")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), or None where that cannot be read."""
+    try:
+        import psutil
+
+        return round(psutil.Process(pid).create_time(), 2)
+    except Exception:  # psutil missing, or no such process
+        return None
+
+
+def current_process() -> dict[str, Any]:
+    pid = os.getpid()
+    return {"pid": pid, "host": socket.gethostname(), "pid_started": _process_started(pid)}
+
+
+def process_state(entry: dict[str, Any]) -> str:
+    """'alive', 'gone' or 'elsewhere' (another host) for the process a manifest stage entry names."""
+    pid = entry.get("pid")
+    if pid is None:
+        return "gone"  # a manifest from before processes were recorded: nothing to wait for
+    if entry.get("host") != socket.gethostname():
+        return "elsewhere"
+    try:
+        import psutil
+    except ImportError:  # ipykernel depends on psutil; without it, only whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return "gone"
+        except PermissionError:
+            pass
+        return "alive"
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return "gone"
+        if entry.get("pid_started") is not None and abs(process.create_time() - entry["pid_started"]) > 1:
+            return "gone"  # the pid now belongs to another process
+    except psutil.NoSuchProcess:
+        return "gone"
+    except psutil.Error:
+        pass  # exists, but belongs to someone else
+    return "alive"
 
 
 def _check_stage(stage: str) -> None:

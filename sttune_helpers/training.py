@@ -12,11 +12,13 @@ from typing import Any, Sequence
 
 from transformers import TrainerCallback
 
+from . import distributed
 from .config import RunConfig
 from .data import load_split, read_report
 from .evaluation import build_evaluator, mean_cosine_of_pairs, validation_metric
 from .losses import IN_BATCH_NEGATIVE_LOSSES, build_loss, fit_columns, read_plan_loss
-from .modeling import load_configured_model, pick_device, pick_precision
+from .modeling import (dataset_texts, load_configured_model, pick_device, pick_precision, truncated_texts,
+                       truncation_warning)
 from .rundir import RunDir, atomic_directory, atomic_write_json, read_json
 
 # Texts whose embeddings the collapse guard compares at every evaluation.
@@ -41,13 +43,28 @@ class TrainingSetup:
     metric_for_best_model: str
     greater_is_better: bool = True
     batch_sampler: str = "batch_sampler"
+    world_size: int = 1  # data-parallel processes
+    per_device_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.per_device_batch_size * self.world_size * self.gradient_accumulation_steps
+
+    def batch_line(self) -> str:
+        return (f"batch: {self.per_device_batch_size} per device x {self.world_size} process"
+                f"{'es' if self.world_size > 1 else ''} x {self.gradient_accumulation_steps} accumulation step"
+                f"{'s' if self.gradient_accumulation_steps > 1 else ''} = {self.global_batch_size} per optimizer step")
 
 
 def plan_training(config: RunConfig, n_train: int, device: str, shape: str | None = None,
-                  loss_name: str | None = None) -> TrainingSetup:
+                  loss_name: str | None = None, world_size: int | None = None) -> TrainingSetup:
+    """``world_size`` (default: train.nproc) processes each take batch_size rows per step."""
     train = config.train
+    world_size = world_size or train.nproc
     precision, reason = pick_precision(train.precision, device)
-    steps_per_epoch = max(1, math.ceil(n_train / (train.batch_size * train.gradient_accumulation_steps)))
+    global_batch = train.batch_size * train.gradient_accumulation_steps * world_size
+    steps_per_epoch = max(1, math.ceil(n_train / global_batch))
     eval_steps = max(1, steps_per_epoch // max(1, train.evaluations_per_epoch))
     if train.max_steps is not None:
         eval_steps = min(eval_steps, max(1, train.max_steps // max(1, train.evaluations_per_epoch)))
@@ -55,7 +72,9 @@ def plan_training(config: RunConfig, n_train: int, device: str, shape: str | Non
     sampler = train.batch_sampler
     if sampler == "auto":
         sampler = "no_duplicates" if loss_name in IN_BATCH_NEGATIVE_LOSSES else "batch_sampler"
-    return TrainingSetup(device, precision, reason, steps_per_epoch, eval_steps, metric, greater_is_better, sampler)
+    return TrainingSetup(device, precision, reason, steps_per_epoch, eval_steps, metric, greater_is_better, sampler,
+                         world_size=world_size, per_device_batch_size=train.batch_size,
+                         gradient_accumulation_steps=train.gradient_accumulation_steps)
 
 
 def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetup):
@@ -76,6 +95,7 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
         bf16=setup.precision == "bf16",
         fp16=setup.precision == "fp16",
         use_cpu=setup.device == "cpu",
+        ddp_backend=distributed.ddp_backend(setup.device) if setup.world_size > 1 else None,
         activation_checkpointing=train.gradient_checkpointing,
         batch_sampler=setup.batch_sampler,
         eval_strategy="steps",
@@ -164,7 +184,17 @@ def probe_texts(dataset, size: int = COLLAPSE_PROBE_SIZE) -> list[str]:
 
 
 def last_checkpoint(run: RunDir):
+    """The newest complete checkpoint: the trainer writes trainer_state.json last, so a checkpoint
+    that a kill cut short (no such file, or half of it) is skipped."""
+    def complete(folder) -> bool:
+        try:
+            read_json(folder / "trainer_state.json")
+            return True
+        except (OSError, ValueError):
+            return False
+
     checkpoints = sorted(run.checkpoints_dir.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+    checkpoints = [c for c in checkpoints if complete(c)]
     return checkpoints[-1] if checkpoints else None
 
 
@@ -173,7 +203,19 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
 
     With ``resume`` training continues from the last checkpoint in the run directory (model,
     optimizer, scheduler and data order), if there is one. ``callbacks`` are extra
-    transformers TrainerCallbacks (progress displays, custom stops)."""
+    transformers TrainerCallbacks (progress displays, custom stops).
+
+    With ``train.nproc > 1`` this launches that many processes under torchrun (distributed.py),
+    each of which calls this function; rank 0 alone writes into the run directory."""
+    if config.train.nproc < 1:
+        raise ValueError(f"train.nproc must be at least 1, got {config.train.nproc}")
+    if config.train.nproc > 1 and not distributed.in_worker():
+        if callbacks:
+            raise ValueError("callbacks run in this process and cannot be passed to training in several processes "
+                             f"(train.nproc={config.train.nproc}); train with train.nproc=1 to use them")
+        return distributed.launch_training(run, config, resume=resume)
+
+    import torch
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
 
@@ -186,14 +228,26 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     train_dataset = fit_columns(load_split(run, "train"), loss_shape, choice.name, labels, seed=config.seed)
     validation_dataset = load_split(run, "validation")
     device = pick_device(config.model.device)
-    setup = plan_training(config, len(train_dataset), device, shape=data_shape, loss_name=choice.name)
-    print(f"device {setup.device}; precision {setup.precision}: {setup.precision_reason}")
+    world_size = distributed.world_size()
+    writes = distributed.is_rank_zero()  # only rank 0 writes into the run directory
+    setup = plan_training(config, len(train_dataset), device, shape=data_shape, loss_name=choice.name,
+                          world_size=world_size)
+    if writes:
+        print(f"device {setup.device}; precision {setup.precision}: {setup.precision_reason}")
+        print(setup.batch_line())
 
-    model = load_configured_model(config, device=device)
+    model = load_configured_model(config, device=distributed.rank_device(device))
+    truncation = truncated_texts(model, dataset_texts(train_dataset))  # e.g. a 1-MB text: cut, not a crash
+    if truncation and writes:
+        print(truncation_warning(truncation, "training texts"))
     guide = None
     if choice.name in {"GISTEmbedLoss", "CachedGISTEmbedLoss"}:
         guide = copy.deepcopy(model).requires_grad_(False)  # the base model, frozen, as the guide
-    loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"))
+    # Across processes, in-batch negatives come from every process's batch where the loss can gather them.
+    loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"),
+                      gather_across_devices=world_size > 1)
+    gathers = any(getattr(module, "gather_across_devices", False) is True for module in loss.modules())
+    recorder = distributed.RankRecorder(model) if world_size > 1 else None
     evaluator = build_evaluator(data_shape, validation_dataset, name="validation", batch_size=config.eval.batch_size,
                                 run=run)
     # The validation loss is computed only where there is no evaluator (it is then what early stopping follows).
@@ -221,14 +275,27 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         callbacks=callbacks,
     )
     checkpoint = last_checkpoint(run) if resume else None
-    if resume:
+    if resume and writes:
         print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint to resume from: training from the start")
+    on_cuda = model.device.type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(model.device)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - started
+    peak_memory = torch.cuda.max_memory_allocated(model.device) if on_cuda else None
+    ranks = None
+    if recorder is not None:
+        ranks = distributed.gather_from_ranks(recorder.record(steps=trainer.state.global_step,
+                                                              peak_gpu_memory_bytes=peak_memory))
+        print(f"rank {distributed.rank()} of {world_size}: {trainer.state.global_step} steps, "
+              f"{ranks[distributed.rank()]['texts_encoded']} texts encoded")
+        if peak_memory is not None:
+            peak_memory = max(r["peak_gpu_memory_bytes"] for r in ranks)
 
-    with atomic_directory(run.model_dir) as tmp:
-        model.save(str(tmp))
+    if writes:
+        with atomic_directory(run.model_dir) as tmp:
+            model.save(str(tmp))
 
     state = trainer.state
     max_steps = state.max_steps
@@ -238,7 +305,14 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "precision_reason": setup.precision_reason,
         "loss": plan["loss"]["name"],
         "batch_sampler": setup.batch_sampler,
+        "world_size": world_size,
+        "ddp_backend": distributed.ddp_backend(setup.device) if world_size > 1 else None,
+        "per_device_batch_size": setup.per_device_batch_size,
+        "gradient_accumulation_steps": setup.gradient_accumulation_steps,
+        "global_batch_size": setup.global_batch_size,
+        "gather_across_devices": gathers,
         "n_train": len(train_dataset),
+        "truncated_texts": truncation,
         "steps_per_epoch": setup.steps_per_epoch,
         "eval_steps": setup.eval_steps,
         "global_step": state.global_step,
@@ -252,9 +326,14 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "collapse_probe": {"base": collapse_guard.base_value, "values": collapse_guard.values} if collapse_guard else None,
         "train_seconds": round(seconds, 2),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+        # torch.cuda.max_memory_allocated during training (the largest of the ranks'); None off CUDA.
+        "peak_gpu_memory_bytes": peak_memory,
+        "peak_gpu_memory_gib": round(peak_memory / 2**30, 3) if peak_memory is not None else None,
+        "ranks": ranks,
         "log_history": state.log_history,
     }
-    atomic_write_json(run.training_summary_path, summary)
+    if writes:
+        atomic_write_json(run.training_summary_path, summary)
     return summary
 
 

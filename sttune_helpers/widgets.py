@@ -22,7 +22,7 @@ from IPython.display import display
 
 from .config import ConfigError, ModelConfig, RunConfig, TrainConfig
 from .losses import loss_choices
-from .rundir import RunDir
+from .rundir import RunDir, read_json
 
 BATCH_SIZES = tuple(2**power for power in range(2, 10))  # 4 .. 512
 LOSS_DEFAULT_TEMPERATURE = 0.05  # what the scaled losses use when loss.temperature is None (scale 20)
@@ -90,6 +90,10 @@ class ConfigPanel:
                                            disabled=on_train is None, tooltip="train with these settings")
         self.save_button.on_click(lambda _: self.save())
         self.train_button.on_click(lambda _: self.train())
+        # Stable selectors for the browser test (tests/test_browser.py): labels are for people.
+        self.save_button.add_class("sttune-save-config")
+        self.train_button.add_class("sttune-train")
+        self.message.add_class("sttune-panel-message")
 
         sections = {
             "Loss": self._loss_controls(),
@@ -101,7 +105,7 @@ class ConfigPanel:
         self.widget = widgets.VBox([self.tabs, self.status, widgets.HBox([self.save_button, self.train_button]),
                                     self.message, self.output])
         for binding in self._bindings.values():
-            binding.control.observe(lambda _, b=binding: self._on_control_change(b), names="value")
+            binding.control.observe(lambda change, b=binding: self._on_control_change(b, change), names="value")
             if binding.unset is not None:
                 binding.unset.observe(lambda _, b=binding: self._apply(b), names="value")
         self.controls["loss.name"].observe(lambda _: self._show_loss_reason(), names="value")
@@ -141,8 +145,11 @@ class ConfigPanel:
         self._show_status()
         self._show_loss_reason()
 
-    def _on_control_change(self, binding: _Binding) -> None:
+    def _on_control_change(self, binding: _Binding, change: dict | None = None) -> None:
         if self._syncing:
+            return
+        if change is not None and _only_snapped(binding.control, change["old"], change["new"]):
+            # The browser drew the slider and sent back the value put on its step grid: not a move.
             return
         if binding.unset is not None and binding.unset.value:
             # Moving the control means "use this value": leave the None setting without a second write.
@@ -195,7 +202,7 @@ class ConfigPanel:
         if self.errors:
             self._say("Not saved: fix the entries listed above first.", error=True)
             return None
-        self.run.save_config(self._config)
+        self.run.save_config(config_to_save(self.run, self._config))
         path = self.run.config_path
         command = f"sttune run --config {shlex.quote(str(path))}"
         self._say(f"Saved <code>{_escape(str(path))}</code>. The same run headless: "
@@ -240,6 +247,7 @@ class ConfigPanel:
               to_control: Callable[[Any], Any] = lambda v: v, unset_label: str | None = None,
               help_text: str = "") -> widgets.Widget:
         control.style = _STYLE
+        control.add_class(dom_class(key))
         if help_text:
             control.tooltip = help_text
         unset = widgets.Checkbox(description=unset_label, indent=False, style=_STYLE,
@@ -352,6 +360,43 @@ class ConfigPanel:
         return rows
 
 
+def config_to_save(run: RunDir, config: RunConfig) -> RunConfig:
+    """The config as config.yaml should hold it: open_run puts the shape the data stage detected into
+    ``config.data.shape`` for the later stages, while config.yaml keeps "auto" (a replay on other data
+    detects again), so a panel's Save keeps "auto" too."""
+    if config.data.shape != "auto" and run.config_path.is_file() and run.data_report_path.is_file():
+        detected = read_json(run.data_report_path).get("shape")
+        if detected == config.data.shape and run.load_config().data.shape == "auto":
+            return config.with_overrides({"data.shape": "auto"})
+    return config
+
+
+def _only_snapped(control: widgets.ValueWidget, old: Any, new: Any) -> bool:
+    """Whether ``new`` is just ``old`` moved onto a float slider's step grid. A slider in the page sends
+    that back as soon as it is drawn (2e-5 becomes 10**-4.7 on a log slider stepping 0.05 from 1e-6), which
+    must change neither the config nor an Optional key's None box; a user's move is a whole step or more."""
+    if isinstance(control, widgets.FloatLogSlider):
+        if not (isinstance(old, (int, float)) and isinstance(new, (int, float)) and old > 0 and new > 0):
+            return False
+        def to_axis(value: float) -> float:
+            return math.log(value, control.base)
+    elif isinstance(control, widgets.FloatSlider):
+        to_axis = float
+    else:
+        return False
+    step, low, high = control.step, control.min, control.max
+    if not step or old is None or new is None:
+        return False
+    position = min(max(to_axis(old), low), high)
+    snapped = min(low + round((position - low) / step) * step, high)
+    return abs(to_axis(new) - snapped) <= 1e-6 * step
+
+
+def dom_class(key: str) -> str:
+    """The CSS class of a key's control in the page, e.g. train.learning_rate -> sttune-train-learning_rate."""
+    return "sttune-" + key.replace(".", "-")
+
+
 def show_panel(config: RunConfig, shape: str, run: RunDir | None = None,
                on_train: Callable[[RunConfig], Any] | None = None, interactive: bool = True) -> ConfigPanel | None:
     """Display the panel in a notebook and return it; headless runs (interactive=False) get nothing."""
@@ -440,7 +485,7 @@ def training_panel(run: RunDir, config: RunConfig, shape: str, interactive: bool
     def save_and_train(panel_config: RunConfig):
         from .training import train_model
 
-        run.save_config(panel_config)
+        run.save_config(config_to_save(run, panel_config))
         return train_model(run, panel_config)
 
     return show_panel(config, shape, run=run, on_train=save_and_train, interactive=interactive)
@@ -478,3 +523,120 @@ def interpolation_picker(rows: list[dict[str, Any]], save: Callable[[float], Any
     box = widgets.VBox([slider, scores, widgets.HBox([button, status])])
     display(box)
     return box
+
+
+# --- the sweep panel (notebook 03) -----------------------------------------------------------------
+
+
+class SweepPanel:
+    """The number of trials, the storage, and low / high sliders for each numeric key of
+    ``config.sweep.space``, editing ``config.sweep`` in place; Run sweep runs it and shows the trials
+    table and the parameter-importance plot. ``controls`` holds "trials", "storage" and, per numeric
+    key, "KEY.low" and "KEY.high". A change that would make the space invalid (low above high) is
+    named in the status line and not applied."""
+
+    def __init__(self, config: RunConfig, name: str, runs_dir: str | Path, data_from: RunDir | None = None):
+        from .config import SWEEP_SPACE_EXAMPLE, search_params
+
+        self.config = config
+        self.name = name
+        self.runs_dir = Path(runs_dir)
+        self.data_from = data_from
+        self.result = None  # the last sweep.SweepResult
+        self.status = widgets.HTML()
+        self.output = widgets.Output()
+        self.controls: dict[str, widgets.ValueWidget] = {
+            "trials": widgets.BoundedIntText(description="trials", min=1, max=10_000, value=config.sweep.trials,
+                                             style=_STYLE),
+            "storage": widgets.Text(description="storage", value=config.sweep.storage or "", style=_STYLE,
+                                    placeholder=f"sqlite in {self.runs_dir / name}; or any SQLAlchemy URL",
+                                    layout=_WIDE, continuous_update=False),
+        }
+        self.controls["trials"].observe(lambda change: setattr(self.config.sweep, "trials", change["new"]),
+                                        names="value")
+        self.controls["storage"].observe(
+            lambda change: setattr(self.config.sweep, "storage", change["new"].strip() or None), names="value")
+        rows: list[widgets.Widget] = [self.controls["trials"], self.controls["storage"]]
+        for param in search_params(config.sweep.space, "sweep panel"):
+            if param.kind == "categorical":
+                rows.append(widgets.HTML(f"<code>{_escape(param.key)}</code>: one of "
+                                         f"{_escape(', '.join(str(c) for c in param.choices))}"))
+                continue
+            pair = []
+            for bound in ("low", "high"):
+                control = _range_slider(param, bound)
+                control.observe(lambda change, k=param.key, b=bound: self._set_bound(k, b, change["new"]),
+                                names="value")
+                self.controls[f"{param.key}.{bound}"] = control
+                pair.append(control)
+            rows.append(widgets.HBox([widgets.HTML(f"<code>{_escape(param.key)}</code>",
+                                                   layout=widgets.Layout(width="220px")), *pair]))
+        self.run_button = widgets.Button(description="Run sweep", icon="play", button_style="primary",
+                                         disabled=not config.sweep.space, tooltip="run the trials with these ranges")
+        self.run_button.on_click(lambda _: self.run())
+        if not config.sweep.space:
+            example = _escape(SWEEP_SPACE_EXAMPLE)
+            self.status.value = (f"No <code>sweep.space</code> in the config: name the settings to search, e.g. "
+                                 f"<pre>{example}</pre>")
+        self.widget = widgets.VBox([*rows, self.status, self.run_button, self.output])
+
+    def _set_bound(self, key: str, bound: str, value: float) -> None:
+        from .config import search_params
+
+        param = next(p for p in search_params(self.config.sweep.space, "sweep panel") if p.key == key)
+        spec = dict(self.config.sweep.space[key])
+        spec[bound] = int(round(value)) if param.kind == "int" else float(value)
+        try:
+            search_params({key: spec}, "sweep panel")
+        except ConfigError as exc:
+            self.status.value = f"<span style='color:#b00020'>Not applied: {_escape(str(exc))}</span>"
+            return
+        self.config.sweep.space[key] = spec
+        self.status.value = ""
+
+    def run(self):
+        """Run the sweep with the panel's settings; shows the trials table and the importance plot."""
+        from . import sweep
+
+        self.run_button.disabled = True
+        self.output.clear_output()
+        try:
+            with self.output:
+                self.result = sweep.run_sweep(self.config, self.name, self.runs_dir, data_from=self.data_from)
+                display(sweep.trials_table(self.result))
+                figure = sweep.plot_importance(self.result, path=self.result.root / "importance.png")
+                if figure is not None:
+                    display(figure)
+        finally:
+            self.run_button.disabled = False
+        return self.result
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _range_slider(param, bound: str) -> widgets.ValueWidget:
+    """A slider for one end of a range, spanning the range and as much again on each side."""
+    low, high = param.low, param.high
+    value = low if bound == "low" else high
+    common = {"description": bound, "value": value, "style": _STYLE, "continuous_update": False}
+    if param.log:
+        exponents = (math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+        return widgets.FloatLogSlider(base=10, min=exponents[0], max=exponents[1], step=0.05, readout_format=".2e",
+                                      **common)
+    span = high - low
+    minimum = max(0, low - span) if low >= 0 else low - span
+    if param.kind == "int":
+        return widgets.IntSlider(min=int(minimum), max=int(high + span), step=int(param.step or 1), **common)
+    return widgets.FloatSlider(min=minimum, max=high + span, step=param.step or span / 100, readout_format=".3g",
+                               **common)
+
+
+def sweep_panel(config: RunConfig, name: str, runs_dir: str | Path, data_from: RunDir | None = None,
+                interactive: bool = True) -> SweepPanel | None:
+    """Display the sweep panel in a notebook and return it; headless runs (interactive=False) get nothing."""
+    if not interactive:
+        return None
+    panel = SweepPanel(config, name, runs_dir, data_from=data_from)
+    display(panel.widget)
+    return panel

@@ -103,6 +103,15 @@ def pytest_sessionfinish(session, exitstatus):
             print(f"\n{name} kept in {run.workdir}")
 
 
+def pytest_runtest_setup(item):
+    # torch is imported only when a gpu-marked test is about to run.
+    if item.get_closest_marker("gpu") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("needs a CUDA GPU: torch.cuda.is_available() is False here")
+
+
 @pytest.fixture(autouse=True)
 def frozen_heap():
     """accelerate runs gc.collect() at the start and end of every trainer.train(); with torch and

@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
-from default_run import machine  # noqa: E402
+from default_run import append_results, machine  # noqa: E402
 
 OUT = HERE / "out" / "accuracy"
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -388,10 +388,7 @@ def main() -> int:
                                                      indent=2))
     text = markdown(results, command, time.perf_counter() - started, settings)
     print(text)
-    if not args.results.exists():
-        args.results.write_text("# Benchmark results\n")
-    with args.results.open("a", encoding="utf-8") as log:
-        log.write(text)
+    append_results(args.results, text)
     return 0
 
 

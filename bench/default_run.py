@@ -40,6 +40,14 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def append_results(path: Path, text: str) -> None:
+    """Append a section to the Markdown results log (bench/RESULTS.md unless --results says otherwise)."""
+    if not path.exists():
+        path.write_text("# Benchmark results\n\n", encoding="utf-8")
+    with path.open("a", encoding="utf-8") as log:
+        log.write(text.rstrip("\n") + "\n\n")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default")
@@ -89,10 +97,7 @@ def main() -> int:
     ]
     text = "\n".join(lines)
     print(text)
-    if not args.results.exists():
-        args.results.write_text("# Benchmark results\n\n")
-    with args.results.open("a") as handle:
-        handle.write(text + "\n")
+    append_results(args.results, text)
     return 0
 
 

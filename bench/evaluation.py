@@ -106,8 +106,10 @@ def main() -> None:
         lines += umap_timing()
     text = "\n".join(lines) + "\n"
     print(text)
-    with open(REPO / "bench" / "RESULTS.md", "a", encoding="utf-8") as results:
-        results.write(text)
+    sys.path.insert(0, str(REPO / "bench"))
+    from default_run import append_results
+
+    append_results(REPO / "bench" / "RESULTS.md", text)
 
 
 if __name__ == "__main__":

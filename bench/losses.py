@@ -27,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from default_run import machine  # noqa: E402
+from default_run import append_results, machine  # noqa: E402
 
 STSB_LOSSES = ["CoSENTLoss", "CosineSimilarityLoss", "AnglELoss"]
 MRPC_LOSSES = ["OnlineContrastiveLoss", "ContrastiveLoss", "MultipleNegativesRankingLoss"]
@@ -201,8 +201,7 @@ def main() -> int:
     if not args.skip_throughput:
         lines += ["", "### Training-stage throughput", ""] + throughput(args.throughput_steps)
     lines += ["", f"Total {time.perf_counter() - started:.0f} s."]
-    with args.results.open("a", encoding="utf-8") as results:
-        results.write("\n".join(lines) + "\n")
+    append_results(args.results, "\n".join(lines))
     print("\n".join(lines))
     return 0
 

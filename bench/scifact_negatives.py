@@ -13,6 +13,7 @@ import datetime
 import os
 import platform
 import tempfile
+import sys
 import time
 from pathlib import Path
 
@@ -93,8 +94,10 @@ def main() -> None:
     lines += [f"| {name} | {value:.4f} | {note} |" for name, value, note in rows]
     text = "\n".join(lines) + "\n"
     print(text)
-    with open(REPO / "bench" / "RESULTS.md", "a", encoding="utf-8") as out:
-        out.write(text)
+    sys.path.insert(0, str(REPO / "bench"))
+    from default_run import append_results
+
+    append_results(REPO / "bench" / "RESULTS.md", text)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
-from default_run import machine  # noqa: E402
+from default_run import append_results, machine  # noqa: E402
 
 OUT = HERE / "out" / "speed"
 STSB_TEST = REPO / "sttune_helpers" / "datasets" / "stsb" / "sts-test.tsv"
@@ -358,10 +358,7 @@ def main() -> int:
     lines += [f"Total {time.perf_counter() - started:.0f} s.", ""]
     text = "\n".join(lines)
     print(text)
-    if not args.results.exists():
-        args.results.write_text("# Benchmark results\n")
-    with args.results.open("a", encoding="utf-8") as log:
-        log.write(text)
+    append_results(args.results, text)
     return 0
 
 

@@ -9,17 +9,20 @@ import pytest
 
 from sttune_helpers import cli
 from sttune_helpers.config import load_preset
-from sttune_helpers.data import prepare_data, write_splits
 from sttune_helpers.distributed import DistributedTrainingError, check_devices, launch_training
-from sttune_helpers.losses import build_loss, loss_shape, read_plan_loss, supports_gather_across_devices, write_plan
+from sttune_helpers.losses import build_loss, read_plan_loss, supports_gather_across_devices
 from sttune_helpers.rundir import RunDir, read_json
 from sttune_helpers.training import plan_training, train_model
 
 from conftest import REPO, sttune
-from tiny_model import build_tiny_model_folder
+from tiny_model import build_tiny_model_folder, prepared_run as prepare_tiny_run
 
 # Generous for a contended 2-core machine; a hang would otherwise stall the suite.
 LAUNCH_TIMEOUT_S = 600
+
+
+def prepared_run(root, tiny_folder, overrides=()):
+    return prepare_tiny_run(root, tiny_folder, ["train.early_stopping_patience=null", *overrides], name="dp")
 
 
 @pytest.fixture(scope="module")
@@ -27,31 +30,11 @@ def tiny_folder(tmp_path_factory):
     return str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model"))
 
 
-def prepared_run(root, tiny_folder, overrides=()):
-    """A run directory whose data_prep and loss_selection stages completed, on the tiny model."""
-    config = load_preset("smoke").with_overrides([f"model.name={tiny_folder}", "loss.name=null", "data.max_train_rows=48",
-                                                  "data.max_validation_rows=24", "data.max_test_rows=16",
-                                                  "train.batch_size=8", "train.logging_steps=1",
-                                                  "train.early_stopping_patience=null", *overrides])
-    run = RunDir(root / "dp")
-    run.root.mkdir(parents=True)
-    run.save_config(config)
-    run.start_stage("data_prep")
-    prepared = prepare_data(config.data, config.seed)
-    write_splits(run, prepared)
-    run.complete_stage("data_prep")
-    config.data.shape = prepared.report["shape"]
-    run.start_stage("loss_selection")
-    write_plan(run, config, n_train=len(prepared.splits["train"]), shape=loss_shape(prepared.report))
-    run.complete_stage("loss_selection")
-    return run, config
-
-
-@pytest.mark.xfail(reason='failed in the full suite on 2026-12-02 (passes alone per its author); under investigation', strict=False)
 def test_two_cpu_processes_train_and_only_rank_zero_writes(tmp_path, tiny_folder):
     # Retrieval pairs with MultipleNegativesRankingLoss: the in-batch negatives are gathered from both ranks.
     run, _ = prepared_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / 'scifact-mini'}",
-                                                  "data.shape=auto", "data.max_train_rows=null",
+                                                  "data.shape=auto", "loss.name=MultipleNegativesRankingLoss",
+                                                  "data.max_train_rows=null",
                                                   "data.max_validation_rows=null", "data.max_test_rows=null",
                                                   "train.batch_size=4", "train.max_steps=2",
                                                   "train.evaluations_per_epoch=1"])

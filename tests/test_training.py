@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 
 from sttune_helpers.config import load_preset
-from sttune_helpers.data import prepare_data, write_splits
-from sttune_helpers.losses import loss_shape, write_plan
 from sttune_helpers.rundir import RunDir
 from sttune_helpers.training import (CollapseGuard, EmbeddingCollapseError, NonFiniteLossGuard, TrainingDivergedError,
                                      mean_pairwise_cosine, plan_training, train_model)
 
 from conftest import REPO
-from tiny_model import build_tiny_model_folder
+from tiny_model import build_tiny_model_folder, prepared_run as prepare_tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -23,24 +21,9 @@ def tiny_folder(tmp_path_factory):
     return str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model"))
 
 
-def prepared_run(tmp_path, tiny_folder, overrides=()):
-    """A run directory through data prep and loss selection, on the tiny model."""
-    config = load_preset("smoke").with_overrides([f"model.name={tiny_folder}", "loss.name=null", "data.max_train_rows=48",
-                                                  "data.max_validation_rows=24", "data.max_test_rows=16",
-                                                  "train.batch_size=8", "train.logging_steps=1", *overrides])
-    run = RunDir(tmp_path / "run")
-    run.root.mkdir(parents=True)
-    run.save_config(config)
-    prepared = prepare_data(config.data, config.seed)
-    write_splits(run, prepared)
-    config.data.shape = prepared.report["shape"]
-    write_plan(run, config, n_train=len(prepared.splits["train"]), shape=loss_shape(prepared.report))
-    return run, config
-
-
 def test_early_stopping_stops_when_validation_stops_improving(tmp_path, tiny_folder):
     # A learning rate of 0 keeps the validation metric flat: no evaluation after the first improves it.
-    run, config = prepared_run(tmp_path, tiny_folder, ["train.learning_rate=0", "train.warmup_ratio=0",
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.learning_rate=0", "train.warmup_ratio=0",
                                                        "train.max_steps=30", "train.evaluations_per_epoch=6",
                                                        "train.early_stopping_patience=2"])
     summary = train_model(run, config)
@@ -68,7 +51,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_folder):
             if state.global_step == 3:
                 raise KeyboardInterrupt
 
-    run, config = prepared_run(tmp_path, tiny_folder, ["train.max_steps=4", "train.evaluations_per_epoch=2",
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.max_steps=4", "train.evaluations_per_epoch=2",
                                                        "train.early_stopping_patience=null"])
     with pytest.raises(KeyboardInterrupt):
         train_model(run, config, callbacks=[Interrupt()])
@@ -81,7 +64,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_folder):
 
 def test_nan_guard_fires_on_a_real_nan_loss(tmp_path, tiny_folder):
     # An infinite scale makes CoSENT's logits inf - inf: NaN at the first step.
-    run, config = prepared_run(tmp_path, tiny_folder, ["loss.params={scale: .inf}", "train.max_steps=3"])
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["loss.params={scale: .inf}", "train.max_steps=3"])
     with pytest.raises(TrainingDivergedError, match=r"training stopped at step \d: the training loss is nan.*learning "
                                                       r"rate"):
         train_model(run, config)
@@ -135,7 +118,7 @@ def test_in_batch_negative_losses_get_the_no_duplicates_sampler():
      "eval_validation_cosine_ndcg@10"),
 ])
 def test_training_on_other_shapes_follows_their_validation_metric(tmp_path, tiny_folder, source, extra, metric):
-    run, config = prepared_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / source}",
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / source}",
                                                        "data.shape=auto", "train.max_steps=2",
                                                        "train.evaluations_per_epoch=1", *extra])
     summary = train_model(run, config)
@@ -151,7 +134,7 @@ def test_training_on_other_shapes_follows_their_validation_metric(tmp_path, tiny
 def test_bake_off_trains_each_loss_and_writes_the_winner(tmp_path, tiny_folder):
     from sttune_helpers.training import bake_off, plot_bake_off
 
-    run, config = prepared_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / 'mrpc-train-sample.tsv'}",
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / 'mrpc-train-sample.tsv'}",
                                                        "data.shape=auto"])
     table = bake_off(run, config, candidates=["OnlineContrastiveLoss", "MultipleNegativesRankingLoss"], max_steps=2,
                      train_rows=32)

@@ -23,3 +23,28 @@ def build_tiny_model_folder(folder: Path, seed: int = 0) -> Path:
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def prepared_run(root: Path, model_folder: str, overrides=(), name: str = "run"):
+    """A run directory ``root/name`` whose data_prep and loss_selection stages completed on a small
+    slice of the embedded STS-B (or the ``data.source`` in ``overrides``), for ``model_folder``."""
+    from sttune_helpers.config import load_preset
+    from sttune_helpers.data import prepare_data, write_splits
+    from sttune_helpers.losses import loss_shape, write_plan
+    from sttune_helpers.rundir import RunDir
+
+    config = load_preset("smoke").with_overrides([f"model.name={model_folder}", "loss.name=null", "data.max_train_rows=48",
+                                                  "data.max_validation_rows=24", "data.max_test_rows=16",
+                                                  "train.batch_size=8", "train.logging_steps=1", *overrides])
+    run = RunDir(Path(root) / name)
+    run.root.mkdir(parents=True)
+    run.save_config(config)
+    run.start_stage("data_prep")
+    prepared = prepare_data(config.data, config.seed)
+    write_splits(run, prepared)
+    run.complete_stage("data_prep")
+    config.data.shape = prepared.report["shape"]
+    run.start_stage("loss_selection")
+    write_plan(run, config, n_train=len(prepared.splits["train"]), shape=loss_shape(prepared.report))
+    run.complete_stage("loss_selection")
+    return run, config

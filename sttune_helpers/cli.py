@@ -169,8 +169,12 @@ def command_run(args: argparse.Namespace) -> int:
     if args.resume:
         return command_resume(args)
     stages = select_stages(args.from_stage, args.only_stage)
-    # --only data_prep may start a new run; every other --only / --from continues an existing one.
-    continuing = stages[0] != STAGES[0] or (bool(args.only_stage) and bool(args.name)
+    if args.overwrite and stages[0] != STAGES[0]:
+        raise RunDirError(f"--overwrite starts the run again from {STAGES[0]!r}, and --from/--only {stages[0]!r} "
+                          "continues it: pass one of them")
+    # --only data_prep may start a new run (or, with --overwrite, replace one); every other --only /
+    # --from continues an existing one.
+    continuing = stages[0] != STAGES[0] or (bool(args.only_stage) and bool(args.name) and not args.overwrite
                                               and (args.runs_dir / args.name / "config.yaml").is_file())
     name = args.name or (None if continuing else default_run_name(args.preset or "default"))
     if name is None:

@@ -312,15 +312,20 @@ def test_full_runs_directory_leaves_no_partial_file(tmp_path, monkeypatch, capsy
 
 
 @pytest.mark.slow
-def test_bad_rows_stop_the_data_stage_of_a_run_with_nothing_written(tmp_path):
-    """--overwrite replaces an existing run; the data stage then stops on the bad rows, names each, marks
-    itself failed with the reason, and leaves no split and no later stage's artifact."""
+@pytest.mark.parametrize("only", [[], ["--only", "data_prep"]], ids=["whole-run", "only-data-prep"])
+def test_bad_rows_stop_the_data_stage_of_a_run_with_nothing_written(tmp_path, only):
+    """--overwrite (also with --only data_prep) replaces an existing run; the data stage then stops on
+    the bad rows, names each, marks itself failed with the reason, and leaves no split and no later
+    stage's artifact."""
     run = tmp_path / "runs" / "taken"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text("seed: 1\n")
     (run / "stale-model-file").write_text("from the old run")
     bad = pairs_file(tmp_path, [*good_rows(20), "x1,y1,NaN", "   ,y2,3"])
-    result = sttune("run", "--preset", "smoke", "--name", "taken", "--overwrite", "-p", f"data.source={bad}",
+    refused = sttune("run", "--name", "taken", "--overwrite", "--from", "training", cwd=tmp_path, timeout=QUICK_S)
+    assert refused.returncode == 2 and "--overwrite starts the run again from 'data_prep'" in refused.stderr
+    assert (run / "stale-model-file").exists()
+    result = sttune("run", "--preset", "smoke", "--name", "taken", "--overwrite", *only, "-p", f"data.source={bad}",
                     cwd=tmp_path)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out

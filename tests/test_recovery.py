@@ -95,7 +95,7 @@ def reference(tmp_path_factory):
     return uninterrupted_runs(tmp_path_factory.getbasetemp())
 
 
-@pytest.mark.xfail(reason="SIGINT handling is unfinished: the manifest can stay 'running' (see the issue 7 note)", strict=False)
+
 @pytest.mark.slow
 def test_sigint_in_training_then_resume_matches_an_uninterrupted_run(tmp_path, reference):
     run_a, _, tiny = reference

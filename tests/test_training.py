@@ -148,3 +148,32 @@ def test_bake_off_trains_each_loss_and_writes_the_winner(tmp_path, tiny_folder):
     assert not any((run.root / "bake-off").rglob("checkpoint-*"))
     plot_bake_off(table, path=tmp_path / "bake-off.png")
     assert (tmp_path / "bake-off.png").stat().st_size > 5_000
+
+
+def test_training_warns_of_texts_longer_than_max_seq_length_and_records_them(tmp_path, tiny_folder, capsys):
+    # Long texts (a 1-MB one among them) are cut to max_seq_length tokens when encoded: training says
+    # how many, and records it, rather than crashing or truncating silently.
+    long_texts = ["word " * 200_000] + [" ".join(f"token{i}x{j}" for j in range(300)) for i in range(9)]
+    rows = [f"a short sentence number {i},another short one {i},{i % 6}" for i in range(40)]
+    rows += [f"{text.strip()},a brief reply {i},3" for i, text in enumerate(long_texts)]
+    source = tmp_path / "pairs.csv"
+    source.write_text("sentence1,sentence2,score\n" + "\n".join(rows) + "\n")
+    with pytest.warns(UserWarning, match="1 text.s. longer than 10,000 characters"):  # the data stage's warning
+        run, config = prepare_tiny_run(tmp_path, tiny_folder, [f"data.source={source}", "train.max_steps=2",
+                                                           "train.evaluations_per_epoch=1",
+                                                           "train.early_stopping_patience=null"])
+    train_rows = [json.loads(line) for line in (run.data_dir / "train.jsonl").read_text().splitlines()]
+    in_train = sum(row["sentence1"] in {t.strip() for t in long_texts} for row in train_rows)
+    assert in_train > 0  # 10 of 50 rows are long: the split keeps some in train
+    summary = train_model(run, config)
+    expected_texts = 2 * len(train_rows)
+    assert summary["truncated_texts"]["truncated"] == in_train
+    assert summary["truncated_texts"]["texts"] == expected_texts
+    assert summary["truncated_texts"]["max_seq_length"] == 64
+    assert (f"warning: {in_train:,} of {expected_texts:,} training texts are longer than max_seq_length=64 tokens "
+            "and are truncated") in capsys.readouterr().out
+    assert json.loads((run.root / "training.json").read_text())["truncated_texts"] == summary["truncated_texts"]
+    # Texts that fit are not reported.
+    from sttune_helpers.modeling import load_model, truncated_texts
+
+    assert truncated_texts(load_model(tiny_folder, device="cpu", max_seq_length=64), ["short", "texts"]) is None

@@ -24,10 +24,11 @@ HERE = Path(__file__).resolve().parent
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
+        flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+        # bf16 on a CPU is fast only with AMX (modeling.cpu_supports_bf16): say which kind ran.
+        cpu += " (AMX bf16)" if "amx_bf16" in flags else " (no AMX)"
     except OSError:
         pass
     try:

@@ -14,7 +14,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -91,8 +90,11 @@ def main() -> None:
     parser.add_argument("--only", default="scifact,mrpc,umap")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
-    lines = [f"\n## Evaluation benchmark ({datetime.date.today()}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} cores; `python bench/evaluation.py --epochs {args.epochs:g}`)"]
+    sys.path.insert(0, str(REPO / "bench"))
+    from default_run import append_results, machine
+
+    lines = [f"\n### Evaluation benchmark ({datetime.date.today()}, {machine()}; "
+             f"`python bench/evaluation.py --epochs {args.epochs:g}`)"]
     common = [f"train.epochs={args.epochs}", "eval.interpolation_alphas=[0, 0.25, 0.5, 0.75, 1]"]
     if "scifact" in wanted:
         result = run_pipeline("bench-scifact", [f"data.source={args.data / 'scifact'}", "data.shape=auto",
@@ -106,9 +108,6 @@ def main() -> None:
         lines += umap_timing()
     text = "\n".join(lines) + "\n"
     print(text)
-    sys.path.insert(0, str(REPO / "bench"))
-    from default_run import append_results
-
     append_results(REPO / "bench" / "RESULTS.md", text)
 
 

@@ -36,7 +36,9 @@ MRPC_LOSSES = ["OnlineContrastiveLoss", "ContrastiveLoss", "MultipleNegativesRan
 def sttune_run(name: str, overrides: list[str], must_complete: str = "embedding_viz") -> Path:
     runs_dir = HERE / "out"
     command = [sys.executable, "-m", "sttune_helpers.cli", "run", "--preset", "default", "--name", name,
-               "--runs-dir", str(runs_dir), "--overwrite", "-p", "viz.max_points=10"]
+               "--runs-dir", str(runs_dir), "--overwrite", "-p", "viz.max_points=10",
+               # Only the fine-tuned model's test metrics are compared: no forgetting check or interpolation.
+               "-p", "eval.reference=false", "-p", "eval.interpolation_alphas=[]"]
     for override in overrides:
         command += ["-p", override]
     subprocess.run(command, env={**os.environ, "HF_HUB_OFFLINE": "1"})

@@ -2,7 +2,7 @@
 corpus, for: the base model; MNRL on (query, positive); MNRL with embedding-mined negatives; MNRL
 with lexical (BM25) negatives. Appends the figures and the mining time to bench/RESULTS.md.
 
-    .venv/bin/python bench/scifact_negatives.py [--data ../shared/data/scifact] [--epochs 1]
+    .venv/bin/python bench/scifact_negatives.py [--data ../shared/data/scifact] [--epochs 1] [--mining-only]
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import argparse
 import copy
 import datetime
 import os
-import platform
 import tempfile
 import sys
 import time
@@ -62,6 +61,8 @@ def main() -> None:
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--mining-only", action="store_true",
+                        help="time the mining alone (both candidate kinds): no training, no NDCG")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -72,9 +73,10 @@ def main() -> None:
     rows = []
     prepared = prepare_data(DataConfig(source=args.data), seed=args.seed)
     base = load_model("default", "cpu", 256)
-    rows.append(("base model", evaluate(base, prepared), ""))
-    rows.append(("MNRL (query, positive)", evaluate(train(prepared.splits["train"], args.epochs, args.seed),
-                                                     prepared), ""))
+    if not args.mining_only:
+        rows.append(("base model", evaluate(base, prepared), ""))
+        rows.append(("MNRL (query, positive)", evaluate(train(prepared.splits["train"], args.epochs, args.seed),
+                                                         prepared), ""))
     for candidates in ("embedding", "lexical"):
         mined_data = copy.deepcopy(prepared)  # mining rewrites the train split; reuse the prepared data
         config = DataConfig(negatives=NegativesConfig(enabled=True, candidates=candidates, num_negatives=1,
@@ -82,21 +84,24 @@ def main() -> None:
         started = time.perf_counter()
         mined = mine_train_negatives(mined_data, config, base, seed=args.seed)
         mining_seconds = time.perf_counter() - started
-        model = train(mined_data.splits["train"], args.epochs, args.seed)
-        rows.append((f"MNRL + {candidates} hard negatives", evaluate(model, prepared),
+        ndcg = None if args.mining_only else evaluate(train(mined_data.splits["train"], args.epochs, args.seed),
+                                                      prepared)
+        rows.append((f"MNRL + {candidates} hard negatives", ndcg,
                      f"mining {mining_seconds:.0f} s over {len(prepared.retrieval.corpus):,} documents, "
                      f"{mined.stats.get('rows_out', len(mined.dataset))} training rows"))
 
-    lines = [f"\n## {datetime.date.today()}, SciFact hard negatives (`bench/scifact_negatives.py --epochs "
-             f"{args.epochs}`)\n", f"Machine: {platform.platform()}, {os.cpu_count()} CPUs. all-MiniLM-L6-v2, "
+    sys.path.insert(0, str(REPO / "bench"))
+    from default_run import append_results, machine
+
+    command = "--mining-only" if args.mining_only else f"--epochs {args.epochs}"
+    lines = [f"\n### {datetime.date.today()}, SciFact hard negatives (`bench/scifact_negatives.py {command}`)\n",
+             f"Machine: {machine()}. all-MiniLM-L6-v2, "
              "max_seq_length 256, batch 32, lr 2e-5, no-duplicates sampler; NDCG@10 on BEIR test qrels "
              "(300 queries) over the full corpus.\n", "| model | NDCG@10 | notes |", "|---|---|---|"]
-    lines += [f"| {name} | {value:.4f} | {note} |" for name, value, note in rows]
+    lines += [f"| {name} | {'not measured' if value is None else f'{value:.4f}'} | {note} |"
+              for name, value, note in rows]
     text = "\n".join(lines) + "\n"
     print(text)
-    sys.path.insert(0, str(REPO / "bench"))
-    from default_run import append_results
-
     append_results(REPO / "bench" / "RESULTS.md", text)
 
 

@@ -1304,6 +1304,7 @@ def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed
     """Mine hard negatives for the train split with the base model; the train split becomes the
     mined triplets (or n-tuples). Returns the :class:`negatives.MinedNegatives` for inspection."""
     from . import negatives
+    from .modeling import encoding_precision
 
     settings = config.negatives
     shape = prepared.train_shape
@@ -1311,13 +1312,15 @@ def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed
         raise DataError(f"hard negatives need positive pairs: pair_binary, triplet or retrieval data, not {shape}")
     train = prepared.splits["train"]
     corpus = list(prepared.retrieval.corpus.values()) if prepared.retrieval is not None else None
-    mined = negatives.mine_negatives(
-        train[output_columns(train, shape)], shape, model, corpus=corpus, candidates=settings.candidates,
-        num_negatives=settings.num_negatives, range_min=settings.range_min, range_max=settings.range_max,
-        relative_margin=settings.relative_margin, absolute_margin=settings.absolute_margin,
-        max_score=settings.max_score, sampling_strategy=settings.sampling_strategy,
-        output_format=settings.output_format, lexical_method=settings.lexical_method,
-        batch_size=settings.batch_size, seed=seed)
+    with encoding_precision(model, settings.precision) as precision:
+        mined = negatives.mine_negatives(
+            train[output_columns(train, shape)], shape, model, corpus=corpus, candidates=settings.candidates,
+            num_negatives=settings.num_negatives, range_min=settings.range_min, range_max=settings.range_max,
+            relative_margin=settings.relative_margin, absolute_margin=settings.absolute_margin,
+            max_score=settings.max_score, sampling_strategy=settings.sampling_strategy,
+            output_format=settings.output_format, lexical_method=settings.lexical_method,
+            batch_size=settings.batch_size, seed=seed)
+    mined.stats["settings"]["precision"] = precision
     dataset = mined.dataset.reset_index(drop=True)
     dataset["_row"] = np.arange(1, len(dataset) + 1)
     prepared.splits["train"] = dataset

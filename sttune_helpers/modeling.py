@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 DEFAULT_MODEL = "default"
 HUB_PROBE_TIMEOUT_S = 5.0
@@ -116,6 +118,23 @@ def pick_precision(preference: str, device: str) -> tuple[str, str]:
         return "fp32", ("the CPU has no AMX bf16 units, where bf16 is slower than fp32 (set train.precision=bf16 "
                         "to use it anyway)")
     return "fp32", f"no mixed precision on {device}"
+
+
+@contextlib.contextmanager
+def encoding_precision(model, preference: str = "auto") -> Iterator[str]:
+    """Run the model's encode() calls inside in bf16 autocast where it pays ("auto": where training
+    would pick bf16) or where asked ("bf16"); yields the precision used. Embeddings stay float32."""
+    import torch
+
+    device = torch.device(model.device).type
+    precision = preference
+    if preference == "auto":
+        precision = "bf16" if pick_precision("auto", device)[0] == "bf16" else "fp32"
+    if precision == "bf16" and device in ("cpu", "cuda"):
+        with torch.autocast(device, dtype=torch.bfloat16):
+            yield "bf16"
+    else:
+        yield "fp32"
 
 
 # Names of the dropout probabilities in the common architectures' configs.

@@ -112,7 +112,8 @@ def sttune(*args: str) -> tuple[float, subprocess.CompletedProcess]:
 
 def stage_seconds(run: Path) -> dict[str, float]:
     stages = json.loads((run / "manifest.json").read_text())["stages"]
-    return {stage: entry["seconds"] for stage, entry in stages.items()}
+    # Stages after one re-run with --only are pending again, without seconds.
+    return {stage: entry["seconds"] for stage, entry in stages.items() if "seconds" in entry}
 
 
 def part_overhead(settings: dict) -> tuple[list[str], dict]:

@@ -419,7 +419,16 @@ class Encoder:
         return np.sum(self(left) * self(right), axis=1)
 
 
-def score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int = 64, seed: int = 0) -> ModelScores:
+def score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int = 64, seed: int = 0,
+                precision: str = "fp32") -> ModelScores:
+    """The task's metrics for ``model``, encoding with ``precision`` (EvalConfig.precision)."""
+    from .modeling import encoding_precision
+
+    with encoding_precision(model, precision):
+        return _score_model(task, model, boot, batch_size, seed)
+
+
+def _score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int, seed: int) -> ModelScores:
     encode = Encoder(model, batch_size)
     items = task.items
     if task.shape in ("pair_score", "unlabeled"):
@@ -674,7 +683,7 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     """Evaluate each named model on the test split and, when config.eval.reference is on, on the
     reference set; write eval/metrics.json, embeddings.npz, similarities.npz and errors.csv.
     ``loaded`` maps names to models already in memory (skips loading them again)."""
-    from .modeling import load_model
+    from .modeling import load_model, resolve_encoding_precision
 
     models = models or compared_models(run, config)
     loaded = dict(loaded or {})
@@ -687,16 +696,19 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
                                         config.seed + 1)
     scores: dict[str, ModelScores] = {}
     reference_scores: dict[str, ModelScores] = {}
+    precision = config.eval.precision
     for name, path in models.items():
         model = loaded.get(name) or load_model(path, device=config.model.device,
                                                max_seq_length=config.model.max_seq_length)
         if name in ("base", "fine_tuned"):
             loaded[name] = model  # kept for the interpolation sweep
-        scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed)
+        scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision)
         if reference is not None:
-            reference_scores[name] = score_model(reference, model, reference_boot, config.eval.batch_size, config.seed)
+            reference_scores[name] = score_model(reference, model, reference_boot, config.eval.batch_size, config.seed,
+                                                 config.eval.precision)
+        precision = resolve_encoding_precision(model, config.eval.precision)
     report = {"task": task.shape, "test_set": task.name, "confidence": config.eval.confidence,
-              "bootstrap_samples": config.eval.bootstrap_samples,
+              "bootstrap_samples": config.eval.bootstrap_samples, "precision": precision,
               **_report_block(task, scores, models, boot)}
     report["reference"] = ({"name": REFERENCE_NAME, **_report_block(reference, reference_scores, models,
                                                                     reference_boot)}
@@ -855,12 +867,13 @@ def interpolation_sweep(evaluation: Evaluation, config: RunConfig, alphas: Seque
                             if evaluation.reference_scores else None)
         else:
             model = interpolate_models(base, tuned, float(alpha))
-            on_task = score_model(task, model, boot, config.eval.batch_size, config.seed).metrics[metric]["value"]
+            on_task = score_model(task, model, boot, config.eval.batch_size, config.seed,
+                                  config.eval.precision).metrics[metric]["value"]
             on_reference = None
             if reference is not None:
                 reference_boot = Bootstrap.draw(reference.n, 1, config.eval.confidence, config.seed)
-                on_reference = score_model(reference, model, reference_boot, config.eval.batch_size,
-                                           config.seed).metrics["spearman_cosine"]["value"]
+                on_reference = score_model(reference, model, reference_boot, config.eval.batch_size, config.seed,
+                                           config.eval.precision).metrics["spearman_cosine"]["value"]
             del model
         rows.append({"alpha": float(alpha), "task": on_task, "reference": on_reference})
     evaluation.report["interpolation"] = rows

@@ -120,21 +120,30 @@ def pick_precision(preference: str, device: str) -> tuple[str, str]:
     return "fp32", f"no mixed precision on {device}"
 
 
-@contextlib.contextmanager
-def encoding_precision(model, preference: str = "auto") -> Iterator[str]:
-    """Run the model's encode() calls inside in bf16 autocast where it pays ("auto": where training
-    would pick bf16) or where asked ("bf16"); yields the precision used. Embeddings stay float32."""
+def resolve_encoding_precision(model, preference: str = "auto") -> str:
+    """What :func:`encoding_precision` uses for ``model``, bf16 or fp32 ("auto": bf16 where training
+    would pick it, a CPU with AMX or a GPU with bf16)."""
     import torch
 
     device = torch.device(model.device).type
     precision = preference
     if preference == "auto":
         precision = "bf16" if pick_precision("auto", device)[0] == "bf16" else "fp32"
-    if precision == "bf16" and device in ("cpu", "cuda"):
-        with torch.autocast(device, dtype=torch.bfloat16):
-            yield "bf16"
+    return "bf16" if precision == "bf16" and device in ("cpu", "cuda") else "fp32"
+
+
+@contextlib.contextmanager
+def encoding_precision(model, preference: str = "auto") -> Iterator[str]:
+    """Run the model's encode() calls inside in bf16 autocast where :func:`resolve_encoding_precision`
+    says so; yields the precision used. Embeddings stay float32."""
+    import torch
+
+    precision = resolve_encoding_precision(model, preference)
+    if precision == "bf16":
+        with torch.autocast(torch.device(model.device).type, dtype=torch.bfloat16):
+            yield precision
     else:
-        yield "fp32"
+        yield precision
 
 
 # Names of the dropout probabilities in the common architectures' configs.

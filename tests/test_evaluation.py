@@ -275,6 +275,18 @@ def test_seed_summary_gives_mean_and_sd(tmp_path):
     assert row["mean"] == pytest.approx(0.82) and row["sd"] == pytest.approx(0.02) and row["seeds"] == 3
 
 
+WORDS = ["cat", "dog", "market", "rain", "piano", "river", "bread", "train"]
+
+
+def word_pairs():
+    """Pairs on the same word (odd rows) and on different words (even rows)."""
+    import pandas as pd
+
+    return pd.DataFrame({"sentence1": [f"the {w} is here" for w in WORDS],
+                         "sentence2": [f"a {w} was there" if i % 2 else f"the {WORDS[-1 - i]} left"
+                                       for i, w in enumerate(WORDS)]})
+
+
 def test_pair_binary_and_triplet_scores_equal_the_library_evaluators(tiny_pair):
     import pandas as pd
     from sentence_transformers.sentence_transformer.evaluation import BinaryClassificationEvaluator, TripletEvaluator
@@ -282,11 +294,7 @@ def test_pair_binary_and_triplet_scores_equal_the_library_evaluators(tiny_pair):
     from sttune_helpers.evaluation import score_model
 
     model = tiny_pair[0]
-    words = ["cat", "dog", "market", "rain", "piano", "river", "bread", "train"]
-    pairs = pd.DataFrame({"sentence1": [f"the {w} is here" for w in words],
-                          "sentence2": [f"a {w} was there" if i % 2 else f"the {words[-1 - i]} left" for i, w in
-                                        enumerate(words)],
-                          "label": [i % 2 for i in range(len(words))]})
+    pairs = word_pairs().assign(label=[i % 2 for i in range(len(WORDS))])
     task = TaskSet("pair_binary", "test", pairs, validation=pairs)
     ours = score_model(task, model, _Bootstrap.draw(len(pairs), 20, 0.95, seed=0))
     library = BinaryClassificationEvaluator(list(pairs["sentence1"]), list(pairs["sentence2"]), list(pairs["label"]),
@@ -297,7 +305,7 @@ def test_pair_binary_and_triplet_scores_equal_the_library_evaluators(tiny_pair):
     assert ours.metrics["cosine_accuracy"]["value"] == pytest.approx(library["t_cosine_accuracy"], abs=1e-6)
 
     triplets = pd.DataFrame({"anchor": list(pairs["sentence1"]), "positive": list(pairs["sentence2"]),
-                             "negative": [f"nothing about {w}" for w in reversed(words)]})
+                             "negative": [f"nothing about {w}" for w in reversed(WORDS)]})
     ours = score_model(TaskSet("triplet", "test", triplets), model, _Bootstrap.draw(len(triplets), 20, 0.95, seed=0))
     library = TripletEvaluator(list(triplets["anchor"]), list(triplets["positive"]), list(triplets["negative"]),
                                name="t", similarity_fn_names=["cosine"])(model)
@@ -313,3 +321,18 @@ def test_mean_cosine_of_pairs_equals_the_pairwise_mean():
     expected = similarity[~np.eye(30, dtype=bool)].mean()
     assert mean_cosine_of_pairs(points) == pytest.approx(expected)
     assert mean_cosine_of_pairs(points[:1]) == 0.0
+
+
+def test_bf16_evaluation_moves_the_scores_a_little_and_fp32_not_at_all(tiny_pair):
+    from sttune_helpers.evaluation import score_model
+
+    model = tiny_pair[0]
+    pairs = word_pairs().assign(score=np.linspace(0, 1, len(WORDS)))
+    task = TaskSet("pair_score", "test", pairs)
+    boot = _Bootstrap.draw(len(pairs), 20, 0.95, seed=0)
+    default = score_model(task, model, boot)
+    fp32 = score_model(task, model, boot, precision="fp32")
+    bf16 = score_model(task, model, boot, precision="bf16")
+    np.testing.assert_array_equal(default.item_score, fp32.item_score)
+    assert not np.array_equal(bf16.item_score, fp32.item_score)  # bf16 arithmetic ran
+    np.testing.assert_allclose(bf16.item_score, fp32.item_score, atol=0.02)

@@ -51,6 +51,7 @@ def test_smoke_run_writes_every_artifact(smoke_run):
 
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["task"] == "pair_score" and metrics["primary_metric"] == "spearman_cosine"
+    assert metrics["precision"] == "fp32"  # eval.precision's default: the reported figures are exact
     assert metrics["n_test"] == 64
     for name in ("base", "fine_tuned"):
         result = metrics["models"][name]["metrics"]["spearman_cosine"]

@@ -56,7 +56,7 @@ class NegativesConfig:
     output_format: Literal["triplet", "n-tuple"] = "triplet"
     batch_size: int = 64
     # Encoding for the mining: "auto" is bf16 where training would pick it (a CPU with AMX, a GPU
-    # with bf16), else fp32. Cosines agree with fp32 to about 1e-4, and mining runs ~1.8x faster.
+    # with bf16), else fp32. Similarities stay within ~2e-3 of fp32's, and mining runs ~1.8x faster.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
 
 

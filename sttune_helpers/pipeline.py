@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import shutil
 import signal
@@ -140,64 +139,46 @@ class StageInterrupted(KeyboardInterrupt):
 INTERRUPTING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-class Interrupts:
-    """What the signal handler of :func:`interrupts_as_exceptions` does.
-
-    Outside a stage it raises StageInterrupted. While a stage notebook runs, raising would land in
-    nbclient's asyncio loop, which then never returns; instead the handler records the signal and
-    calls ``stop_stage`` (kill the stage's kernel): nbclient sees the kernel die and returns, and
-    run_stages records the interruption. ``stop_stage`` returns False when it found nothing to stop."""
-
-    def __init__(self) -> None:
-        self.signal_name: str | None = None
-        self.stop_stage: Callable[[], bool] | None = None
-
-    def handle(self, signum, frame) -> None:
-        name = signal.Signals(signum).name
-        if self.signal_name is not None:
-            return  # a second Ctrl-C must not cut the clean-up short
-        self.signal_name = name
-        if self.stop_stage is not None and self.stop_stage():
-            return
-        raise StageInterrupted(name)
-
-
 @contextlib.contextmanager
-def interrupts_as_exceptions() -> Iterator[Interrupts]:
-    """SIGINT, SIGTERM and SIGHUP stop the run like Ctrl-C (see :class:`Interrupts`), so that a run
-    stopped by `kill`, a closed terminal or a scheduler's time limit is recorded (main thread only)."""
-    interrupts = Interrupts()
+def interrupts_as_exceptions() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP raise StageInterrupted, so that a run stopped by `kill`, a closed
+    terminal or a scheduler's time limit is recorded like Ctrl-C (in the main thread only)."""
     if threading.current_thread() is not threading.main_thread():
-        yield interrupts
+        yield
         return
-    previous = {signum: signal.signal(signum, interrupts.handle) for signum in INTERRUPTING_SIGNALS}
+
+    def interrupt(signum, frame):
+        raise StageInterrupted(signal.Signals(signum).name)
+
+    previous = {signum: signal.signal(signum, interrupt) for signum in INTERRUPTING_SIGNALS}
     try:
-        yield interrupts
+        yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
 
-def stop_stage_process(run: RunDir, stage: str, manager) -> bool:
-    """Kill the kernel that runs ``stage`` (so that nothing it would still write, a model or
-    metrics, lands after the interruption is recorded); False when there is none to kill."""
+def stop_stage_process(run: RunDir, stage: str, manager) -> None:
+    """Stop the kernel that runs ``stage`` before recording the interruption, so that nothing it
+    would still write (a model, metrics) lands after the record."""
     if manager is not None:
         pid = getattr(getattr(manager, "provisioner", None), "pid", None)
-        if not pid:
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        return True
-    # A kernel of papermill's own (--kernel-per-stage): our child processes that are kernels.
-    import psutil
+        if pid:  # killed directly: the asyncio loop that shutdown_kernel runs still holds the interrupted cell
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # No shutdown_kernel here: it would run the asyncio loop that still holds the interrupted cell.
+        return
+    # A kernel of papermill's own (--kernel-per-stage): the process the stage recorded, if it is our child.
+    pid = run.manifest()["stages"].get(stage, {}).get("pid")
+    if not pid or pid == os.getpid():
+        return
+    with contextlib.suppress(Exception):
+        import psutil
 
-    killed = False
-    for child in psutil.Process().children():
-        with contextlib.suppress(psutil.Error):
-            if any("ipykernel" in part for part in child.cmdline()):
-                child.kill()
-                killed = True
-    return killed
+        process = psutil.Process(pid)
+        if process.ppid() == os.getpid():
+            process.kill()
+            process.wait(timeout=30)
 
 
 # Run in the shared kernel before each stage notebook, so that a notebook sees none of the previous
@@ -231,8 +212,8 @@ def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | Non
     from jupyter_client.manager import KernelManager
 
     # nbclient executes with the manager's client(): an asynchronous one, because the blocking one's
-    # get_msg blocks the event loop, so that nbclient never notices a kernel that died (or was killed
-    # by an interrupt) and waits for its output forever.
+    # get_msg blocks the event loop, so that after an interrupt (or a dead kernel) nbclient never
+    # returns and `sttune run` hangs.
     manager = KernelManager(kernel_name=kernel_name, client_class="jupyter_client.asynchronous.AsyncKernelClient")
     manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
     try:
@@ -287,7 +268,7 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
     run.require_completed(stages[0])
     results: list[StageResult] = []
     with contextlib.ExitStack() as stack:
-        interrupts = stack.enter_context(interrupts_as_exceptions())
+        stack.enter_context(interrupts_as_exceptions())
         manager = kernel if kernel is not None else stack.enter_context(stage_kernel(kernel_name, shared_kernel))
         for position, stage in enumerate(stages, start=1):
             output = run.notebooks_dir / NOTEBOOKS[stage]
@@ -300,24 +281,16 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
                     if position > 1 or kernel is not None:
                         reset_kernel_namespace(manager)
                     engine_options["km"] = manager
-                interrupts.stop_stage = functools.partial(stop_stage_process, run, stage, manager)
-                try:
-                    papermill.execute_notebook(
-                        str(source / NOTEBOOKS[stage]), str(output),
-                        parameters=notebook_parameters(source / NOTEBOOKS[stage], run, parameters),
-                        kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
-                        **engine_options,
-                    )
-                except Exception:
-                    if interrupts.signal_name is None:
-                        raise  # the kernel died or failed of itself
-                finally:
-                    interrupts.stop_stage = None
-                if interrupts.signal_name is not None:
-                    raise StageInterrupted(interrupts.signal_name)
+                papermill.execute_notebook(
+                    str(source / NOTEBOOKS[stage]), str(output),
+                    parameters=notebook_parameters(source / NOTEBOOKS[stage], run, parameters),
+                    kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
+                    **engine_options,
+                )
             except KeyboardInterrupt as exc:
-                signal_name = interrupts.signal_name or getattr(exc, "signal_name", "SIGINT")
-                interrupts.signal_name = signal_name  # later signals are ignored during the clean-up
+                signal_name = getattr(exc, "signal_name", "SIGINT")
+                for signum in INTERRUPTING_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
+                    signal.signal(signum, signal.SIG_IGN)
                 stop_stage_process(run, stage, manager)
                 if run.stage_status(stage) == "running":
                     run.fail_stage(stage, f"interrupted by {signal_name}", notebook=str(output), status="interrupted")

@@ -125,6 +125,25 @@ def test_sigint_in_training_then_resume_matches_an_uninterrupted_run(tmp_path, r
 
 
 @pytest.mark.slow
+def test_sigterm_with_a_kernel_per_stage_kills_that_kernel_and_records_the_interruption(tmp_path, reference):
+    # --kernel-per-stage: papermill starts the kernel, so sttune finds it among its child processes.
+    _, _, tiny = reference
+    run_dir = tmp_path / "runs" / "own-kernel"
+    process = start_run(tmp_path, "own-kernel", "--preset", "smoke", "--kernel-per-stage",
+                        *override_args(tiny_pipeline_overrides(tiny)))
+    wait_for_checkpoint(run_dir, process)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=120)
+    out = (tmp_path / "own-kernel.out").read_text() + (tmp_path / "own-kernel.err").read_text()
+    assert process.returncode == 130, out
+    assert "interrupted by SIGTERM during stage 'training'" in out
+    training = json.loads((run_dir / "manifest.json").read_text())["stages"]["training"]
+    assert training["status"] == "interrupted" and training["error"] == "interrupted by SIGTERM"
+    assert process_gone(training["pid"], timeout=5), "the kernel outlived the interrupted run"
+    assert_nothing_final_from_training(run_dir)
+
+
+@pytest.mark.slow
 def test_sigkill_of_sttune_and_its_kernel_then_resume_matches_an_uninterrupted_run(tmp_path, reference):
     run_a, _, tiny = reference
     run_dir = tmp_path / "runs" / "killed"

@@ -40,6 +40,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -281,6 +282,11 @@ def verdict(sttune_values: list[float], plain_values: list[float]) -> dict:
             "beats_by_more_than_spread": mean_s - mean_p > seed_spread}
 
 
+def set_result(source: str, seeds: list[dict]) -> dict:
+    return {"source": source, "seeds": seeds,
+            "verdict": verdict([s["sttune"]["value"] for s in seeds], [s["plain"]["value"] for s in seeds])}
+
+
 def fmt(mean: float, sd: float | None) -> str:
     return f"{mean:.4f} ± {sd:.4f}" if sd is not None else f"{mean:.4f} (1 seed)"
 
@@ -290,7 +296,8 @@ def interval(entry: dict) -> str:
     return f"{entry['value']:.4f} [{low:.4f}, {high:.4f}]" if low is not None else f"{entry['value']:.4f}"
 
 
-def markdown(results: dict, command: str, total_seconds: float, settings: dict) -> str:
+def markdown(results: dict, command: str, total_seconds: float, settings: dict,
+             stopped_during: str | None = None) -> str:
     lines = [f"\n## Accuracy: sttune's recipe vs the plain sentence-transformers recipe "
              f"({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"Machine: {machine()}. Command: `{command}`. {settings['epochs']:g} epochs, seeds "
@@ -313,7 +320,8 @@ def markdown(results: dict, command: str, total_seconds: float, settings: dict) 
         v, seeds = entry["verdict"], entry["seeds"]
         first = seeds[0]
         base = statistics.mean(s["sttune"]["base"] for s in seeds)
-        lines.append(f"| {name} | {first['sttune']['metric']} | {base:.4f} | {fmt(v['sttune_mean'], v['sttune_sd'])} "
+        label = f"{name} (seeds {' '.join(str(s['seed']) for s in seeds)} only)" if entry.get("partial") else name
+        lines.append(f"| {label} | {first['sttune']['metric']} | {base:.4f} | {fmt(v['sttune_mean'], v['sttune_sd'])} "
                      f"({first['sttune']['loss']}) | {fmt(v['plain_mean'], v['plain_sd'])} ({first['plain']['loss']}) "
                      f"| {v['difference']:+.4f} | {'yes' if v['matches'] else 'NO'} | "
                      f"{'yes' if v['beats_by_more_than_spread'] else 'no'} |")
@@ -329,12 +337,14 @@ def markdown(results: dict, command: str, total_seconds: float, settings: dict) 
     met = [n for n, e in results.items() if e["verdict"]["matches"]]
     beaten = [n for n, e in results.items() if e["verdict"]["beats_by_more_than_spread"]]
     target = len(met) == len(results) and bool(beaten)
-    lines += ["", f"Target (matches on every set, beats by more than the seed spread on at least one): "
+    lines += ["", f"Target{' on the sets that finished' if stopped_during else ''} (matches on every set, beats by more "
+              "than the seed spread on at least one): "
               f"{'met' if target else 'NOT met'} (matches: {', '.join(met) or 'none'}; beats: "
               f"{', '.join(beaten) or 'none'})."
               + (" With one seed there is no seed spread: the verdicts compare the means alone." if
                  len(settings["seeds"]) < 2 else ""),
-              f"Total {total_seconds / 60:.1f} min.", ""]
+              (f"Stopped by hand during {stopped_during}: only the sets above finished. " if stopped_during else "")
+              + f"Total {total_seconds / 60:.1f} min.", ""]
     return "\n".join(lines)
 
 
@@ -371,25 +381,39 @@ def main() -> int:
             overrides.append(f"data.{key}={settings[key]}")
     results: dict = {}
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        spec = SETS[name]
-        source = data_source(name, settings)
-        seeds = []
-        for seed in settings["seeds"]:
-            run_name = f"{name}-{'quick-' if args.quick else ''}seed{seed}"
-            sttune = sttune_recipe(run_name, source, seed, [*overrides, *spec.overrides])
-            plain = plain_recipe(Path(sttune["run"]), spec.plain_loss, settings["epochs"])
-            seeds.append({"seed": seed, "sttune": sttune, "plain": plain})
-            print(f"{name} seed {seed}: sttune ({sttune['loss']}) {sttune['metric']} {sttune['value']:.4f}, "
-                  f"plain ({plain['loss']}) {plain['value']:.4f}, base {sttune['base']:.4f}", flush=True)
-        results[name] = {"source": source, "seeds": seeds,
-                         "verdict": verdict([s["sttune"]["value"] for s in seeds], [s["plain"]["value"] for s in seeds])}
-        (OUT / "results.json").write_text(json.dumps({"command": command, "settings": settings, "results": results},
-                                                     indent=2))
-    text = markdown(results, command, time.perf_counter() - started, settings)
+    # A full run takes hours on a CPU: Ctrl-C (or SIGTERM) stops it and still records the finished sets.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    stopped_during, seeds = None, []
+    try:
+        for name in names:
+            stopped_during = name
+            spec = SETS[name]
+            source = data_source(name, settings)
+            seeds = []
+            for seed in settings["seeds"]:
+                run_name = f"{name}-{'quick-' if args.quick else ''}seed{seed}"
+                sttune = sttune_recipe(run_name, source, seed, [*overrides, *spec.overrides])
+                plain = plain_recipe(Path(sttune["run"]), spec.plain_loss, settings["epochs"])
+                seeds.append({"seed": seed, "sttune": sttune, "plain": plain})
+                print(f"{name} seed {seed}: sttune ({sttune['loss']}) {sttune['metric']} {sttune['value']:.4f}, "
+                      f"plain ({plain['loss']}) {plain['value']:.4f}, base {sttune['base']:.4f}", flush=True)
+            results[name] = set_result(source, seeds)
+            (OUT / "results.json").write_text(json.dumps({"command": command, "settings": settings,
+                                                         "results": results}, indent=2))
+        stopped_during = None
+    except KeyboardInterrupt:
+        if seeds and stopped_during not in results:  # the seeds of the unfinished set that did finish
+            results[stopped_during] = {**set_result(data_source(stopped_during, settings), seeds), "partial": True}
+        print(f"accuracy: stopped during {stopped_during}; recording what finished "
+              f"({', '.join(results) or 'nothing'})", file=sys.stderr, flush=True)
+        if not results:
+            return 130
+        (OUT / "results.json").write_text(json.dumps({"command": command, "settings": settings, "results": results,
+                                                     "stopped_during": stopped_during}, indent=2))
+    text = markdown(results, command, time.perf_counter() - started, settings, stopped_during)
     print(text)
     append_results(args.results, text)
-    return 0
+    return 130 if stopped_during else 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Issue 6's speed benchmark, in four parts (``--only a,b,c,d``):
+"""Issue 6's speed benchmark, in five parts (``--only a,b,c,d,e``):
 
 a. Training throughput of sttune's training stage vs a bare SentenceTransformerTrainer script with
    identical settings, as a ratio in one process (bench/losses.py's throughput_ratio; target >= 0.97).
@@ -14,8 +14,10 @@ d. Peak memory of training at batch 16/64/256 with and without gradient checkpoi
    STS-B pairs), and MultipleNegativesRankingLoss vs CachedMultipleNegativesRankingLoss
    (mini_batch_size 32) at batch 256 on (anchor, positive) pairs: a fresh process per configuration,
    a few steps each; peak RSS (resource.getrusage) on CPU, torch.cuda.max_memory_allocated on CUDA.
+e. Training throughput on CPU in fp32 and in bf16 (a bare SentenceTransformerTrainer, CoSENTLoss,
+   batch 16, on shuffled STS-B train pairs), and whether `train.precision: auto` picks the faster.
 
-    .venv/bin/python bench/speed.py [--quick] [--only a,b,c,d] [--results PATH]
+    .venv/bin/python bench/speed.py [--quick] [--only a,b,c,d,e] [--results PATH]
 
 Appends a Markdown section with the machine and the command to bench/RESULTS.md (--results); the
 figures also go to bench/out/speed/results.json. Scratch runs go to bench/out/speed/ (git-ignored).
@@ -45,9 +47,9 @@ STSB_TEST = REPO / "sttune_helpers" / "datasets" / "stsb" / "sts-test.tsv"
 STSB_TRAIN = REPO / "sttune_helpers" / "datasets" / "stsb" / "sts-train.tsv"
 
 FULL = {"throughput_steps": 100, "overhead_preset": "smoke", "encode_sentences": 1000, "encode_repeats": 3,
-        "memory_steps": 3, "memory_batches": [16, 64, 256]}
+        "memory_steps": 3, "memory_batches": [16, 64, 256], "precision_steps": 60, "precision_repeats": 2}
 QUICK = {"throughput_steps": 20, "overhead_preset": "smoke", "encode_sentences": 1000, "encode_repeats": 1,
-         "memory_steps": 2, "memory_batches": [16, 256]}
+         "memory_steps": 2, "memory_batches": [16, 256], "precision_steps": 15, "precision_repeats": 1}
 
 
 def sttune_env() -> dict:
@@ -166,7 +168,7 @@ def part_encoding(settings: dict) -> tuple[list[str], dict]:
     import torch
 
     from sttune_helpers.evaluation import spearman
-    from sttune_helpers.modeling import cpu_supports_bf16, load_model
+    from sttune_helpers.modeling import cpu_fast_bf16, load_model
 
     frame = pd.read_csv(STSB_TEST, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
     pairs = settings["encode_sentences"] // 2
@@ -201,11 +203,11 @@ def part_encoding(settings: dict) -> tuple[list[str], dict]:
                      "spearman": float(spearman(cosine, gold)),
                      "max_cosine_difference": float(np.abs(cosine - reference).max())})
     base = rows[0]["sentences_per_second"]
-    native = cpu_supports_bf16()
+    native = cpu_fast_bf16()
     lines = ["### c. Encoding throughput on CPU, fp32 vs bf16", "",
              f"`model.encode` of {len(sentences)} STS-B test sentences ({pairs} pairs), batch {batch_size}, "
              f"{torch.get_num_threads()} torch threads, median of {settings['encode_repeats']} after a warm-up; the "
-             f"CPU {'has' if native else 'lacks'} native bf16 (avx512_bf16/amx_bf16). sttune's evaluation encodes "
+             f"CPU {'has ' + native if native else 'lacks fast bf16 units'}. sttune's evaluation encodes "
              "in fp32.", "",
              "| path | sentences/s | vs fp32 | Spearman on these pairs | max cosine difference from fp32 |",
              "|---|---|---|---|---|"]
@@ -325,13 +327,68 @@ def part_memory(settings: dict) -> tuple[list[str], dict]:
     return lines, {"rows": rows}
 
 
-PARTS = {"a": part_throughput, "b": part_overhead, "c": part_encoding, "d": part_memory}
+# --- e. training precision on CPU --------------------------------------------------------------------
+
+
+def part_training_precision(settings: dict) -> tuple[list[str], dict]:
+    """Training pairs/s in fp32 and in bf16 autocast on this CPU, and whether sttune's automatic choice
+    (modeling.pick_precision) is the faster one: the evidence behind modeling.cpu_fast_bf16."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses
+    from losses import step_timer
+
+    from sttune_helpers.config import load_preset
+    from sttune_helpers.data import load_split, prepare_data, write_splits
+    from sttune_helpers.modeling import load_model, pick_precision
+    from sttune_helpers.rundir import RunDir
+
+    import numpy as np
+
+    config = load_preset("default")
+    run = RunDir(OUT / "precision")  # the default preset's train split, shuffled: every genre's lengths
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_splits(run, prepare_data(config.data, seed=config.seed))
+    train = load_split(run, "train")
+    steps, batch = settings["precision_steps"], config.train.batch_size
+
+    def rate(precision: str) -> float:
+        model = load_model(config.model.name, device="cpu")
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(OUT / "precision-trainer"), max_steps=steps, per_device_train_batch_size=batch,
+            learning_rate=config.train.learning_rate, bf16=precision == "bf16", use_cpu=True, report_to=[],
+            save_strategy="no", eval_strategy="no", seed=config.seed, dataloader_num_workers=0)
+        timer = step_timer()
+        SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=losses.CoSENTLoss(model),
+                                   callbacks=[timer]).train()
+        return timer.rate(batch)
+
+    rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(settings["precision_repeats"]):  # interleaved, so drift on a shared machine hits both
+        for precision in rates:
+            rates[precision].append(rate(precision))
+    median = {precision: float(np.median(values)) for precision, values in rates.items()}
+    faster = max(median, key=median.get)
+    chosen, why = pick_precision("auto", "cpu")
+    lines = ["### e. Training throughput on CPU, fp32 vs bf16", "",
+             f"A bare SentenceTransformerTrainer, CoSENTLoss, batch {batch}, {steps} steps on the default preset's "
+             f"shuffled STS-B train split, fp32 and bf16 interleaved {settings['precision_repeats']} times "
+             "(optimizer steps only, after the first).", "",
+             "| precision | pairs/s (median) | runs |", "|---|---|---|"]
+    for precision, values in rates.items():
+        lines.append(f"| {precision} | {median[precision]:.1f} | {', '.join(f'{v:.1f}' for v in values)} |")
+    lines += ["", f"bf16 / fp32 = {median['bf16'] / median['fp32']:.2f}. sttune's `train.precision: auto` picks "
+              f"**{chosen}** here ({why}): {'the faster one' if chosen == faster else 'NOT the faster one'}."]
+    return lines, {"rates": rates, "median": median, "chosen": chosen, "chosen_is_faster": chosen == faster}
+
+
+PARTS = {"a": part_throughput, "b": part_overhead, "c": part_encoding, "d": part_memory,
+         "e": part_training_precision}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps, repeats and memory configurations")
-    parser.add_argument("--only", default="a,b,c,d", help="comma-separated parts: a, b, c, d")
+    parser.add_argument("--only", default="a,b,c,d,e", help="comma-separated parts: a, b, c, d, e")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the Markdown log to append to")
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)  # one part-d configuration, as JSON
     args = parser.parse_args()
@@ -342,7 +399,7 @@ def main() -> int:
     parts = [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
-        parser.error(f"--only: unknown part {', '.join(unknown) or '(none given)'}; choose from a, b, c, d")
+        parser.error(f"--only: unknown part {', '.join(unknown) or '(none given)'}; choose from {', '.join(PARTS)}")
     settings = QUICK if args.quick else FULL
     command = shlex.join([".venv/bin/python", "bench/speed.py", *sys.argv[1:]])
     OUT.mkdir(parents=True, exist_ok=True)

@@ -91,15 +91,21 @@ def pick_device(preference: str = "auto") -> str:
     return "cpu"
 
 
-def cpu_supports_bf16() -> bool:
-    """True where the CPU has AMX bf16 tiles, where bf16 training is about twice as fast as fp32.
-    AVX512-BF16 alone is not enough: on such a Xeon (2 cores, no AMX) bf16 training steps took 1.4x
-    as long as fp32 ones (bench/RESULTS.md)."""
+def cpu_fast_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The bf16 units that make bf16 training faster than fp32 on this CPU, or None where it is not.
+    Measured on 2-core machines (bench/RESULTS.md): AMX (amx_bf16) about 2x fp32; AVX512-BF16 on an AMD
+    EPYC (Zen 4) 1.4x; AVX512-BF16 on a Xeon without AMX 1.4x *slower*, so that one is not counted."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        lines = cpuinfo.read_text().splitlines()
     except OSError:
-        return False
-    return bool(re.search(r"\bamx_bf16\b", flags))
+        return None
+    flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
+    vendor = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")), "")
+    if "amx_bf16" in flags:
+        return "AMX bf16 units (amx_bf16)"
+    if vendor == "AuthenticAMD" and "avx512_bf16" in flags:
+        return "AVX512-BF16 on an AMD CPU"
+    return None
 
 
 def pick_precision(preference: str, device: str) -> tuple[str, str]:
@@ -113,16 +119,17 @@ def pick_precision(preference: str, device: str) -> tuple[str, str]:
             return "bf16", "the CUDA device supports bf16"
         return "fp16", "the CUDA device lacks bf16, so fp16 with loss scaling"
     if device == "cpu":
-        if cpu_supports_bf16():
-            return "bf16", "the CPU has AMX bf16 units (amx_bf16), which about doubles training speed"
-        return "fp32", ("the CPU has no AMX bf16 units, where bf16 is slower than fp32 (set train.precision=bf16 "
-                        "to use it anyway)")
+        units = cpu_fast_bf16()
+        if units:
+            return "bf16", f"the CPU has {units}, where bf16 trains 1.4-2x as fast as fp32"
+        return "fp32", ("the CPU has neither AMX bf16 units nor AMD's AVX512-BF16, where bf16 is slower than fp32 "
+                        "(set train.precision=bf16 to use it anyway)")
     return "fp32", f"no mixed precision on {device}"
 
 
 def resolve_encoding_precision(model, preference: str = "auto") -> str:
     """What :func:`encoding_precision` uses for ``model``, bf16 or fp32 ("auto": bf16 where training
-    would pick it, a CPU with AMX or a GPU with bf16)."""
+    would pick it: see :func:`cpu_fast_bf16`, or a GPU with bf16)."""
     import torch
 
     device = torch.device(model.device).type

@@ -50,6 +50,27 @@ def test_precision_choice_is_explained():
     assert precision in {"bf16", "fp32"} and "CPU" in reason
 
 
+@pytest.mark.parametrize("vendor, flags, expected", [
+    ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", "AMX"),   # Sapphire Rapids: bf16 about 2x
+    ("AuthenticAMD", "avx512f avx512_bf16", "AMD"),                      # Zen 4: bf16 1.4x
+    ("GenuineIntel", "avx512f avx512_bf16", None),                       # Cooper Lake: bf16 1.4x slower
+    ("AuthenticAMD", "avx2", None),
+])
+def test_cpu_bf16_is_chosen_only_where_it_was_measured_faster(tmp_path, monkeypatch, vendor, flags, expected):
+    from sttune_helpers import modeling
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 {flags}\n\n"
+                       f"processor\t: 1\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 {flags}\n")
+    units = modeling.cpu_fast_bf16(cpuinfo)
+    assert (units is None) if expected is None else (expected in units)
+    assert modeling.cpu_fast_bf16(tmp_path / "missing") is None
+    monkeypatch.setattr(modeling, "cpu_fast_bf16", lambda: units)
+    precision, reason = pick_precision("auto", "cpu")
+    assert precision == ("fp32" if expected is None else "bf16")
+    assert (expected in reason) if expected else ("slower than fp32" in reason)
+
+
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
     from tiny_model import build_tiny_model_folder

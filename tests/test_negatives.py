@@ -316,10 +316,10 @@ def test_data_stage_mines_the_train_split_of_beir_data(model, tmp_path):
     assert load_split(run, "test").column_names == ["anchor", "positive"]
     written = json.loads(run.data_report_path.read_text())
     assert written["train_shape"] == "triplet" and written["negatives"]["settings"]["candidates"] == "both"
-    from sttune_helpers.modeling import cpu_supports_bf16
+    from sttune_helpers.modeling import cpu_fast_bf16
 
-    # The encoding the mining used, by NegativesConfig.precision="auto": bf16 on a CPU with AMX.
-    assert written["negatives"]["settings"]["precision"] == ("bf16" if cpu_supports_bf16() else "fp32")
+    # The encoding the mining used, by NegativesConfig.precision="auto": bf16 where the CPU runs it fast.
+    assert written["negatives"]["settings"]["precision"] == ("bf16" if cpu_fast_bf16() else "fp32")
 
 
 def test_mining_encodes_in_bf16_where_training_would_and_the_scores_barely_move(model, monkeypatch):
@@ -338,7 +338,7 @@ def test_mining_encodes_in_bf16_where_training_would_and_the_scores_barely_move(
         half = model.encode(texts, **options)
     assert half.dtype == np.float32 and not np.array_equal(half, full)  # bf16 arithmetic ran
     assert np.min(np.sum(full * half, axis=1)) > 0.999
-    for amx, expected in ((True, "bf16"), (False, "fp32")):
-        monkeypatch.setattr(modeling, "cpu_supports_bf16", lambda: amx)
+    for units, expected in (("AMX bf16 units (amx_bf16)", "bf16"), (None, "fp32")):
+        monkeypatch.setattr(modeling, "cpu_fast_bf16", lambda: units)
         with encoding_precision(model, "auto") as precision:
             assert precision == expected

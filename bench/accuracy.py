@@ -403,7 +403,7 @@ def main() -> int:
         stopped_during = None
     except KeyboardInterrupt:
         if seeds and stopped_during not in results:  # the seeds of the unfinished set that did finish
-            results[stopped_during] = {**set_result(data_source(stopped_during, settings), seeds), "partial": True}
+            results[stopped_during] = {**set_result(source, seeds), "partial": True}
         print(f"accuracy: stopped during {stopped_during}; recording what finished "
               f"({', '.join(results) or 'nothing'})", file=sys.stderr, flush=True)
         if not results:

@@ -26,9 +26,12 @@ def machine() -> str:
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
-        flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
         # Whether sttune trains in bf16 here depends on these units (modeling.cpu_fast_bf16): say which ran.
-        cpu += " (AMX bf16)" if "amx_bf16" in flags else " (AVX512-BF16, no AMX)" if "avx512_bf16" in flags else " (no bf16 units)"
+        from sttune_helpers.modeling import cpu_features
+
+        flags = cpu_features()[1]
+        cpu += (" (AMX bf16)" if "amx_bf16" in flags else " (AVX512-BF16, no AMX)" if "avx512_bf16" in flags
+                else " (no bf16 units)")
     except OSError:
         pass
     try:

@@ -102,6 +102,32 @@ def step_timer():
     return StepTimer()
 
 
+def bare_trainer_rates(config, train_dataset, precision: str, device: str, steps: int,
+                       output_dir: Path) -> tuple[float, float]:
+    """Pairs/s of a bare SentenceTransformerTrainer script (CoSENTLoss, the config's batch, learning rate,
+    warmup, weight decay, scheduler and seed) over ``steps``: (optimizer steps alone, the trainer's own
+    train_samples_per_second)."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    from sttune_helpers.modeling import load_model
+
+    batch = config.train.batch_size
+    model = load_model(config.model.name, device=device)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir), max_steps=steps, per_device_train_batch_size=batch,
+        learning_rate=config.train.learning_rate, warmup_steps=config.train.warmup_ratio,
+        weight_decay=config.train.weight_decay, lr_scheduler_type=config.train.scheduler,
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device == "cpu", report_to=[],
+        save_strategy="no", eval_strategy="no", logging_steps=config.train.logging_steps,
+        seed=config.seed, data_seed=config.seed, dataloader_num_workers=0)
+    timer = step_timer()
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
+                                         loss=CoSENTLoss(model), callbacks=[timer])
+    metrics = trainer.train().metrics
+    return timer.rate(batch), metrics["train_samples_per_second"]
+
+
 def throughput_ratio(steps: int, workdir: Path = HERE / "out") -> dict:
     """Pairs per second of sttune's training stage (training.train_model) vs a bare
     SentenceTransformerTrainer script with the same data, loss (CoSENTLoss) and settings (batch 16,
@@ -141,19 +167,7 @@ def throughput_ratio(steps: int, workdir: Path = HERE / "out") -> dict:
     batch = config.train.batch_size
 
     def bare() -> tuple[float, float]:
-        model = load_model(config.model.name, device=device)
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(workdir / "bare-trainer"), max_steps=steps, per_device_train_batch_size=batch,
-            learning_rate=config.train.learning_rate, warmup_steps=config.train.warmup_ratio,
-            weight_decay=config.train.weight_decay, lr_scheduler_type=config.train.scheduler,
-            bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=device == "cpu", report_to=[],
-            save_strategy="no", eval_strategy="no", logging_steps=config.train.logging_steps,
-            seed=config.seed, data_seed=config.seed, dataloader_num_workers=0)
-        timer = step_timer()
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
-                                             loss=losses.CoSENTLoss(model), callbacks=[timer])
-        metrics = trainer.train().metrics
-        return timer.rate(batch), metrics["train_samples_per_second"]
+        return bare_trainer_rates(config, train_dataset, precision, device, steps, workdir / "bare-trainer")
 
     first = bare()
     timer = step_timer()

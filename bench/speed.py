@@ -333,16 +333,13 @@ def part_memory(settings: dict) -> tuple[list[str], dict]:
 def part_training_precision(settings: dict) -> tuple[list[str], dict]:
     """Training pairs/s in fp32 and in bf16 autocast on this CPU, and whether sttune's automatic choice
     (modeling.pick_precision) is the faster one: the evidence behind modeling.cpu_fast_bf16."""
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer import losses
-    from losses import step_timer
+    import numpy as np
+    from losses import bare_trainer_rates
 
     from sttune_helpers.config import load_preset
     from sttune_helpers.data import load_split, prepare_data, write_splits
-    from sttune_helpers.modeling import load_model, pick_precision
+    from sttune_helpers.modeling import pick_precision
     from sttune_helpers.rundir import RunDir
-
-    import numpy as np
 
     config = load_preset("default")
     run = RunDir(OUT / "precision")  # the default preset's train split, shuffled: every genre's lengths
@@ -352,15 +349,7 @@ def part_training_precision(settings: dict) -> tuple[list[str], dict]:
     steps, batch = settings["precision_steps"], config.train.batch_size
 
     def rate(precision: str) -> float:
-        model = load_model(config.model.name, device="cpu")
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(OUT / "precision-trainer"), max_steps=steps, per_device_train_batch_size=batch,
-            learning_rate=config.train.learning_rate, bf16=precision == "bf16", use_cpu=True, report_to=[],
-            save_strategy="no", eval_strategy="no", seed=config.seed, dataloader_num_workers=0)
-        timer = step_timer()
-        SentenceTransformerTrainer(model=model, args=args, train_dataset=train, loss=losses.CoSENTLoss(model),
-                                   callbacks=[timer]).train()
-        return timer.rate(batch)
+        return bare_trainer_rates(config, train, precision, "cpu", steps, OUT / "precision-trainer")[0]
 
     rates: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for _ in range(settings["precision_repeats"]):  # interleaved, so drift on a shared machine hits both

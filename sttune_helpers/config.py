@@ -56,7 +56,8 @@ class NegativesConfig:
     output_format: Literal["triplet", "n-tuple"] = "triplet"
     batch_size: int = 64
     # Encoding for the mining: "auto" is bf16 where training would pick it (a CPU with AMX or AMD's
-    # AVX512-BF16, a GPU with bf16), else fp32. Similarities stay within ~2e-3 of fp32's, and mining runs ~1.8x faster.
+    # AVX512-BF16, a GPU with bf16), else fp32. Similarities stay within ~2e-3 of fp32's, and mining
+    # runs ~1.8x faster.
     precision: Literal["auto", "bf16", "fp32"] = "auto"
 
 
@@ -192,8 +193,8 @@ class EvalConfig:
     confidence: float = 0.95
     batch_size: int = 64
     # Encoding for the measurement. fp32 by default: the reported figures are exact. "auto" or "bf16"
-    # encode in bf16 autocast where training would use it (~1.8x faster on a CPU with AMX, ~1.6x on an AMD Zen 4; cosines
-    # within ~2e-3 of fp32), worth it for a large corpus.
+    # encode in bf16 autocast where training would use it (~1.8x faster on a CPU with AMX, ~1.6x on
+    # an AMD Zen 4; cosines within ~2e-3 of fp32), worth it for a large corpus.
     precision: Literal["fp32", "auto", "bf16"] = "fp32"
     # More models in the comparison table: name -> a model path, a hub name, or another run's directory.
     extra_models: dict[str, str] = field(default_factory=dict)

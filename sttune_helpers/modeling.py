@@ -91,20 +91,26 @@ def pick_device(preference: str = "auto") -> str:
     return "cpu"
 
 
-def cpu_fast_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
-    """The bf16 units that make bf16 training faster than fp32 on this CPU, or None where it is not.
-    Measured on 2-core machines (bench/RESULTS.md): AMX (amx_bf16) about 2x fp32; AVX512-BF16 on an AMD
-    EPYC (Zen 4) 1.4x; AVX512-BF16 on a Xeon without AMX 1.4x *slower*, so that one is not counted."""
+def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, set[str]]:
+    """(vendor_id, flags) of the first CPU in ``cpuinfo``; ("", set()) where it cannot be read."""
     try:
         lines = cpuinfo.read_text().splitlines()
     except OSError:
-        return None
+        return "", set()
     flags = next((set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")), set())
     vendor = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("vendor_id")), "")
+    return vendor, flags
+
+
+def cpu_fast_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """The bf16 units that make bf16 training faster than fp32 on this CPU, or None where it is not.
+    Measured on 2-core machines (bench/RESULTS.md): AMX (amx_bf16) about 2x fp32; AVX512-BF16 on an AMD
+    EPYC (Zen 4) 1.47x; AVX512-BF16 on a Xeon without AMX 1.4x *slower*, so that one is not counted."""
+    vendor, flags = cpu_features(cpuinfo)
     if "amx_bf16" in flags:
         return "AMX bf16 units (amx_bf16)"
     if vendor == "AuthenticAMD" and "avx512_bf16" in flags:
-        return "AVX512-BF16 on an AMD CPU"
+        return "AMD's AVX512-BF16 units (avx512_bf16)"
     return None
 
 

@@ -163,10 +163,9 @@ def stop_stage_process(run: RunDir, stage: str, manager) -> None:
     would still write (a model, metrics) lands after the record."""
     if manager is not None:
         pid = getattr(getattr(manager, "provisioner", None), "pid", None)
-        if pid:  # killed directly: the asyncio loop that shutdown_kernel runs still holds the interrupted cell
+        if pid:  # not shutdown_kernel: it would run the asyncio loop that still holds the interrupted cell
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        # No shutdown_kernel here: it would run the asyncio loop that still holds the interrupted cell.
         return
     # A kernel of papermill's own (--kernel-per-stage): the process the stage recorded, if it is our child.
     pid = run.manifest()["stages"].get(stage, {}).get("pid")

@@ -26,10 +26,13 @@ Stage 05 (embedding maps) plays no part in the comparison: it runs on 100 points
 
     .venv/bin/python bench/accuracy.py                      # 3 sets x seeds 0 1 2, 4 epochs
     .venv/bin/python bench/accuracy.py --quick              # the same comparison on a short budget
+    .venv/bin/python bench/accuracy.py --sets scifact --resume bench/accuracy-scifact.json
+                                                            # reuse the seeds an earlier run finished
     .venv/bin/python bench/accuracy.py --sets stsb --seeds 0 --epochs 0.1 --max-train-rows 64 \\
-        --results /tmp/RESULTS.md                           # a smoke test of the script
+        --out /tmp/accuracy --results /tmp/RESULTS.md       # a smoke test of the script
 
-Runs go to bench/out/accuracy/ (git-ignored); every figure also goes to bench/out/accuracy/results.json.
+Runs go to bench/out/accuracy/ (git-ignored; --out elsewhere); every figure also goes to its results.json,
+written after each seed, so that a run stopped part-way can be finished later with --resume.
 A Markdown section with the machine and the command is appended to bench/RESULTS.md (--results).
 """
 
@@ -191,6 +194,7 @@ def sttune_recipe(name: str, source: str, seed: int, overrides: list[str]) -> di
             "base": metrics["models"]["base"]["metrics"][primary]["value"], "n_test": metrics["n_test"],
             "loss": training["loss"], "steps": training["global_step"], "max_steps": training["max_steps"],
             "stopped_early": training["stopped_early"], "best_checkpoint": training["best_checkpoint"],
+            "kept_checkpoint": training.get("kept_checkpoint"), "checkpoint_choice": training.get("checkpoint_choice"),
             "seconds": round(seconds, 1),
             "stage_seconds": {s: e.get("seconds") for s, e in stages.items()}}
 
@@ -263,6 +267,34 @@ def plain_recipe(run_dir: Path, loss_name: str, epochs: float) -> dict:
             "seconds": round(time.perf_counter() - started, 1)}
 
 
+# --- resuming -------------------------------------------------------------------------------------
+
+
+def source_commit() -> str:
+    """The checkout the seed ran on (a "-dirty" suffix: with uncommitted changes)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("-dirty" if git("status", "--porcelain", "--", "sttune_helpers", "notebooks") else "")
+
+
+def finished_seeds(path: Path, settings: dict, names: list[str]) -> dict[str, dict[int, dict]]:
+    """The seeds of ``names`` that a results.json (an earlier, stopped run) finished with the same
+    settings, by set and seed: --resume reuses them instead of training them again."""
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"accuracy: --resume {path}: cannot read it as a results.json ({exc})") from None
+    differ = {k: (earlier.get("settings", {}).get(k), v) for k, v in settings.items()
+              if k != "seeds" and earlier.get("settings", {}).get(k) != v}
+    if differ:
+        raise SystemExit(f"accuracy: --resume {path} ran with other settings; its seeds would not compare: "
+                         + "; ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in differ.items()))
+    return {name: {entry["seed"]: entry for entry in earlier.get("results", {}).get(name, {}).get("seeds", [])}
+            for name in names}
+
+
 # --- summary -------------------------------------------------------------------------------------
 
 
@@ -327,13 +359,17 @@ def markdown(results: dict, command: str, total_seconds: float, settings: dict,
                      f"{'yes' if v['beats_by_more_than_spread'] else 'no'} |")
     lines += ["", "Per seed (95% bootstrap interval; steps trained; seconds of the whole sttune run / of the plain "
               "recipe's training and scoring):", "",
-              "| set | seed | sttune | steps | plain | steps | sttune s | plain s |", "|---|---|---|---|---|---|---|---|"]
+              "| set | seed | sttune | steps | plain | steps | sttune s | plain s | ran on |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for name, entry in results.items():
         for s in entry["seeds"]:
             st, pl = s["sttune"], s["plain"]
             stop = f"{st['steps']}/{st['max_steps']}" + (" early stop" if st["stopped_early"] else "")
+            kept = st.get("kept_checkpoint")
+            if kept and int(kept.rsplit("-", 1)[-1]) != st["steps"]:
+                stop += f", kept step {kept.rsplit('-', 1)[-1]}"
             lines.append(f"| {name} | {s['seed']} | {interval(st)} | {stop} | {interval(pl)} | {pl['steps']} | "
-                         f"{st['seconds']:.0f} | {pl['seconds']:.0f} |")
+                         f"{st['seconds']:.0f} | {pl['seconds']:.0f} | {s.get('commit', '?')} |")
     met = [n for n, e in results.items() if e["verdict"]["matches"]]
     beaten = [n for n, e in results.items() if e["verdict"]["beats_by_more_than_spread"]]
     target = len(met) == len(results) and bool(beaten)
@@ -349,6 +385,7 @@ def markdown(results: dict, command: str, total_seconds: float, settings: dict,
 
 
 def main() -> int:
+    global OUT
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one seed, one epoch, capped rows, smaller SciFact corpus")
     parser.add_argument("--sets", default="stsb,mrpc,scifact", help="comma-separated: stsb, mrpc, scifact")
@@ -359,7 +396,12 @@ def main() -> int:
     parser.add_argument("--max-corpus-docs", type=int, help="SciFact: corpus size (every judged document kept)")
     parser.add_argument("--scifact-train-queries", type=int, help="SciFact: a seeded sample of the train queries")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the Markdown log to append to")
+    parser.add_argument("--out", type=Path, default=OUT,
+                        help="where the runs, the prepared data and results.json go (default bench/out/accuracy)")
+    parser.add_argument("--resume", type=Path, metavar="RESULTS_JSON",
+                        help="reuse the seeds that this earlier run's results.json finished (same settings)")
     args = parser.parse_args()
+    OUT = args.out.resolve()
     names = [n.strip() for n in args.sets.split(",") if n.strip()]
     unknown = [n for n in names if n not in SETS]
     if unknown or not names:
@@ -380,6 +422,8 @@ def main() -> int:
         if settings[key] is not None:
             overrides.append(f"data.{key}={settings[key]}")
     results: dict = {}
+    reused = finished_seeds(args.resume, settings, names) if args.resume else {}
+    commit = source_commit()
     OUT.mkdir(parents=True, exist_ok=True)
     # A full run takes hours on a CPU: Ctrl-C (or SIGTERM) stops it and still records the finished sets.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -391,10 +435,19 @@ def main() -> int:
             source = data_source(name, settings)
             seeds = []
             for seed in settings["seeds"]:
+                if seed in reused.get(name, {}):
+                    seeds.append(reused[name][seed])
+                    print(f"{name} seed {seed}: reused from {args.resume} (ran on {seeds[-1].get('commit', '?')})",
+                          flush=True)
+                    continue
                 run_name = f"{name}-{'quick-' if args.quick else ''}seed{seed}"
                 sttune = sttune_recipe(run_name, source, seed, [*overrides, *spec.overrides])
                 plain = plain_recipe(Path(sttune["run"]), spec.plain_loss, settings["epochs"])
-                seeds.append({"seed": seed, "sttune": sttune, "plain": plain})
+                seeds.append({"seed": seed, "sttune": sttune, "plain": plain, "commit": commit})
+                # Every finished seed is on disk at once: a stopped run loses at most the seed under way.
+                (OUT / "results.json").write_text(json.dumps(
+                    {"command": command, "settings": settings,
+                     "results": {**results, name: {**set_result(source, seeds), "partial": True}}}, indent=2))
                 print(f"{name} seed {seed}: sttune ({sttune['loss']}) {sttune['metric']} {sttune['value']:.4f}, "
                       f"plain ({plain['loss']}) {plain['value']:.4f}, base {sttune['base']:.4f}", flush=True)
             results[name] = set_result(source, seeds)

@@ -88,7 +88,8 @@ def main() -> int:
         f"- training: {training['loss']}, {training['global_step']}/{training['max_steps']} steps"
         + (" (early stop)" if training["stopped_early"] else "")
         + f", precision {training['precision']}, {training['train_samples_per_second']:.1f} samples/s, "
-          f"best validation {training['metric_for_best_model'].removeprefix('eval_')} {training['best_metric']:.4f}",
+          f"best validation {training['metric_for_best_model'].removeprefix('eval_')} {training['best_metric']:.4f}"
+        + (f"; {training['checkpoint_choice']['reason']}" if training.get("checkpoint_choice") else ""),
         f"- test {metric} (n={metrics['n_test']}, 95% bootstrap CI): base {cell('base')}, "
         f"fine-tuned {cell('fine_tuned')}; difference {comparison['difference']:+.4f} "
         f"[{comparison['ci95'][0]:+.4f}, {comparison['ci95'][1]:+.4f}], p={comparison['p_value']:.4f}",

@@ -242,7 +242,8 @@ def command_train(args: argparse.Namespace) -> int:
     print(f"batch: {summary['per_device_batch_size']} per device x {processes} process{'es' if processes > 1 else ''} "
           f"x {summary['gradient_accumulation_steps']} accumulation = {summary['global_batch_size']} global")
     print(f"training completed in {seconds:.1f} s: {summary['global_step']} of {summary['max_steps']} steps, "
-          f"best {summary['metric_for_best_model']} = {summary['best_metric']}; model in {run.model_dir}\n"
+          f"best {summary['metric_for_best_model']} = {summary['best_metric']}; model in {run.model_dir} "
+          f"(weights of {summary['kept_checkpoint']})\n"
           f"the later stages are pending: sttune run --name {args.name} --runs-dir {args.runs_dir} --from evaluation")
     return 0
 

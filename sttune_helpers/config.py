@@ -175,6 +175,12 @@ class TrainConfig:
     # without the split prefix (e.g. "spearman_cosine", "cosine_ap", "ndcg@10", "loss"); None takes
     # the task shape's primary metric.
     early_stopping_metric: Optional[str] = None
+    # Which model training ends with, where the best validation checkpoint is not the last one:
+    # "if_significant" restores the best only where a paired bootstrap on the validation split says it
+    # beats the last model (95% interval of the difference above 0), else keeps the last, more trained
+    # one (on a small validation split the best is mostly noise); "always" restores the best (the
+    # library's load_best_model_at_end); "never" keeps the last.
+    restore_best: Literal["if_significant", "always", "never"] = "if_significant"
     # Stop when the training loss is NaN or infinite, or the embeddings collapse: the mean pairwise
     # cosine of a fixed probe set of validation texts above this (None turns the collapse check off).
     stop_on_nan: bool = True

@@ -346,8 +346,9 @@ def reference_set(max_pairs: int | None = None, seed: int = 0) -> TaskSet:
     return TaskSet("pair_score", REFERENCE_NAME, frame, score_range=(0.0, 5.0))
 
 
-def load_task(run: RunDir, config: RunConfig) -> TaskSet:
-    """The run's test split as a TaskSet; unlabeled data (no test labels) gets the reference set."""
+def load_task(run: RunDir, config: RunConfig, split: str = "test") -> TaskSet:
+    """The run's test split (or ``split``) as a TaskSet; unlabeled data (no test labels) gets the
+    reference set."""
     from .data import load_split, read_report
 
     report = read_report(run)
@@ -357,19 +358,19 @@ def load_task(run: RunDir, config: RunConfig) -> TaskSet:
         task.shape = "unlabeled"
         task.viz_texts = list(dict.fromkeys(load_split(run, "test")["text"]))
         return task
-    test = load_split(run, "test").to_pandas()
+    test = load_split(run, split).to_pandas()
     if len(test) == 0:
-        raise ValueError(f"{run.split_path('test')} has no rows: the test split is empty; give data.test_fraction "
-                         "or a test file")
+        raise ValueError(f"{run.split_path(split)} has no rows: the {split} split is empty; give "
+                         f"data.{split}_fraction or a {split} file")
     if shape == "retrieval":
-        corpus, queries, relevant = retrieval_tables(run, "test")
+        corpus, queries, relevant = retrieval_tables(run, split)
         ids = list(relevant)
         import pandas as pd
 
         items = pd.DataFrame({"query_id": ids, "query": [queries[q] for q in ids],
                           "relevant": [" | ".join(corpus[d][:80] for d in sorted(relevant[q])) for q in ids]})
-        return TaskSet(shape, "test", items, corpus=corpus, relevant=[relevant[q] for q in ids])
-    task = TaskSet(shape, "test", test)
+        return TaskSet(shape, split, items, corpus=corpus, relevant=[relevant[q] for q in ids])
+    task = TaskSet(shape, split, test)
     if shape == "pair_score":
         task.score_range = tuple(report.get("score_scale", {}).get("original", (0.0, 1.0)))
     if shape == "pair_binary":
@@ -996,9 +997,13 @@ def check_overfitting(summary: dict[str, Any] | None, drop: float = OVERFIT_DROP
     name = key.removeprefix("eval_")
     message = (f"{name} peaked at step {best_step} ({values[best_at]:.4f}) and ended at {values[-1]:.4f} while the "
                f"training loss kept falling" if fired else f"{name} ended within {drop} of its best")
+    kept_best = summary.get("kept_checkpoint", summary.get("best_checkpoint")) == summary.get("best_checkpoint")
+    kept = ("the best checkpoint was restored" if kept_best else
+            "the last model was kept: on the validation split the best checkpoint was not better beyond the noise "
+            "(train.restore_best)")
     return Finding("overfitting", fired, message,
-                   "the best checkpoint was restored; to spend less time past it, set train.early_stopping_patience, "
-                   "fewer train.epochs, a lower train.learning_rate or more train.weight_decay" if fired else "")
+                   f"{kept}; to spend less time past it, set train.early_stopping_patience, fewer train.epochs, "
+                   "a lower train.learning_rate or more train.weight_decay" if fired else "")
 
 
 def check_score_scale(task: TaskSet, similarity: np.ndarray | None = None) -> Finding:

@@ -190,7 +190,7 @@ def train_stage(run: RunDir, trial: optuna.Trial, metric: str, keep_checkpoints:
             summary = training.train_model(run, config, callbacks=[PruningReporter(trial, metric)])
     finally:
         if not keep_checkpoints:
-            shutil.rmtree(run.checkpoints_dir, ignore_errors=True)  # model/ keeps the best checkpoint
+            shutil.rmtree(run.checkpoints_dir, ignore_errors=True)  # model/ holds the kept weights
     run.complete_stage("training", global_step=summary["global_step"], best_metric=summary["best_metric"])
     return summary
 

@@ -1,5 +1,6 @@
 """Training stage: assemble the sentence-transformers trainer from the config, train with early
-stopping on the validation metric, restore the best checkpoint, save the model with its card."""
+stopping on the validation metric, keep the best checkpoint where it beats the last model beyond
+the validation noise (train.restore_best), save the model with its card."""
 
 from __future__ import annotations
 
@@ -198,8 +199,81 @@ def last_checkpoint(run: RunDir):
     return checkpoints[-1] if checkpoints else None
 
 
+def checkpoint_step(path) -> int:
+    return int(str(path).rsplit("-", 1)[-1])
+
+
+def compare_checkpoints(run: RunDir, config: RunConfig, best_model, last_model, metric_for_best_model: str,
+                        best_step: int, last_step: int) -> dict[str, Any]:
+    """The rule of train.restore_best: which of the best and the last model training keeps, and
+    why. "if_significant" scores both on the validation split with a paired bootstrap and keeps the
+    best only where the interval of best - last lies above 0."""
+    rule = config.train.restore_best
+    record = {"rule": rule, "best_step": best_step, "last_step": last_step, "metric": None, "best_value": None,
+              "last_value": None, "difference": None, "ci95": [None, None], "p_value": None}
+    if rule != "if_significant":
+        kept = "best" if rule == "always" else "last"
+        return {**record, "kept": kept, "reason": f"train.restore_best={rule}: the {kept} model is kept"}
+    from . import evaluation
+    from .data import read_report
+
+    metric = metric_for_best_model.removeprefix("eval_").removeprefix("validation_")
+    shape = read_report(run)["shape"]
+    if shape == "unlabeled" or metric not in evaluation.METRICS[shape]:
+        return {**record, "kept": "best", "reason": f"the validation {metric} has no per-item values to compare "
+                f"checkpoints by: the best checkpoint (step {best_step}) is restored"}
+    task = evaluation.load_task(run, config, split="validation")
+    boot = evaluation.Bootstrap.draw(task.n, config.eval.bootstrap_samples, config.eval.confidence, config.seed)
+    scores = {name: evaluation.score_model(task, model, boot, config.eval.batch_size, config.seed,
+                                           config.eval.precision)
+              for name, model in (("best", best_model), ("last", last_model))}
+    comparison = evaluation.paired_comparison("best", "last", metric, {n: s.metrics for n, s in scores.items()},
+                                              {n: s.resampled for n, s in scores.items()}, boot)
+    low = comparison["ci95"][0]
+    kept = "best" if low is not None and low > 0 else "last"
+    interval = (f"[{comparison['ci95'][0]:+.4f}, {comparison['ci95'][1]:+.4f}]" if low is not None else "(no interval)")
+    difference = comparison["difference"]
+    reason = (f"on the {task.n} validation items, best (step {best_step}) - last (step {last_step}) {metric} = "
+              f"{difference:+.4f}, 95% interval {interval}: "
+              + ("the best checkpoint is better beyond the noise and is restored" if kept == "best" else
+                 "not better beyond the noise, so the last (more trained) model is kept"))
+    return {**record, "metric": metric, "best_value": scores["best"].metrics[metric]["value"],
+            "last_value": scores["last"].metrics[metric]["value"], "difference": difference,
+            "ci95": comparison["ci95"], "p_value": comparison["p_value"], "n_validation": task.n,
+            "kept": kept, "reason": reason}
+
+
+def keep_checkpoint(run: RunDir, config: RunConfig, model, state, setup: TrainingSetup) -> dict[str, Any] | None:
+    """Apply train.restore_best after the trainer restored the best checkpoint into ``model``: load
+    the last checkpoint's weights instead where the rule keeps the last model. None where the best
+    checkpoint is the last one (nothing to choose)."""
+    from sentence_transformers import SentenceTransformer
+
+    last = last_checkpoint(run)
+    if state.best_model_checkpoint is None or last is None:
+        return None
+    best_step, last_step = checkpoint_step(state.best_model_checkpoint), checkpoint_step(last)
+    if best_step == last_step:
+        return None
+    last_model = None if config.train.restore_best == "always" else SentenceTransformer(str(last),
+                                                                                         device=str(model.device))
+    started = time.perf_counter()
+    choice = compare_checkpoints(run, config, model, last_model, setup.metric_for_best_model, best_step, last_step)
+    choice["seconds"] = round(time.perf_counter() - started, 1)
+    choice["kept_checkpoint"] = str(last) if choice["kept"] == "last" else state.best_model_checkpoint
+    if choice["kept"] == "last":
+        model.load_state_dict(last_model.state_dict())
+        try:  # the model card names the step of the weights it ships
+            model.model_card_data.set_best_model_step(last_step)
+        except AttributeError:
+            pass
+    print(f"checkpoint: {choice['reason']}")
+    return choice
+
+
 def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Sequence = ()) -> dict[str, Any]:
-    """Train, restore the best checkpoint, save the model; returns (and writes) the summary.
+    """Train, keep the best checkpoint or the last model (train.restore_best), save the model;
+    returns (and writes) the summary.
 
     With ``resume`` training continues from the last checkpoint in the run directory (model,
     optimizer, scheduler and data order), if there is one. ``callbacks`` are extra
@@ -293,11 +367,12 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         if peak_memory is not None:
             peak_memory = max(r["peak_gpu_memory_bytes"] for r in ranks)
 
+    state = trainer.state
+    choice = keep_checkpoint(run, config, model, state, setup) if writes else None
     if writes:
         with atomic_directory(run.model_dir) as tmp:
             model.save(str(tmp))
 
-    state = trainer.state
     max_steps = state.max_steps
     summary = {
         "device": setup.device,
@@ -323,6 +398,9 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "greater_is_better": setup.greater_is_better,
         "best_metric": state.best_metric,
         "best_checkpoint": state.best_model_checkpoint,
+        # The checkpoint whose weights are in the model folder, and train.restore_best's comparison.
+        "kept_checkpoint": choice["kept_checkpoint"] if choice else state.best_model_checkpoint,
+        "checkpoint_choice": choice,
         "collapse_probe": {"base": collapse_guard.base_value, "values": collapse_guard.values} if collapse_guard else None,
         "train_seconds": round(seconds, 2),
         "train_samples_per_second": result.metrics.get("train_samples_per_second"),
@@ -359,9 +437,12 @@ def plot_curves(summary: dict[str, Any], path=None):
     if curve:
         eval_steps, values = zip(*curve)
         right.plot(eval_steps, values, marker="o", color="#e0823d")
-    best = summary.get("best_checkpoint")
+    best, kept = summary.get("best_checkpoint"), summary.get("kept_checkpoint", summary.get("best_checkpoint"))
     if best:
-        right.axvline(int(best.rsplit("-", 1)[-1]), color="grey", linestyle="--", label="best checkpoint (restored)")
+        right.axvline(checkpoint_step(best), color="grey", linestyle="--",
+                      label="best checkpoint" + (" (restored)" if kept == best else ""))
+        if kept and kept != best:
+            right.axvline(checkpoint_step(kept), color="black", linestyle=":", label="last model (kept)")
         right.legend(loc="lower right")
     right.set_xlabel("step")
     right.set_ylabel(summary["metric_for_best_model"].removeprefix("eval_"))

@@ -340,6 +340,9 @@ class ConfigPanel:
                                     continuous_update=False, layout=_WIDE),
                        to_config=lambda text: text.strip() or None, to_control=lambda name: name or "",
                        help_text='as the evaluator names it, e.g. "spearman_cosine", "cosine_ap", "ndcg@10", "loss"'),
+            self._bind("train.restore_best",
+                       widgets.Dropdown(description="restore best", options=literal_options(TrainConfig, "restore_best")),
+                       help_text="if_significant: the best checkpoint only where it beats the last beyond the noise"),
         ]
 
     def _model_controls(self) -> list[widgets.Widget]:

@@ -188,7 +188,10 @@ def test_overfitting_check():
     overfit = _history([1.0, 0.7, 0.5, 0.3, 0.2], [0.70, 0.78, 0.76, 0.74, 0.72])
     healthy = _history([1.0, 0.7, 0.5, 0.3, 0.2], [0.70, 0.74, 0.76, 0.77, 0.78])
     found = check_overfitting(overfit)
-    assert found.fired and "step 20" in found.message and found.fix
+    assert found.fired and "step 20" in found.message and found.fix.startswith("the best checkpoint was restored")
+    # train.restore_best kept the last model: the advice says so.
+    kept_last = {**overfit, "best_checkpoint": "ckpt/checkpoint-20", "kept_checkpoint": "ckpt/checkpoint-50"}
+    assert check_overfitting(kept_last).fix.startswith("the last model was kept")
     assert not check_overfitting(healthy).fired
     assert not check_overfitting(None).fired
 

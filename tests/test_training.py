@@ -219,3 +219,32 @@ def test_a_best_checkpoint_better_beyond_the_noise_is_restored(tmp_path, tiny_fo
     config.train.restore_best = "if_significant"
     loss_choice = compare_checkpoints(run, config, strong, weak, "eval_loss", 4, 8)
     assert loss_choice["kept"] == "best" and loss_choice["difference"] is None
+
+
+@pytest.mark.parametrize("rule, kept_step", [("always", 1), ("never", 3)])
+def test_the_model_folder_holds_the_weights_of_the_kept_checkpoint(tmp_path, tiny_folder, rule, kept_step):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    class FirstEvaluationBest(TrainerCallback):  # the trainer picks its best from these metrics
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            metrics["eval_validation_spearman_cosine"] = 1.0 / state.global_step
+
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.learning_rate=1e-3", "train.max_steps=3",
+                                                       "train.evaluations_per_epoch=6",
+                                                       "train.early_stopping_patience=null",
+                                                       f"train.restore_best={rule}"])
+    summary = train_model(run, config, callbacks=[FirstEvaluationBest()])
+    assert summary["best_checkpoint"].endswith("checkpoint-1")
+    assert summary["kept_checkpoint"].endswith(f"checkpoint-{kept_step}")
+    assert summary["checkpoint_choice"]["kept"] == ("best" if rule == "always" else "last")
+
+    def weights(folder):
+        return load_file(next(folder.rglob("model.safetensors")))
+
+    saved = weights(run.model_dir)
+    for step in (1, 3):
+        checkpoint = weights(run.checkpoints_dir / f"checkpoint-{step}")
+        same = all(torch.equal(saved[k], checkpoint[k]) for k in checkpoint)
+        assert same == (step == kept_step), f"model/ vs checkpoint-{step}"

@@ -246,6 +246,7 @@ def memory_worker(spec: dict) -> dict:
     )
 
     from sttune_helpers.modeling import load_model, pick_device, pick_precision
+    from sttune_helpers.training import checkpointing_argument
 
     device = pick_device("auto")
     precision, _ = pick_precision("auto", device)
@@ -267,7 +268,7 @@ def memory_worker(spec: dict) -> dict:
     args = SentenceTransformerTrainingArguments(
         output_dir=str(OUT / "memory-trainer"), max_steps=spec["steps"], per_device_train_batch_size=spec["batch"],
         learning_rate=2e-5, warmup_steps=0.1, bf16=precision == "bf16", fp16=precision == "fp16",
-        use_cpu=device == "cpu", activation_checkpointing=spec["checkpointing"],
+        use_cpu=device == "cpu", **checkpointing_argument(spec["checkpointing"]),
         batch_sampler=BatchSamplers.NO_DUPLICATES if in_batch else BatchSamplers.BATCH_SAMPLER,
         save_strategy="no", eval_strategy="no", report_to="none", logging_steps=1000, seed=0,
         dataloader_num_workers=0)

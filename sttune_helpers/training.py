@@ -78,6 +78,18 @@ def plan_training(config: RunConfig, n_train: int, device: str, shape: str | Non
                          gradient_accumulation_steps=train.gradient_accumulation_steps)
 
 
+def checkpointing_argument(enabled: bool) -> dict[str, bool]:
+    """Activation checkpointing under the name the installed trainer takes: sentence-transformers
+    6.0 (on transformers before 5.2x) knows only ``gradient_checkpointing``; later versions name it
+    ``activation_checkpointing`` and keep the old name as a deprecated alias."""
+    from dataclasses import fields
+
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    names = {field.name for field in fields(SentenceTransformerTrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
+
+
 def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetup):
     from sentence_transformers import SentenceTransformerTrainingArguments
 
@@ -97,7 +109,7 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
         fp16=setup.precision == "fp16",
         use_cpu=setup.device == "cpu",
         ddp_backend=distributed.ddp_backend(setup.device) if setup.world_size > 1 else None,
-        activation_checkpointing=train.gradient_checkpointing,
+        **checkpointing_argument(train.gradient_checkpointing),
         batch_sampler=setup.batch_sampler,
         eval_strategy="steps",
         eval_steps=setup.eval_steps,

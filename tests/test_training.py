@@ -62,6 +62,24 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_folder):
     assert [e["step"] for e in summary["log_history"] if "loss" in e] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gradient_checkpointing_reaches_the_transformer_layers(tmp_path, tiny_folder, enabled):
+    # sentence-transformers 6.0-6.2 take it as gradient_checkpointing, 6.3+ as activation_checkpointing:
+    # either way the encoder's layers must recompute their activations in the backward pass.
+    from transformers import TrainerCallback
+
+    seen = []
+
+    class Probe(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            seen.append(any(getattr(module, "gradient_checkpointing", False) is True for module in model.modules()))
+
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.max_steps=2", "train.early_stopping_patience=null",
+                                                       f"train.gradient_checkpointing={str(enabled).lower()}"])
+    summary = train_model(run, config, callbacks=[Probe()])
+    assert summary["global_step"] == 2 and seen == [enabled, enabled]
+
+
 def test_nan_guard_fires_on_a_real_nan_loss(tmp_path, tiny_folder):
     # An infinite scale makes CoSENT's logits inf - inf: NaN at the first step.
     run, config = prepare_tiny_run(tmp_path, tiny_folder, ["loss.params={scale: .inf}", "train.max_steps=3"])

@@ -72,14 +72,21 @@ from pathlib import Path
 run, name, seconds = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 def load(path):
     return json.loads(path.read_text()) if path.is_file() else {}
-t, manifest = load(run / "training.json"), load(run / "manifest.json")
+t, manifest, m = load(run / "training.json"), load(run / "manifest.json"), load(run / "eval" / "metrics.json")
 failed = [s for s, e in manifest.get("stages", {}).items() if e.get("status") != "completed"]
+def test_metric(metrics):  # the task's headline test metric, base -> fine-tuned
+    key, models = metrics.get("primary_metric"), metrics.get("models", {})
+    try:
+        return f"{key} {models['base']['metrics'][key]['value']:.4f} -> {models['fine_tuned']['metrics'][key]['value']:.4f}"
+    except (KeyError, TypeError):
+        return "-"
 peak = t.get("peak_gpu_memory_gib")
 rate = t.get("train_samples_per_second")
-print(f"{name:<28} {'ok' if not failed else 'FAILED at ' + failed[0]:<22} {t.get('loss', '-'):<36} "
+status = "FAILED: no run" if not manifest else "FAILED at " + failed[0] if failed else "ok"
+print(f"{name:<28} {status:<22} {t.get('loss', '-'):<36} "
       f"{t.get('global_batch_size', '-'):>6} {t.get('global_step', '-'):>5} "
       f"{(f'{rate:.1f}' if rate else '-'):>10} {(f'{peak:.2f}' if peak is not None else '-'):>9} "
-      f"{t.get('train_seconds', '-'):>8} {seconds:>7.0f}")
+      f"{t.get('train_seconds', '-'):>8} {seconds:>7.0f}  {test_metric(m)}")
 EOF
 }
 
@@ -103,8 +110,16 @@ fi
 
 "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "gpu_check: torch sees no CUDA GPU")'
 mkdir -p "$RUNS_DIR" "$(dirname "$SUMMARY")"
+# The header first and each case's line as soon as it finishes, so that a run stopped part-way (a
+# lease's time limit, Ctrl-C) still leaves the figures of the cases that finished.
+{
+  echo "# bench/gpu_check.sh, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# gpu: /'
+  "$PYTHON" -c 'import torch, transformers, sentence_transformers as st; print(f"# torch {torch.__version__} (cuda {torch.version.cuda}), transformers {transformers.__version__}, sentence-transformers {st.__version__}")'
+  printf '%-28s %-22s %-36s %6s %5s %10s %9s %8s %7s  %s\n' case status loss batch steps samples/s peak_GiB train_s wall_s \
+    'test metric: base -> fine-tuned'
+} | tee "$SUMMARY"
 selected=${CASES:-${CASE_NAMES[*]}}
-lines=()
 status=0
 for name in "${CASE_NAMES[@]}"; do
   [[ " $selected " == *" $name "* ]] || continue
@@ -124,14 +139,6 @@ for name in "${CASE_NAMES[@]}"; do
       "${args[@]}" 2>&1 | tee "$RUNS_DIR/$name.log"; then
     status=1
   fi
-  lines+=("$(summarise "$name" $((SECONDS - started)))")
+  summarise "$name" $((SECONDS - started)) | tee -a "$SUMMARY"
 done
-
-{
-  echo "# bench/gpu_check.sh, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# gpu: /'
-  "$PYTHON" -c 'import torch, transformers, sentence_transformers as st; print(f"# torch {torch.__version__} (cuda {torch.version.cuda}), transformers {transformers.__version__}, sentence-transformers {st.__version__}")'
-  printf '%-28s %-22s %-36s %6s %5s %10s %9s %8s %7s\n' case status loss batch steps samples/s peak_GiB train_s wall_s
-  printf '%s\n' "${lines[@]}"
-} | tee "$SUMMARY"
 exit $status

@@ -82,7 +82,7 @@ def test_metric(metrics):  # the task's headline test metric, base -> fine-tuned
         return "-"
 peak = t.get("peak_gpu_memory_gib")
 rate = t.get("train_samples_per_second")
-status = "FAILED: no run" if not manifest else "FAILED at " + failed[0] if failed else "ok"
+status = "FAILED: no run" if not manifest else ("FAILED at " + failed[0] if failed else "ok")
 print(f"{name:<28} {status:<22} {t.get('loss', '-'):<36} "
       f"{t.get('global_batch_size', '-'):>6} {t.get('global_step', '-'):>5} "
       f"{(f'{rate:.1f}' if rate else '-'):>10} {(f'{peak:.2f}' if peak is not None else '-'):>9} "

@@ -79,9 +79,9 @@ def plan_training(config: RunConfig, n_train: int, device: str, shape: str | Non
 
 
 def checkpointing_argument(enabled: bool) -> dict[str, bool]:
-    """Activation checkpointing under the name the installed trainer takes: sentence-transformers
-    6.0 (on transformers before 5.2x) knows only ``gradient_checkpointing``; later versions name it
-    ``activation_checkpointing`` and keep the old name as a deprecated alias."""
+    """Activation checkpointing under the name the installed training arguments declare:
+    sentence-transformers 6.2 knows only ``gradient_checkpointing``; 6.3 names it
+    ``activation_checkpointing`` and keeps the old name as a deprecated alias."""
     from dataclasses import fields
 
     from sentence_transformers import SentenceTransformerTrainingArguments

@@ -64,7 +64,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_folder):
 
 @pytest.mark.parametrize("enabled", [True, False])
 def test_gradient_checkpointing_reaches_the_transformer_layers(tmp_path, tiny_folder, enabled):
-    # sentence-transformers 6.0-6.2 take it as gradient_checkpointing, 6.3+ as activation_checkpointing:
+    # sentence-transformers 6.2 takes it as gradient_checkpointing, 6.3+ as activation_checkpointing:
     # either way the encoder's layers must recompute their activations in the backward pass.
     from transformers import TrainerCallback
 

@@ -48,7 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -208,10 +208,12 @@ def train_plain(train_dataset, loss_name: str, epochs: float, seed: int, max_seq
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers, SentenceTransformerTrainingArguments,
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
     )
 
-    from sttune_helpers.modeling import DEFAULT_MODEL, pick_device, pick_precision, resolve_model_source
+    from sttune_helpers.core.hardware import pick_device, pick_precision
+    from sttune_helpers.modeling import DEFAULT_MODEL, resolve_model_source
 
     device = pick_device("auto")
     precision, _ = pick_precision("auto", device)  # the same mixed precision as sttune's run

@@ -27,7 +27,7 @@ def machine() -> str:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), cpu)
         # Whether sttune trains in bf16 here depends on these units (modeling.cpu_fast_bf16): say which ran.
-        from sttune_helpers.modeling import cpu_features
+        from sttune_helpers.core.hardware import cpu_features
 
         flags = cpu_features()[1]
         cpu += (" (AMX bf16)" if "amx_bf16" in flags else " (AVX512-BF16, no AMX)" if "avx512_bf16" in flags

@@ -139,13 +139,10 @@ def throughput_ratio(steps: int, workdir: Path = HERE / "out") -> dict:
     checkpoint (at the last step) and the trainer's start-up."""
     import shutil
 
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer import losses
-
     from sttune_helpers.config import load_preset
+    from sttune_helpers.core.hardware import pick_device, pick_precision
     from sttune_helpers.data import load_split, prepare_data, write_splits
     from sttune_helpers.losses import write_plan
-    from sttune_helpers.modeling import load_model, pick_device, pick_precision
     from sttune_helpers.rundir import RunDir
     from sttune_helpers.training import train_model
 

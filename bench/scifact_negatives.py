@@ -11,8 +11,8 @@ import argparse
 import copy
 import datetime
 import os
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,10 +37,12 @@ def train(train_frame, epochs: int, seed: int):
     from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers, SentenceTransformerTrainingArguments,
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
     )
 
-    from sttune_helpers.modeling import DEFAULT_MODEL, pick_precision, resolve_model_source
+    from sttune_helpers.core.hardware import pick_precision
+    from sttune_helpers.modeling import DEFAULT_MODEL, resolve_model_source
 
     model = SentenceTransformer(resolve_model_source(DEFAULT_MODEL).location, device="cpu")
     model.max_seq_length = 256

@@ -167,8 +167,9 @@ def part_encoding(settings: dict) -> tuple[list[str], dict]:
     import pandas as pd
     import torch
 
+    from sttune_helpers.core.hardware import cpu_fast_bf16
     from sttune_helpers.evaluation import spearman
-    from sttune_helpers.modeling import cpu_fast_bf16, load_model
+    from sttune_helpers.modeling import load_model
 
     frame = pd.read_csv(STSB_TEST, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
     pairs = settings["encode_sentences"] // 2
@@ -242,10 +243,12 @@ def memory_worker(spec: dict) -> dict:
     from sentence_transformers import SentenceTransformerTrainer
     from sentence_transformers.sentence_transformer import losses
     from sentence_transformers.sentence_transformer.training_args import (
-        BatchSamplers, SentenceTransformerTrainingArguments,
+        BatchSamplers,
+        SentenceTransformerTrainingArguments,
     )
 
-    from sttune_helpers.modeling import load_model, pick_device, pick_precision
+    from sttune_helpers.core.hardware import pick_device, pick_precision
+    from sttune_helpers.modeling import load_model
     from sttune_helpers.training import checkpointing_argument
 
     device = pick_device("auto")
@@ -338,8 +341,8 @@ def part_training_precision(settings: dict) -> tuple[list[str], dict]:
     from losses import bare_trainer_rates
 
     from sttune_helpers.config import load_preset
+    from sttune_helpers.core.hardware import pick_precision
     from sttune_helpers.data import load_split, prepare_data, write_splits
-    from sttune_helpers.modeling import pick_precision
     from sttune_helpers.rundir import RunDir
 
     config = load_preset("default")

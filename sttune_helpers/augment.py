@@ -38,6 +38,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from .core.errors import SttuneError
 from .data import SHAPE_COLUMNS, TEXT_COLUMNS
 
 AUGMENTATION_COLUMN = "augmentation"
@@ -271,7 +272,7 @@ class SynonymSource(Protocol):
         ...
 
 
-class WordNetUnavailable(RuntimeError):
+class WordNetUnavailable(SttuneError, RuntimeError):
     """nltk or its WordNet data is missing; the message says how to install it."""
 
 
@@ -803,7 +804,7 @@ def simcse_pairs(texts: Sequence[str] | pd.Series | pd.DataFrame, *, column: str
 # --- rule-based synthetic pairs --------------------------------------------------------------
 
 
-class RuleError(ValueError):
+class RuleError(SttuneError, ValueError):
     """A synthetic-pair rule is malformed; the message names the rule's index and field."""
 
 

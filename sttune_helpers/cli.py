@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import subprocess
@@ -10,8 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-from .config import ConfigError, preset_names, resolve_config
-from .rundir import NOTEBOOKS, STAGES, RunDirError, StageOrderError
+from .config import preset_names, resolve_config
+from .core.errors import SettingError, SttuneError
+from .core.reporting import show_on_console
+from .rundir import STAGES, RunDirError
+
+# Errors of the machine that the user fixes (space, permissions, a read-only or missing path).
+USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+                       errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG}
 
 
 def _stage_list() -> str:
@@ -128,12 +135,12 @@ def command_data_inspect(args: argparse.Namespace) -> int:
     from .data import SHAPES, inspect_data
 
     if args.shape not in ("auto", *SHAPES):
-        raise ValueError(f"--shape must be auto or one of {', '.join(SHAPES)}, got {args.shape!r}")
+        raise SettingError(f"--shape must be auto or one of {', '.join(SHAPES)}, got {args.shape!r}")
     mapping = {}
     for item in args.mapping:
         user, sep, canonical = item.partition("=")
         if not sep or not user or not canonical:
-            raise ValueError(f"--map {item!r} must look like user_column=canonical_column, e.g. question=anchor")
+            raise SettingError(f"--map {item!r} must look like user_column=canonical_column, e.g. question=anchor")
         mapping[user] = canonical
     labels = [label.strip() for label in args.labels.split(",")] if args.labels else None
     inspection = inspect_data(args.path, shape=args.shape, columns=mapping, labels=labels)
@@ -222,7 +229,7 @@ def command_train(args: argparse.Namespace) -> int:
     from .rundir import open_run
 
     if args.nproc is not None and args.nproc < 1:
-        raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+        raise SettingError(f"--nproc must be at least 1, got {args.nproc}")
     existing = prepare_run_dir(args.runs_dir, args.name, None, continuing=True, overwrite=False)
     overrides = [*args.overrides, *([f"train.nproc={args.nproc}"] if args.nproc is not None else [])]
     run, config = open_run(existing.root, "training", overrides=overrides)
@@ -278,6 +285,7 @@ def command_lab(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    show_on_console()
     try:
         if args.command == "run":
             return command_run(args)
@@ -293,11 +301,13 @@ def main(argv: list[str] | None = None) -> int:
             for name in preset_names():
                 print(name)
             return 0
-    except (ConfigError, RunDirError, StageOrderError, ValueError, FileNotFoundError) as exc:
+    except SttuneError as exc:  # what the user can fix; anything else is a bug and keeps its traceback
         print(f"sttune: error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # e.g. a full disk: the message names the file (rundir.atomic_write_text)
-        print(f"sttune: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        if exc.errno not in USER_FIXABLE_ERRNOS:
+            raise
+        print(f"sttune: error: {exc}", file=sys.stderr)  # the message names the file (core.io)
         return 2
     except KeyboardInterrupt as exc:  # pipeline.StageInterrupted says which stage and how to resume
         print(f"sttune: {str(exc) or 'interrupted'}", file=sys.stderr)

@@ -19,6 +19,8 @@ from typing import Any, Literal, Optional, Union
 
 import yaml
 
+from .core.errors import SttuneError
+
 PRESETS_DIR = Path(__file__).parent / "presets"
 
 TaskShape = Literal["auto", "pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled"]
@@ -29,7 +31,7 @@ BatchSampler = Literal["auto", "batch_sampler", "no_duplicates"]
 Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"]
 
 
-class ConfigError(ValueError):
+class ConfigError(SttuneError, ValueError):
     """A config key is unknown, or its value has the wrong type."""
 
 
@@ -317,7 +319,7 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def save_config(config: RunConfig, path: str | Path) -> None:
-    from .rundir import atomic_write_text
+    from .core.io import atomic_write_text
 
     atomic_write_text(Path(path), config.to_yaml())
 

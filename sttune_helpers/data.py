@@ -10,7 +10,6 @@ the data report with its reason and examples, and so is every duplicate or conta
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import re
@@ -23,27 +22,19 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from . import shapes
 from .config import DataConfig
-from .rundir import RunDir, atomic_write_json, atomic_write_text
+from .core.errors import SttuneError
+from .core.io import atomic_write_json, atomic_write_text, file_sha256
+from .rundir import RunDir
 
 EMBEDDED_DIR = Path(__file__).parent / "datasets"
 EMBEDDED_PREFIX = "embedded:"
 SPLITS = ("train", "validation", "test")
-SHAPES = ("pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled")
-SHAPE_COLUMNS = {
-    "pair_score": ("sentence1", "sentence2", "score"),
-    "pair_binary": ("sentence1", "sentence2", "label"),
-    "pair_class": ("sentence1", "sentence2", "label"),
-    "triplet": ("anchor", "positive", "negative"),
-    "retrieval": ("anchor", "positive"),
-    "unlabeled": ("text",),
-}
-TEXT_COLUMNS = {shape: tuple(c for c in cols if c not in ("score", "label")) for shape, cols in SHAPE_COLUMNS.items()}
-# The texts that must not be shared between splits: both sentences of a pair, a triplet's anchor and
-# positive (negatives are often reused on purpose), a retrieval query (documents form one corpus).
-SPLIT_GROUP_COLUMNS = {"pair_score": ("sentence1", "sentence2"), "pair_binary": ("sentence1", "sentence2"),
-                       "pair_class": ("sentence1", "sentence2"), "triplet": ("anchor", "positive"),
-                       "retrieval": ("anchor",), "unlabeled": ("text",)}
+SHAPES = shapes.SHAPES
+SHAPE_COLUMNS = {name: shape.columns for name, shape in shapes.REGISTRY.items()}
+TEXT_COLUMNS = {name: shape.text_columns for name, shape in shapes.REGISTRY.items()}
+SPLIT_GROUP_COLUMNS = {name: shape.group_columns for name, shape in shapes.REGISTRY.items()}
 CANONICAL_COLUMNS = sorted({c for cols in SHAPE_COLUMNS.values() for c in cols})
 # Common names for the canonical columns, matched case-insensitively when a file does not use ours.
 COLUMN_ALIASES = {
@@ -86,7 +77,7 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class DataError(ValueError):
+class DataError(SttuneError, ValueError):
     """The data cannot be used as it is; ``problems`` lists what is wrong and where."""
 
     def __init__(self, problems: list[Problem] | str):
@@ -301,10 +292,6 @@ def read_hf_disk(path: Path, split_name: str) -> pd.DataFrame:
     frame = frame.map(_stringify)
     frame.insert(0, "_row", np.arange(1, len(frame) + 1))
     return frame
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def source_checksums(source: Source) -> dict[str, dict[str, str]]:
@@ -1304,7 +1291,7 @@ def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed
     """Mine hard negatives for the train split with the base model; the train split becomes the
     mined triplets (or n-tuples). Returns the :class:`negatives.MinedNegatives` for inspection."""
     from . import negatives
-    from .modeling import encoding_precision
+    from .core.hardware import encoding_precision
 
     settings = config.negatives
     shape = prepared.train_shape

@@ -32,11 +32,13 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
+from .core.errors import SttuneError
+
 # Lines of a failed rank's stderr shown in the error.
 STDERR_TAIL_LINES = 30
 
 
-class DistributedTrainingError(RuntimeError):
+class DistributedTrainingError(SttuneError, RuntimeError):
     """A training process failed (or torchrun could not start them)."""
 
 
@@ -150,7 +152,7 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
     after a success and kept (and named in the error) after a failure. Each rank's output is echoed,
     prefixed with its rank, as it arrives. ``timeout_s`` stops every process after that long."""
     from .config import save_config
-    from .modeling import pick_device
+    from .core.hardware import pick_device
 
     nproc = config.train.nproc
     device = pick_device(config.model.device)

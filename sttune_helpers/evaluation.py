@@ -32,28 +32,21 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import shapes
 from .config import RunConfig
-from .rundir import RunDir, atomic_directory, atomic_write_json, give_ordinary_mode, read_json
+from .core.io import atomic_directory, atomic_write_json, give_ordinary_mode, read_json
+from .rundir import RunDir
+from .shapes.retrieval import RETRIEVAL_METRICS
 
 # The metrics reported per task shape, primary metric first, named as the sentence-transformers
 # evaluators name them. Unlabeled data has no test labels: it is measured on the reference set.
-RETRIEVAL_METRICS = ("cosine_ndcg@10", "cosine_mrr@10", "cosine_recall@1", "cosine_recall@10", "cosine_recall@100",
-                     "cosine_map@100")
-METRICS = {
-    "pair_score": ("spearman_cosine", "pearson_cosine"),
-    "pair_binary": ("cosine_ap", "cosine_f1", "cosine_accuracy"),
-    "pair_class": ("accuracy",),
-    "triplet": ("cosine_accuracy",),
-    "retrieval": RETRIEVAL_METRICS,
-    "unlabeled": ("spearman_cosine", "pearson_cosine"),
-}
+METRICS = {name: shape.metrics for name, shape in shapes.REGISTRY.items()}
 PRIMARY_METRIC = {shape: metrics[0] for shape, metrics in METRICS.items()}
 SCHEMA_KEYS = ("task", "primary_metric", "n_test", "models", "comparisons", "reference")
 # The validation metric that early stopping follows during training, per shape of the validation
 # split, as the sentence-transformers evaluator names it. Shapes without an embedding evaluator
 # (pair_class, unlabeled) follow the validation loss.
-VALIDATION_METRIC = {"pair_score": "spearman_cosine", "pair_binary": "cosine_ap", "triplet": "cosine_accuracy",
-                     "retrieval": "cosine_ndcg@10", "pair_class": "loss", "unlabeled": "loss"}
+VALIDATION_METRIC = {name: shape.validation_metric for name, shape in shapes.REGISTRY.items()}
 LOWER_IS_BETTER = {"loss"}
 REFERENCE_NAME = "stsb-test"
 REFERENCE_FILE = Path(__file__).parent / "datasets" / "stsb" / "sts-test.tsv"
@@ -423,7 +416,7 @@ class Encoder:
 def score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int = 64, seed: int = 0,
                 precision: str = "fp32") -> ModelScores:
     """The task's metrics for ``model``, encoding with ``precision`` (EvalConfig.precision)."""
-    from .modeling import encoding_precision
+    from .core.hardware import encoding_precision
 
     with encoding_precision(model, precision):
         return _score_model(task, model, boot, batch_size, seed)
@@ -684,7 +677,8 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     """Evaluate each named model on the test split and, when config.eval.reference is on, on the
     reference set; write eval/metrics.json, embeddings.npz, similarities.npz and errors.csv.
     ``loaded`` maps names to models already in memory (skips loading them again)."""
-    from .modeling import load_model, resolve_encoding_precision
+    from .core.hardware import resolve_encoding_precision
+    from .modeling import load_model
 
     models = models or compared_models(run, config)
     loaded = dict(loaded or {})
@@ -787,13 +781,8 @@ def item_texts(task: TaskSet):
     return frame
 
 
-ITEM_SCORE_MEANING = {"pair_score": "cosine", "unlabeled": "cosine", "pair_binary": "cosine",
-                      "triplet": "cos(anchor, positive) - cos(anchor, negative)", "retrieval": "NDCG@10",
-                      "pair_class": "probe probability of the gold class"}
-ITEM_ERROR_MEANING = {"pair_score": "|cosine - gold score (0..1)|", "unlabeled": "|cosine - gold score (0..1)|",
-                      "pair_binary": "distance on the wrong side of the validation F1 threshold",
-                      "triplet": "how far the negative beats the positive", "retrieval": "1 - NDCG@10",
-                      "pair_class": "1 - p(gold class)"}
+ITEM_SCORE_MEANING = {name: shape.item_score_meaning for name, shape in shapes.REGISTRY.items()}
+ITEM_ERROR_MEANING = {name: shape.item_error_meaning for name, shape in shapes.REGISTRY.items()}
 
 
 def error_table(task: TaskSet, scores: dict[str, ModelScores], a: str = "fine_tuned", b: str = "base"):

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
+from . import shapes
 from .config import RunConfig
-from .rundir import RunDir, atomic_write_json
+from .core.io import atomic_write_json
+from .rundir import RunDir
+from .shapes import LossChoice
 
 # Losses whose logits are similarities times ``scale``: temperature = 1 / scale.
 SCALED_LOSSES = {"MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "CoSENTLoss", "AnglELoss"}
@@ -21,92 +24,13 @@ IN_BATCH_NEGATIVE_LOSSES = {"MultipleNegativesRankingLoss", "CachedMultipleNegat
 TSDAE_DELETION_RATIO = 0.6
 
 
-@dataclass(frozen=True)
-class LossChoice:
-    name: str  # a sentence-transformers loss class name
-    reason: str
-    params: dict[str, Any] = field(default_factory=dict)
-    # Parameter -> what it does, for the notebook and the widgets.
-    tunable: dict[str, str] = field(default_factory=dict)
-
-
-_MNRL_TUNABLE = {"temperature": "softmax temperature over the in-batch candidates (loss.temperature; scale = 1/T)"}
-
-LOSS_REGISTRY: dict[str, list[LossChoice]] = {
-    "pair_score": [
-        LossChoice("CoSENTLoss",
-                   "Optimises the ranking of all pairs in a batch by their gold scores, which is what Spearman "
-                   "correlation measures; it usually beats cosine regression on STS-style data for the same budget.",
-                   tunable={"temperature": "sharpness of the pairwise ranking (loss.temperature; scale = 1/T)"}),
-        LossChoice("CosineSimilarityLoss",
-                   "Regresses each pair's cosine similarity onto its gold score (MSE); the classic, robust STS "
-                   "recipe, but it spends effort on absolute values that a ranking metric ignores."),
-        LossChoice("AnglELoss",
-                   "CoSENT on angle differences, which keeps gradients alive where cosines saturate near 1; worth "
-                   "a try when many pairs are near-paraphrases.",
-                   tunable={"temperature": "sharpness of the pairwise ranking (loss.temperature; scale = 1/T)"}),
-    ],
-    "pair_binary": [
-        LossChoice("OnlineContrastiveLoss",
-                   "Contrastive loss on the hard cases only (positives farther apart than the closest negative, "
-                   "negatives closer than the farthest positive); usually the best choice for duplicate detection.",
-                   params={"margin": 0.5}, tunable={"margin": "cosine distance beyond which a negative costs nothing"}),
-        LossChoice("ContrastiveLoss",
-                   "Pulls every positive pair together and pushes negatives beyond a margin; simple and stable, "
-                   "but easy pairs dilute the gradient.",
-                   params={"margin": 0.5}, tunable={"margin": "cosine distance beyond which a negative costs nothing"}),
-        LossChoice("MultipleNegativesRankingLoss",
-                   "Trains on the positive pairs only, with every other text in the batch as a negative; the best "
-                   "when positives are plentiful and the labelled negatives are few or easy.", tunable=_MNRL_TUNABLE),
-    ],
-    "pair_class": [
-        LossChoice("SoftmaxLoss",
-                   "A classifier over (u, v, |u - v|) of the two embeddings, as in the original SBERT NLI training; "
-                   "the labels shape the embedding space through the classifier.",
-                   tunable={"concatenation_sent_multiplication": "also feed u * v to the classifier"}),
-    ],
-    "triplet": [
-        LossChoice("MultipleNegativesRankingLoss",
-                   "Each anchor must rank its positive above its own hard negative and every other text in the "
-                   "batch: many negatives per step for the price of one triplet.", tunable=_MNRL_TUNABLE),
-        LossChoice("TripletLoss",
-                   "The anchor must be closer to the positive than to the negative by a margin; one negative per "
-                   "anchor, so it learns more slowly than in-batch ranking.",
-                   params={"distance_metric": "cosine", "triplet_margin": 0.5},
-                   tunable={"triplet_margin": "required distance gap", "distance_metric": "cosine, euclidean or "
-                            "manhattan"}),
-    ],
-    "retrieval": [
-        LossChoice("MultipleNegativesRankingLoss",
-                   "In-batch negatives: each query must rank its document above every other document in the batch "
-                   "(and its mined negatives); the standard for retrieval, better with larger batches.",
-                   tunable=_MNRL_TUNABLE),
-        LossChoice("CachedMultipleNegativesRankingLoss",
-                   "The same objective with gradient caching, so a batch of thousands fits in little memory "
-                   "(mini_batch_size texts at a time): more in-batch negatives for the same hardware.",
-                   params={"mini_batch_size": 32},
-                   tunable={**_MNRL_TUNABLE, "mini_batch_size": "texts encoded at a time; memory, not the result"}),
-        LossChoice("GISTEmbedLoss",
-                   "In-batch negatives filtered by a guide model (here the base model): candidates the guide scores "
-                   "above the positive are not used as negatives, against false negatives in batches of near "
-                   "duplicates; on SciFact it did worse than plain MNRL, so try it in a bake-off first.",
-                   tunable={"temperature": "softmax temperature (loss.temperature, default 0.01)"}),
-    ],
-    "unlabeled": [
-        LossChoice("MultipleNegativesRankingLoss",
-                   "SimCSE: each sentence is its own positive under two dropout masks, the rest of the batch its "
-                   "negatives; adapts the model to the domain's vocabulary without labels.", tunable=_MNRL_TUNABLE),
-        LossChoice("DenoisingAutoEncoderLoss",
-                   "TSDAE: encode a sentence with 60% of its words deleted and decode the original from the "
-                   "embedding alone; stronger than SimCSE for domain adaptation, but slower (a decoder is trained)."),
-    ],
-}
+LOSS_REGISTRY: dict[str, tuple[LossChoice, ...]] = {name: shape.losses for name, shape in shapes.REGISTRY.items()}
 
 
 def loss_choices(shape: str) -> list[LossChoice]:
     if shape not in LOSS_REGISTRY:
         raise ValueError(f"no losses registered for task shape {shape!r}; known shapes: {', '.join(LOSS_REGISTRY)}")
-    return LOSS_REGISTRY[shape]
+    return list(LOSS_REGISTRY[shape])
 
 
 def loss_shape(report: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from .config import RunConfig
+from .core.errors import SettingError
 from .rundir import NOTEBOOKS, STAGES, RunDir, RunDirError, check_run_name
 
 KERNEL_NAME = "sttune"
@@ -38,7 +39,7 @@ def parse_stage(text: str) -> str:
     for number, stage in enumerate(STAGES, start=1):
         if text in {stage, str(number), f"{number:02d}", NOTEBOOKS[stage].removesuffix(".ipynb")}:
             return stage
-    raise ValueError(f"unknown stage {text!r}; the stages are: " +
+    raise SettingError(f"unknown stage {text!r}; the stages are: " +
                      ", ".join(f"{i:02d} {s}" for i, s in enumerate(STAGES, start=1)))
 
 

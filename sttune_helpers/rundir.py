@@ -9,24 +9,23 @@ so nothing downstream trusts artifacts made from older inputs.
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
-import json
 import os
 import platform
 import re
 import shutil
 import socket
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .config import RunConfig, load_config, resolve_config, save_config
+from .core.errors import SettingError, SttuneError
+from .core.io import atomic_write_json, file_sha256, read_json
+from .core.reporting import show_on_console
 
 STAGES = ("data_prep", "loss_selection", "training", "evaluation", "embedding_viz")
 NOTEBOOKS = {
@@ -43,93 +42,12 @@ TRACKED_PACKAGES = (
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-class StageOrderError(RuntimeError):
+class StageOrderError(SttuneError, RuntimeError):
     """A stage was asked to run before the stages it depends on completed."""
 
 
-class RunDirError(RuntimeError):
+class RunDirError(SttuneError, RuntimeError):
     """The run directory cannot be used as asked (bad name, already exists, not writable)."""
-
-
-def _write_error(path: Path, exc: OSError) -> OSError:
-    """The same OSError (errno kept), saying which file could not be written."""
-    if exc.errno is None:
-        return exc
-    return OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}; nothing was replaced")
-
-
-# --- atomic writes ---------------------------------------------------------------------------
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def give_ordinary_mode(path: Path, directory: bool = False) -> None:
-    """mkstemp/mkdtemp make private files; give them the mode a plain open() or mkdir() would."""
-    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        give_ordinary_mode(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise _write_error(path, exc) from exc
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy and torch scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
-
-
-@contextlib.contextmanager
-def atomic_directory(path: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path`` whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    give_ordinary_mode(tmp, directory=True)
-    try:
-        yield tmp
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES):
-            raise _write_error(path, exc) from exc
-        raise
-    old = path.with_name(f".{path.name}.old")
-    if path.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 # --- the run directory -----------------------------------------------------------------------
@@ -293,6 +211,24 @@ class RunDir:
         manifest["stages"][stage] = entry
         self._update_manifest(stages=manifest["stages"])
 
+    @contextlib.contextmanager
+    def stage(self, stage: str) -> Iterator[dict[str, Any]]:
+        """Run ``stage``'s body between start and completion: yields a dict of details that the body
+        fills (they go into the manifest on completion); an exception (or an interrupt) marks the
+        stage failed, with its outputs removed, and propagates. A stage already marked running (by
+        open_run) is not started again."""
+        if self.stage_status(stage) != "running":
+            self.start_stage(stage)
+        details: dict[str, Any] = {}
+        try:
+            yield details
+        except BaseException as exc:
+            if self.stage_status(stage) == "running":
+                status = "failed" if isinstance(exc, Exception) else "interrupted"
+                self.fail_stage(stage, f"{type(exc).__name__}: {exc}", status=status)
+            raise
+        details["seconds"] = self.complete_stage(stage, **details)
+
     def stage_outputs(self, stage: str) -> list[Path]:
         """What a stage writes that later stages (or a user) take as its result."""
         _check_stage(stage)
@@ -362,14 +298,6 @@ class RunDir:
 _TEMPORARY = re.compile(r"^\..+\.(tmp|old)$")
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _process_started(pid: int) -> float | None:
     """When process ``pid`` started (seconds since the epoch), or None where that cannot be read."""
     try:
@@ -417,7 +345,7 @@ def process_state(entry: dict[str, Any]) -> str:
 
 def _check_stage(stage: str) -> None:
     if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; the stages are: {', '.join(STAGES)}")
+        raise SettingError(f"unknown stage {stage!r}; the stages are: {', '.join(STAGES)}")
 
 
 def open_run(
@@ -433,6 +361,7 @@ def open_run(
     preset. Overrides given here are applied and written back, so config.yaml always holds what
     the run used.
     """
+    show_on_console()  # the package's progress and warnings appear under the notebook's cells
     run = RunDir(Path(run_dir).resolve())
     if run.config_path.is_file() and not config_path:
         config = run.load_config()

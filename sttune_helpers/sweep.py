@@ -33,9 +33,11 @@ from transformers import TrainerCallback
 
 from . import data, losses, training
 from .config import SWEEP_SPACE_EXAMPLE, ConfigError, RunConfig, SearchParam, load_config, search_params
+from .core.errors import SettingError, SttuneError
+from .core.io import atomic_write_json, read_json
 from .evaluation import validation_metric
 from .pipeline import default_run_name, prepare_run_dir
-from .rundir import RunDir, atomic_write_json, check_run_name, open_run, read_json
+from .rundir import RunDir, check_run_name, open_run
 
 SUMMARY_FILE = "sweep.json"
 SHARED_DATA_RUN = "data-prep"  # the sweep's own run directory holding the data that every trial links to
@@ -46,7 +48,7 @@ PRUNER_STARTUP_TRIALS = 3
 TRIAL_ERRORS = (training.TrainingDivergedError, training.EmbeddingCollapseError)
 
 
-class SweepTrialError(RuntimeError):
+class SweepTrialError(SttuneError, RuntimeError):
     """A trial ended without a validation metric to optimise."""
 
 
@@ -311,7 +313,7 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
                           "metric: set train.nproc: 1 (and leave it out of sweep.space)")
     trials = config.sweep.trials if trials is None else trials
     if trials < 1:
-        raise ValueError(f"a sweep needs at least 1 trial, got {trials}")
+        raise SettingError(f"a sweep needs at least 1 trial, got {trials}")
     name = check_run_name(name or config.sweep.study_name or default_run_name("sweep"))
     root = (Path(runs_dir) / name).resolve()
     study_name = config.sweep.study_name or name

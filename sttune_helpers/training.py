@@ -15,22 +15,24 @@ from transformers import TrainerCallback
 
 from . import distributed
 from .config import RunConfig
+from .core.errors import SttuneError
+from .core.hardware import pick_device, pick_precision
+from .core.io import atomic_directory, atomic_write_json, read_json
 from .data import load_split, read_report
 from .evaluation import build_evaluator, mean_cosine_of_pairs, validation_metric
 from .losses import IN_BATCH_NEGATIVE_LOSSES, build_loss, fit_columns, read_plan_loss
-from .modeling import (dataset_texts, load_configured_model, pick_device, pick_precision, truncated_texts,
-                       truncation_warning)
-from .rundir import RunDir, atomic_directory, atomic_write_json, read_json
+from .modeling import dataset_texts, load_configured_model, truncated_texts, truncation_warning
+from .rundir import RunDir
 
 # Texts whose embeddings the collapse guard compares at every evaluation.
 COLLAPSE_PROBE_SIZE = 32
 
 
-class TrainingDivergedError(RuntimeError):
+class TrainingDivergedError(SttuneError, RuntimeError):
     """The training loss became NaN or infinite."""
 
 
-class EmbeddingCollapseError(RuntimeError):
+class EmbeddingCollapseError(SttuneError, RuntimeError):
     """Every text is embedded at nearly the same point."""
 
 

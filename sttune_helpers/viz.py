@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .rundir import RunDir, atomic_directory, atomic_write_text
+from .core.io import atomic_directory, atomic_write_text
+from .rundir import RunDir
 
 SCORE_BUCKETS = 5
 POSITIVE_COLOURS = {"negative": "#d62728", "positive": "#1f77b4"}

@@ -21,8 +21,10 @@ import yaml
 from IPython.display import display
 
 from .config import ConfigError, ModelConfig, RunConfig, TrainConfig
+from .core.errors import SttuneError
+from .core.io import read_json
 from .losses import loss_choices
-from .rundir import RunDir, read_json
+from .rundir import RunDir
 
 BATCH_SIZES = tuple(2**power for power in range(2, 10))  # 4 .. 512
 LOSS_DEFAULT_TEMPERATURE = 0.05  # what the scaled losses use when loss.temperature is None (scale 20)
@@ -39,7 +41,7 @@ def literal_options(section: type, field_name: str) -> tuple[Any, ...]:
     return typing.get_args(hint)
 
 
-class InvalidEntry(ValueError):
+class InvalidEntry(SttuneError, ValueError):
     """Text in a control that cannot become a config value; the message says what to type."""
 
 

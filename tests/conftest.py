@@ -112,6 +112,14 @@ def pytest_runtest_setup(item):
             pytest.skip("needs a CUDA GPU: torch.cuda.is_available() is False here")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def console_reporting():
+    """The package's progress and warnings on stdout, as a notebook and the CLI show them."""
+    from sttune_helpers.core.reporting import show_on_console
+
+    show_on_console()
+
+
 @pytest.fixture(autouse=True)
 def frozen_heap():
     """accelerate runs gc.collect() at the start and end of every trainer.train(); with torch and

@@ -29,11 +29,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, sttune_command, sttune_env
 
 from sttune_helpers.rundir import STAGES
 from sttune_helpers.widgets import dom_class
-
-from conftest import REPO, sttune_command, sttune_env
 
 pytestmark = pytest.mark.slow
 

@@ -1,8 +1,8 @@
 import pytest
 
 from sttune_helpers.cli import build_parser
-from sttune_helpers.pipeline import parse_stage, prepare_run_dir, select_stages
 from sttune_helpers.config import load_preset
+from sttune_helpers.pipeline import parse_stage, prepare_run_dir, select_stages
 from sttune_helpers.rundir import STAGES, RunDirError
 
 
@@ -53,6 +53,7 @@ def stand_in_notebooks(folder):
     """Five tiny stage notebooks: each fails if the previous stage's variables are still there,
     records its kernel's process id, and completes its stage."""
     import nbformat
+
     from sttune_helpers.rundir import NOTEBOOKS
 
     folder.mkdir()

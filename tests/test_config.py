@@ -1,6 +1,14 @@
 import pytest
 
-from sttune_helpers.config import ConfigError, RunConfig, load_config, load_preset, preset_names, resolve_config, save_config
+from sttune_helpers.config import (
+    ConfigError,
+    RunConfig,
+    load_config,
+    load_preset,
+    preset_names,
+    resolve_config,
+    save_config,
+)
 
 
 def test_presets_ship_and_load():

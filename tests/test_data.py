@@ -4,7 +4,13 @@ import pytest
 
 from sttune_helpers.config import DataConfig
 from sttune_helpers.data import (
-    DataError, group_split, prepare_data, read_table, resolve_source, write_splits, load_split, detect_score_scale,
+    DataError,
+    detect_score_scale,
+    load_split,
+    prepare_data,
+    read_table,
+    resolve_source,
+    write_splits,
 )
 from sttune_helpers.rundir import RunDir
 

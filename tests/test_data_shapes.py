@@ -9,8 +9,15 @@ import pytest
 from sttune_helpers.cli import main as sttune_main
 from sttune_helpers.config import DataConfig
 from sttune_helpers.data import (
-    DataError, deduplicate, detect_shape, inspect_data, normalise_text, prepare_data, read_table, write_splits,
+    DataError,
+    deduplicate,
+    detect_shape,
+    inspect_data,
     load_split,
+    normalise_text,
+    prepare_data,
+    read_table,
+    write_splits,
 )
 from sttune_helpers.rundir import RunDir
 

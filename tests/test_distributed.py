@@ -6,16 +6,17 @@ comes back instead of a hang."""
 import json
 
 import pytest
+from conftest import REPO, sttune
+from tiny_model import build_tiny_model_folder
+from tiny_model import prepared_run as prepare_tiny_run
 
 from sttune_helpers import cli
 from sttune_helpers.config import load_preset
+from sttune_helpers.core.io import read_json
 from sttune_helpers.distributed import DistributedTrainingError, check_devices, launch_training
 from sttune_helpers.losses import build_loss, read_plan_loss, supports_gather_across_devices
-from sttune_helpers.rundir import RunDir, read_json
+from sttune_helpers.rundir import RunDir
 from sttune_helpers.training import plan_training, train_model
-
-from conftest import REPO, sttune
-from tiny_model import build_tiny_model_folder, prepared_run as prepare_tiny_run
 
 # Generous for a contended 2-core machine; a hang would otherwise stall the suite.
 LAUNCH_TIMEOUT_S = 600

@@ -45,10 +45,26 @@ def test_paired_comparison_detects_a_real_gain_and_not_a_null_one():
 
 # --- retrieval metrics on a hand-computable case -------------------------------------------------
 
+from sttune_helpers.evaluation import (
+    METRICS_SCHEMA,
+    TaskSet,
+    binary_thresholds,
+    check_batch_duplicates,
+    check_collapse,
+    check_data_size,
+    check_overfitting,
+    check_score_scale,
+    check_test_overlap,
+    interpolate_models,
+    mean_metrics,
+    pair_binary_metrics,
+    query_metrics,
+    seed_summary,
+    suggest_alpha,
+    validate_report,
+)
 from sttune_helpers.evaluation import (  # noqa: E402
-    Bootstrap as _Bootstrap, Finding, METRICS_SCHEMA, binary_thresholds, check_batch_duplicates, check_collapse,
-    check_data_size, check_overfitting, check_score_scale, check_test_overlap, interpolate_models, mean_metrics,
-    pair_binary_metrics, query_metrics, seed_summary, suggest_alpha, validate_report, TaskSet,
+    Bootstrap as _Bootstrap,
 )
 
 # Four queries over documents d1..d6; the ranking each model returned and the relevant documents.
@@ -125,7 +141,6 @@ def tiny_pair(tmp_path_factory):
 
     import torch
     from sentence_transformers import SentenceTransformer
-
     from tiny_model import build_tiny_model_folder
 
     base = SentenceTransformer(str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")), device="cpu")

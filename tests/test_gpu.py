@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO, sttune
 
 GPU_CHECK = REPO / "bench" / "gpu_check.sh"

@@ -9,15 +9,14 @@ import errno
 import json
 import os
 import time
-from pathlib import Path
 
 import pytest
+from conftest import REPO, sttune
 
 from sttune_helpers import rundir
 from sttune_helpers.config import load_preset
+from sttune_helpers.core.io import atomic_directory
 from sttune_helpers.rundir import STAGES
-
-from conftest import REPO, sttune
 
 SCIFACT = REPO / "tests" / "data" / "scifact-mini"
 SNLI = REPO / "tests" / "data" / "snli-sample.tsv"
@@ -301,7 +300,7 @@ def test_full_runs_directory_leaves_no_partial_file(tmp_path, monkeypatch, capsy
     assert sorted(p.name for p in run.root.iterdir()) == ["config.yaml", "manifest.json"]
     # A model folder that does not fit: no half-saved folder stays, the old one (if any) is kept.
     with pytest.raises(OSError, match=r"cannot write .*model: No space left on device"):
-        with rundir.atomic_directory(run.model_dir) as tmp:
+        with atomic_directory(run.model_dir) as tmp:
             (tmp / "weights.bin").write_bytes(b"half")
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     assert not run.model_dir.exists() and sorted(p.name for p in run.root.iterdir()) == ["config.yaml",

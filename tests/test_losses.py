@@ -3,13 +3,24 @@
 import math
 
 import pytest
+from tiny_model import build_tiny_model_folder
 
 from sttune_helpers.config import load_preset
-from sttune_helpers.losses import (LOSS_REGISTRY, LossChoice, build_loss, choose_loss, explain, fit_columns,
-                                   loss_choices, loss_shape, recommend, temperature_params, tsdae_noise, write_plan)
+from sttune_helpers.losses import (
+    LOSS_REGISTRY,
+    LossChoice,
+    build_loss,
+    choose_loss,
+    explain,
+    fit_columns,
+    loss_choices,
+    loss_shape,
+    recommend,
+    temperature_params,
+    tsdae_noise,
+    write_plan,
+)
 from sttune_helpers.rundir import RunDir
-
-from tiny_model import build_tiny_model_folder
 
 TOPICS = ["cats", "trains", "rain", "coffee", "chess", "tides", "bread", "violins"]
 
@@ -60,8 +71,11 @@ def test_registry_covers_every_shape_with_reasons():
 def test_every_registered_loss_takes_a_training_step(tiny_folder, tmp_path, shape, loss_name):
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, \
-        SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
 
     model = SentenceTransformer(str(tiny_folder), device="cpu")
     guide = SentenceTransformer(str(tiny_folder), device="cpu") if loss_name == "GISTEmbedLoss" else None

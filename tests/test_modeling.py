@@ -3,7 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from sttune_helpers.modeling import ModelNotFoundError, load_model, pick_precision, resolve_model_source
+from sttune_helpers.core.hardware import pick_precision
+from sttune_helpers.modeling import ModelNotFoundError, load_model, resolve_model_source
 
 
 def test_default_is_the_packaged_model():
@@ -57,15 +58,15 @@ def test_precision_choice_is_explained():
     ("AuthenticAMD", "avx2", None),
 ])
 def test_cpu_bf16_is_chosen_only_where_it_was_measured_faster(tmp_path, monkeypatch, vendor, flags, expected):
-    from sttune_helpers import modeling
+    from sttune_helpers.core import hardware
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 {flags}\n\n"
                        f"processor\t: 1\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 {flags}\n")
-    units = modeling.cpu_fast_bf16(cpuinfo)
+    units = hardware.cpu_fast_bf16(cpuinfo)
     assert (units is None) if expected is None else (expected in units)
-    assert modeling.cpu_fast_bf16(tmp_path / "missing") is None
-    monkeypatch.setattr(modeling, "cpu_fast_bf16", lambda: units)
+    assert hardware.cpu_fast_bf16(tmp_path / "missing") is None
+    monkeypatch.setattr(hardware, "cpu_fast_bf16", lambda: units)
     precision, reason = pick_precision("auto", "cpu")
     assert precision == ("fp32" if expected is None else "bf16")
     assert (expected in reason) if expected else ("slower than fp32" in reason)

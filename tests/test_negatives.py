@@ -316,7 +316,7 @@ def test_data_stage_mines_the_train_split_of_beir_data(model, tmp_path):
     assert load_split(run, "test").column_names == ["anchor", "positive"]
     written = json.loads(run.data_report_path.read_text())
     assert written["train_shape"] == "triplet" and written["negatives"]["settings"]["candidates"] == "both"
-    from sttune_helpers.modeling import cpu_fast_bf16
+    from sttune_helpers.core.hardware import cpu_fast_bf16
 
     # The encoding the mining used, by NegativesConfig.precision="auto": bf16 where the CPU runs it fast.
     assert written["negatives"]["settings"]["precision"] == ("bf16" if cpu_fast_bf16() else "fp32")
@@ -325,8 +325,8 @@ def test_data_stage_mines_the_train_split_of_beir_data(model, tmp_path):
 def test_mining_encodes_in_bf16_where_training_would_and_the_scores_barely_move(model, monkeypatch):
     import numpy as np
 
-    from sttune_helpers import modeling
-    from sttune_helpers.modeling import encoding_precision
+    from sttune_helpers.core import hardware
+    from sttune_helpers.core.hardware import encoding_precision
 
     texts = list(RETRIEVAL["anchor"]) + list(RETRIEVAL["positive"])
     options = dict(normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
@@ -339,6 +339,6 @@ def test_mining_encodes_in_bf16_where_training_would_and_the_scores_barely_move(
     assert half.dtype == np.float32 and not np.array_equal(half, full)  # bf16 arithmetic ran
     assert np.min(np.sum(full * half, axis=1)) > 0.999
     for units, expected in (("AMX bf16 units (amx_bf16)", "bf16"), (None, "fp32")):
-        monkeypatch.setattr(modeling, "cpu_fast_bf16", lambda: units)
+        monkeypatch.setattr(hardware, "cpu_fast_bf16", lambda: units)
         with encoding_precision(model, "auto") as precision:
             assert precision == expected

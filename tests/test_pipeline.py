@@ -3,14 +3,12 @@
 import json
 
 import nbformat
-import numpy as np
 import pytest
 import yaml
+from conftest import REPO, sttune
 
 from sttune_helpers.config import RunConfig
 from sttune_helpers.rundir import NOTEBOOKS, STAGES
-
-from conftest import REPO, sttune
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +80,7 @@ def test_base_metric_matches_the_library_evaluator(smoke_run):
     """Our bootstrap metrics are computed by hand; the point estimate must equal the library's."""
     run_dir, _ = smoke_run
     from sentence_transformers import SentenceTransformer
+
     from sttune_helpers.data import load_split
     from sttune_helpers.evaluation import build_evaluator
     from sttune_helpers.rundir import RunDir

@@ -13,12 +13,17 @@ import time
 
 import numpy as np
 import pytest
+from conftest import sttune
+from test_reproducibility import (
+    metrics_of,
+    numbers,
+    override_args,
+    start_run,
+    tiny_pipeline_overrides,
+    uninterrupted_runs,
+)
 
 from sttune_helpers.rundir import STAGES, RunDirError, StageOrderError, open_run
-
-from conftest import sttune
-from test_reproducibility import (metrics_of, numbers, override_args, start_run, tiny_pipeline_overrides,
-                                  uninterrupted_runs)
 
 # Encoding the same texts with the resumed and the uninterrupted model. Resuming restores the
 # weights, optimizer, scheduler, RNG states and data order from the checkpoint, so on one CPU thread

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SMOKE_TIMEOUT_S, sttune_command, sttune_env
+from tiny_model import build_tiny_model_folder
 
 from sttune_helpers.config import RunConfig, load_config
 from sttune_helpers.rundir import STAGES
-
-from conftest import SMOKE_TIMEOUT_S, sttune_command, sttune_env
-from tiny_model import build_tiny_model_folder
 
 pytestmark = pytest.mark.slow
 

@@ -3,10 +3,8 @@ import os
 
 import pytest
 
-from sttune_helpers.config import load_preset
-from sttune_helpers.rundir import (
-    STAGES, RunDir, RunDirError, StageOrderError, atomic_directory, atomic_write_json, check_run_name, open_run,
-)
+from sttune_helpers.core.io import atomic_directory, atomic_write_json
+from sttune_helpers.rundir import RunDirError, StageOrderError, check_run_name, open_run
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path):

@@ -6,14 +6,20 @@ import math
 
 import numpy as np
 import pytest
+from conftest import REPO
+from tiny_model import build_tiny_model_folder
+from tiny_model import prepared_run as prepare_tiny_run
 
 from sttune_helpers.config import load_preset
-from sttune_helpers.rundir import RunDir
-from sttune_helpers.training import (CollapseGuard, EmbeddingCollapseError, NonFiniteLossGuard, TrainingDivergedError,
-                                     mean_pairwise_cosine, plan_training, train_model)
-
-from conftest import REPO
-from tiny_model import build_tiny_model_folder, prepared_run as prepare_tiny_run
+from sttune_helpers.training import (
+    CollapseGuard,
+    EmbeddingCollapseError,
+    NonFiniteLossGuard,
+    TrainingDivergedError,
+    mean_pairwise_cosine,
+    plan_training,
+    train_model,
+)
 
 
 @pytest.fixture(scope="module")

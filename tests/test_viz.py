@@ -4,9 +4,18 @@ import numpy as np
 import pytest
 
 from sttune_helpers import viz
-from sttune_helpers.viz import (colour_groups, embedding_maps, export_projector, interactive_html, score_buckets,
-                                separation_auc, silhouette_by_group, similarity_distributions, subsample,
-                                umap_project)
+from sttune_helpers.viz import (
+    colour_groups,
+    embedding_maps,
+    export_projector,
+    interactive_html,
+    score_buckets,
+    separation_auc,
+    silhouette_by_group,
+    similarity_distributions,
+    subsample,
+    umap_project,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

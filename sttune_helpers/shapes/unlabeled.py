@@ -1,0 +1,29 @@
+"""unlabeled: plain texts for domain adaptation (SimCSE, TSDAE); measured on the reference set."""
+
+from __future__ import annotations
+
+from .base import MNRL_TUNABLE, LossChoice, TaskShape
+
+
+class Unlabeled(TaskShape):
+    pass
+
+
+UNLABELED = Unlabeled(
+    name="unlabeled",
+    columns=("text",),
+    group_columns=("text",),
+    losses=(
+        LossChoice("MultipleNegativesRankingLoss",
+                   "SimCSE: each sentence is its own positive under two dropout masks, the rest of the batch its "
+                   "negatives; adapts the model to the domain's vocabulary without labels.", tunable=MNRL_TUNABLE),
+        LossChoice("DenoisingAutoEncoderLoss",
+                   "TSDAE: encode a sentence with 60% of its words deleted and decode the original from the "
+                   "embedding alone; stronger than SimCSE for domain adaptation, but slower (a decoder is trained)."),
+    ),
+    # No test labels: measured like pair_score on the reference set.
+    metrics=("spearman_cosine", "pearson_cosine"),
+    validation_metric="loss",
+    item_score_meaning="cosine",
+    item_error_meaning="|cosine - gold score (0..1)|",
+)

@@ -76,7 +76,7 @@ def kernel_start_and_imports() -> dict:
     sentence_transformers in it."""
     from jupyter_client.manager import KernelManager
 
-    from sttune_helpers.pipeline import ensure_kernel
+    from sttune_helpers.runner.pipeline import ensure_kernel
 
     manager = KernelManager(kernel_name=ensure_kernel())
     started = time.perf_counter()

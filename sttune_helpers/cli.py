@@ -149,7 +149,7 @@ def command_data_inspect(args: argparse.Namespace) -> int:
 
 
 def command_resume(args: argparse.Namespace) -> int:
-    from .pipeline import first_unfinished_stage, prepare_run_dir, run_stages
+    from .runner.pipeline import first_unfinished_stage, prepare_run_dir, run_stages
 
     if not args.name:
         raise RunDirError("--resume continues an existing run: name it with --name")
@@ -160,7 +160,7 @@ def command_resume(args: argparse.Namespace) -> int:
     if first is None:
         print(f"run {args.name}: every stage has completed; nothing to resume")
         return 0
-    from .pipeline import preflight
+    from .runner.pipeline import preflight
 
     preflight(run.load_config(), STAGES[STAGES.index(first):])
     print(f"run {args.name}: resuming at stage {first!r}")
@@ -171,7 +171,7 @@ def command_resume(args: argparse.Namespace) -> int:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from .pipeline import default_run_name, prepare_run_dir, run_stages, select_stages
+    from .runner.pipeline import default_run_name, prepare_run_dir, run_stages, select_stages
 
     if args.resume:
         return command_resume(args)
@@ -195,7 +195,7 @@ def command_run(args: argparse.Namespace) -> int:
             config = load_config(args.runs_dir / name / "config.yaml").with_overrides(args.overrides)
     else:
         config = resolve_config(args.preset or "default", args.config, args.overrides)
-    from .pipeline import preflight
+    from .runner.pipeline import preflight
 
     existing_config = args.runs_dir / name / "config.yaml"
     if config is not None or (continuing and existing_config.is_file()):
@@ -225,8 +225,8 @@ def report_results(name: str, run, results, total: float) -> int:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from .pipeline import prepare_run_dir
     from .rundir import open_run
+    from .runner.pipeline import prepare_run_dir
 
     if args.nproc is not None and args.nproc < 1:
         raise SettingError(f"--nproc must be at least 1, got {args.nproc}")
@@ -256,7 +256,7 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from .runner.sweep import run_sweep
 
     config = resolve_config(args.preset or "default", args.config, args.overrides)
     result = run_sweep(config, args.name, args.runs_dir, trials=args.trials, storage=args.storage)
@@ -273,7 +273,7 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 
 def command_lab(args: argparse.Namespace) -> int:
-    from .pipeline import ensure_kernel, notebooks_dir
+    from .runner.pipeline import ensure_kernel, notebooks_dir
 
     ensure_kernel()
     folder = notebooks_dir()

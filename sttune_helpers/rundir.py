@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .config import RunConfig, load_config, resolve_config, save_config
 from .core.errors import SettingError, SttuneError

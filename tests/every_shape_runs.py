@@ -39,8 +39,8 @@ def main(workdir: Path) -> int:
     from tiny_model import build_tiny_model_folder
 
     from sttune_helpers.config import load_preset
-    from sttune_helpers.pipeline import ensure_kernel, prepare_run_dir, run_stages, stage_kernel
     from sttune_helpers.rundir import STAGES
+    from sttune_helpers.runner.pipeline import ensure_kernel, prepare_run_dir, run_stages, stage_kernel
 
     workdir.mkdir(parents=True, exist_ok=True)
     tiny = build_tiny_model_folder(workdir / "tiny")

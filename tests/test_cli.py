@@ -2,8 +2,8 @@ import pytest
 
 from sttune_helpers.cli import build_parser
 from sttune_helpers.config import load_preset
-from sttune_helpers.pipeline import parse_stage, prepare_run_dir, select_stages
 from sttune_helpers.rundir import STAGES, RunDirError
+from sttune_helpers.runner.pipeline import parse_stage, prepare_run_dir, select_stages
 
 
 @pytest.mark.parametrize("text", ["training", "3", "03", "03_training", "03_training.ipynb", " Training "])
@@ -78,7 +78,7 @@ def stand_in_notebooks(folder):
 
 @pytest.mark.parametrize("shared", [True, False])
 def test_stages_share_one_kernel_with_a_clean_namespace(tmp_path, monkeypatch, shared):
-    from sttune_helpers.pipeline import NOTEBOOKS_ENV, run_stages
+    from sttune_helpers.runner.pipeline import NOTEBOOKS_ENV, run_stages
 
     monkeypatch.setenv(NOTEBOOKS_ENV, str(stand_in_notebooks(tmp_path / "notebooks")))
     monkeypatch.chdir(tmp_path)

@@ -11,11 +11,11 @@ import yaml
 from conftest import sttune
 from tiny_model import build_tiny_model_folder
 
-from sttune_helpers.config import ConfigError, RunConfig, load_config, load_preset, search_params
+from sttune_helpers.config import ConfigError, RunConfig, load_config, load_preset
 from sttune_helpers.core.io import read_json
 from sttune_helpers.rundir import RunDir
-from sttune_helpers.sweep import PruningReporter, describe_trial, plot_importance, run_sweep, trials_table
-from sttune_helpers.widgets import SweepPanel, sweep_panel
+from sttune_helpers.runner.sweep import PruningReporter, describe_trial, plot_importance, run_sweep, trials_table
+from sttune_helpers.ui.widgets import SweepPanel, sweep_panel
 
 SPACE = {
     "train.learning_rate": {"low": 1.0e-5, "high": 1.0e-3, "log": True},
@@ -223,7 +223,7 @@ def test_space_errors_name_the_key(tmp_path, space, message):
 
 
 def test_space_types_follow_the_config_keys():
-    params = {p.key: p for p in search_params({
+    params = {p.key: p for p in RunConfig.search_space({
         "train.learning_rate": {"low": "1e-5", "high": 1e-4, "log": True},  # YAML reads 1e-5 as text
         "train.batch_size": {"choices": [16, 32.0]},
         "train.evaluations_per_epoch": {"low": 1, "high": 4},
@@ -311,7 +311,7 @@ def test_a_storage_that_is_no_url_is_refused_before_any_work(tmp_path):
 def test_notebook_03_runs_a_sweep_headless(cli_sweep, tmp_path):
     import shutil
 
-    from sttune_helpers.pipeline import run_stages
+    from sttune_helpers.runner.pipeline import run_stages
 
     _, root, _ = cli_sweep
     run = RunDir(tmp_path / "runs" / "nb")

@@ -14,9 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from .config import RunConfig
-from .core.errors import SettingError
-from .rundir import NOTEBOOKS, STAGES, RunDir, RunDirError, check_run_name
+from ..config import RunConfig
+from ..core.errors import SettingError
+from ..rundir import NOTEBOOKS, STAGES, RunDir, RunDirError, check_run_name
 
 KERNEL_NAME = "sttune"
 KERNEL_DISPLAY_NAME = "Python (sttune)"
@@ -26,7 +26,7 @@ NOTEBOOKS_ENV = "STTUNE_NOTEBOOKS"
 def notebooks_dir() -> Path:
     """The stage notebooks: $STTUNE_NOTEBOOKS, else the repository's notebooks/ folder."""
     configured = os.environ.get(NOTEBOOKS_ENV)
-    folder = Path(configured) if configured else Path(__file__).resolve().parent.parent / "notebooks"
+    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "notebooks"
     if not all((folder / nb).is_file() for nb in NOTEBOOKS.values()):
         raise RunDirError(f"the stage notebooks are not in {folder}; set {NOTEBOOKS_ENV} to the folder that holds "
                           f"{', '.join(NOTEBOOKS.values())}")
@@ -115,13 +115,13 @@ def preflight(config: RunConfig, stages: Sequence[str]) -> None:
     """Fail within seconds, before a run directory or a kernel exists, on what would otherwise stop
     a stage minutes in: a data source or a model that is not there (each error says what was tried)."""
     if STAGES[0] in stages:
-        from .data import resolve_source
+        from ..data import resolve_source
 
         resolve_source(config.data.source)
     needs_model = bool({"training", "evaluation"} & set(stages)) or (
         STAGES[0] in stages and (config.data.negatives.enabled or config.data.augment.synonyms))
     if needs_model:
-        from .modeling import resolve_model_source
+        from ..modeling import resolve_model_source
 
         resolve_model_source(config.model.name)
 

@@ -31,13 +31,13 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from transformers import TrainerCallback
 
-from . import data, losses, training
-from .config import SWEEP_SPACE_EXAMPLE, ConfigError, RunConfig, SearchParam, load_config, search_params
-from .core.errors import SettingError, SttuneError
-from .core.io import atomic_write_json, read_json
-from .evaluation import validation_metric
+from .. import data, losses, training
+from ..config import SWEEP_SPACE_EXAMPLE, ConfigError, RunConfig, SearchParam, load_config
+from ..core.errors import SettingError, SttuneError
+from ..core.io import atomic_write_json, read_json
+from ..evaluation import validation_metric
+from ..rundir import RunDir, check_run_name, open_run
 from .pipeline import default_run_name, prepare_run_dir
-from .rundir import RunDir, check_run_name, open_run
 
 SUMMARY_FILE = "sweep.json"
 SHARED_DATA_RUN = "data-prep"  # the sweep's own run directory holding the data that every trial links to
@@ -111,7 +111,7 @@ def prepare_data_stage(run: RunDir) -> dict[str, int]:
         prepared = data.prepare_data(config.data, seed=config.seed)
         data.augment_train(prepared, config.data, seed=config.seed, model_name=config.model.name)
         if config.data.negatives.enabled:
-            from .modeling import load_model
+            from ..modeling import load_model
 
             base_model = load_model(config.model.name, config.model.device, config.model.max_seq_length)
             data.mine_train_negatives(prepared, config.data, base_model, seed=config.seed)
@@ -299,7 +299,7 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
     trials reuse (notebook 03 passes its own run). ``pruner`` and ``sampler`` replace the median
     pruner (``sweep.pruning``) and the seeded TPE sampler. With ``quiet`` each trial's output goes
     into its trial.log; ``echo`` gets one line per trial."""
-    params = search_params(config.sweep.space, "sweep")
+    params = RunConfig.search_space(config.sweep.space, "sweep")
     if not params:
         raise ConfigError("the config's sweep.space is empty: name the settings to search and their ranges, "
                           f"e.g. in the config file\n{SWEEP_SPACE_EXAMPLE}\nor with -p 'sweep.space={{train."

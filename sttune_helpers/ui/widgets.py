@@ -20,11 +20,11 @@ import ipywidgets as widgets
 import yaml
 from IPython.display import display
 
-from .config import ConfigError, ModelConfig, RunConfig, TrainConfig
-from .core.errors import SttuneError
-from .core.io import read_json
-from .losses import loss_choices
-from .rundir import RunDir
+from ..config import ConfigError, ModelConfig, RunConfig, TrainConfig
+from ..core.errors import SttuneError
+from ..core.io import read_json
+from ..losses import loss_choices
+from ..rundir import RunDir
 
 BATCH_SIZES = tuple(2**power for power in range(2, 10))  # 4 .. 512
 LOSS_DEFAULT_TEMPERATURE = 0.05  # what the scaled losses use when loss.temperature is None (scale 20)
@@ -488,7 +488,7 @@ def training_panel(run: RunDir, config: RunConfig, shape: str, interactive: bool
     """The panel of the training notebook: its Train button saves the config to the run and trains
     with it, as the notebook's next cell and `sttune run --config RUN/config.yaml` would."""
     def save_and_train(panel_config: RunConfig):
-        from .training import train_model
+        from ..training import train_model
 
         run.save_config(config_to_save(run, panel_config))
         return train_model(run, panel_config)
@@ -541,7 +541,7 @@ class SweepPanel:
     named in the status line and not applied."""
 
     def __init__(self, config: RunConfig, name: str, runs_dir: str | Path, data_from: RunDir | None = None):
-        from .config import SWEEP_SPACE_EXAMPLE, search_params
+        from ..config import SWEEP_SPACE_EXAMPLE
 
         self.config = config
         self.name = name
@@ -562,7 +562,7 @@ class SweepPanel:
         self.controls["storage"].observe(
             lambda change: setattr(self.config.sweep, "storage", change["new"].strip() or None), names="value")
         rows: list[widgets.Widget] = [self.controls["trials"], self.controls["storage"]]
-        for param in search_params(config.sweep.space, "sweep panel"):
+        for param in RunConfig.search_space(config.sweep.space, "sweep panel"):
             if param.kind == "categorical":
                 rows.append(widgets.HTML(f"<code>{_escape(param.key)}</code>: one of "
                                          f"{_escape(', '.join(str(c) for c in param.choices))}"))
@@ -586,13 +586,11 @@ class SweepPanel:
         self.widget = widgets.VBox([*rows, self.status, self.run_button, self.output])
 
     def _set_bound(self, key: str, bound: str, value: float) -> None:
-        from .config import search_params
-
-        param = next(p for p in search_params(self.config.sweep.space, "sweep panel") if p.key == key)
+        param = next(p for p in RunConfig.search_space(self.config.sweep.space, "sweep panel") if p.key == key)
         spec = dict(self.config.sweep.space[key])
         spec[bound] = int(round(value)) if param.kind == "int" else float(value)
         try:
-            search_params({key: spec}, "sweep panel")
+            RunConfig.search_space({key: spec}, "sweep panel")
         except ConfigError as exc:
             self.status.value = f"<span style='color:#b00020'>Not applied: {_escape(str(exc))}</span>"
             return
@@ -601,7 +599,7 @@ class SweepPanel:
 
     def run(self):
         """Run the sweep with the panel's settings; shows the trials table and the importance plot."""
-        from . import sweep
+        from ..runner import sweep
 
         self.run_button.disabled = True
         self.output.clear_output()

@@ -1,0 +1,28 @@
+"""Settings: the RunConfig schema (schema.py), typed construction and its errors (coercion.py), the
+sweep's search space (search.py), YAML files and presets (files.py, presets/)."""
+
+from .coercion import ConfigError
+from .files import PRESETS_DIR, load_config, load_preset, preset_names, resolve_config, save_config
+from .schema import (
+    SWEEP_SPACE_EXAMPLE,
+    AugmentConfig,
+    BatchSampler,
+    DataConfig,
+    EvalConfig,
+    LossConfig,
+    ModelConfig,
+    NegativesConfig,
+    Pooling,
+    Precision,
+    RunConfig,
+    Scheduler,
+    SweepConfig,
+    TrainConfig,
+    VizConfig,
+)
+from .search import SearchParam
+
+__all__ = ["ConfigError", "PRESETS_DIR", "load_config", "load_preset", "preset_names", "resolve_config",
+           "save_config", "SWEEP_SPACE_EXAMPLE", "AugmentConfig", "DataConfig", "EvalConfig", "LossConfig",
+           "ModelConfig", "NegativesConfig", "RunConfig", "SweepConfig", "TrainConfig", "VizConfig", "SearchParam",
+           "BatchSampler", "Pooling", "Precision", "Scheduler"]

@@ -1,0 +1,297 @@
+"""RunConfig: one typed tree of every setting of every stage, with each section's defaults.
+
+A run is a preset or a user's YAML file plus dotted-key overrides such as
+``train.learning_rate=3e-5``. Every key and type is checked (coercion.py), so a typo fails loudly
+with the key's name instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import yaml
+
+from .coercion import _build, _is_open_dict, _override_items, _unknown_key
+from .search import SearchParam, search_params
+
+TaskShape = Literal["auto", "pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled"]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Pooling = Literal["model", "mean", "max", "cls"]
+BatchSampler = Literal["auto", "batch_sampler", "no_duplicates"]
+Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"]
+
+
+@dataclass
+class NegativesConfig:
+    """Hard negatives for the train split (pair_binary, triplet and retrieval data)."""
+
+    enabled: bool = False
+    # "embedding" (sentence_transformers.util.mine_hard_negatives with the base model), "lexical"
+    # (keyword overlap: bm25 or tfidf) or "both".
+    candidates: Literal["embedding", "lexical", "both"] = "embedding"
+    lexical_method: Literal["bm25", "tfidf"] = "bm25"
+    num_negatives: int = 1
+    # The rank window of candidates (0 = the most similar non-positive).
+    range_min: int = 0
+    range_max: int = 50
+    # False-negative filters: drop a candidate scoring above (1 - relative_margin) x the positive's
+    # score, above the positive's score minus absolute_margin, or above max_score.
+    relative_margin: Optional[float] = 0.05
+    absolute_margin: Optional[float] = None
+    max_score: Optional[float] = None
+    sampling_strategy: Literal["top", "random"] = "top"
+    # "triplet": (anchor, positive, negative) rows; "n-tuple": anchor, positive, negative_1..n.
+    output_format: Literal["triplet", "n-tuple"] = "triplet"
+    batch_size: int = 64
+    # Encoding for the mining: "auto" is bf16 where training would pick it (a CPU with AMX or AMD's
+    # AVX512-BF16, a GPU with bf16), else fp32. Similarities stay within ~2e-3 of fp32's, and mining
+    # runs ~1.8x faster.
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation and synthetic pairs, applied to the train split only; every added row is tagged."""
+
+    synonyms: bool = False
+    # "embedding": neighbours in the model's own token-embedding space (no download); "wordnet":
+    # nltk's WordNet (needs `python -m nltk.downloader wordnet`).
+    synonym_source: Literal["embedding", "wordnet"] = "embedding"
+    synonym_rate: float = 0.15  # fraction of the eligible words replaced
+    synonym_copies: int = 1
+    back_translation: bool = False
+    # Translation models (hub names or local paths), e.g. Helsinki-NLP/opus-mt-en-de and -de-en.
+    translator_forward: Optional[str] = None
+    translator_backward: Optional[str] = None
+    back_translation_fraction: float = 1.0
+    # Unlabeled text -> (text, text) pairs for an in-batch-negative loss; dropout is the noise.
+    simcse: bool = False
+    # Rules that make synthetic pairs: regex substitutions, keyword swaps, templates (see augment.py).
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    max_pairs_per_rule: int = 500
+
+
+@dataclass
+class DataConfig:
+    # "embedded:stsb" (ships with the package; "embedded:stsb:test" is one split), a file with all
+    # rows (split here), a folder holding train / dev (or validation) / test files, a folder saved
+    # with datasets' save_to_disk, or a BEIR folder (corpus.jsonl, queries.jsonl, qrels/).
+    source: str = "embedded:stsb"
+    # user column name -> canonical name (sentence1, sentence2, score, label, anchor, positive,
+    # negative, text); common names such as premise/hypothesis or query/answer are found anyway.
+    columns: dict[str, str] = field(default_factory=dict)
+    # "auto" detects the shape from the columns and values and says why.
+    shape: TaskShape = "auto"
+    # [low, high] of the raw scores; None detects it from the data (0-1, 0-4, 0-5, 1-5).
+    score_range: Optional[list[float]] = None
+    # The declared label set of pair_class data (None: the labels found in train).
+    labels: Optional[list[str]] = None
+    # "normalized" also catches case, whitespace and punctuation variants and swapped pairs (b, a).
+    deduplicate: Literal["off", "exact", "normalized"] = "normalized"
+    # What to do with invalid rows: "error" stops and names them, "drop" drops and reports them.
+    on_invalid: Literal["error", "drop"] = "error"
+    # A column of the source whose rows must stay in one split (e.g. a premise id, a topic).
+    group_by: Optional[str] = None
+    # Used only when the source has no split of its own.
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Given splits that share items (STS-B has 12 train-test pairs) are reported; true removes
+    # them from train (and validation), leaving the test split as published.
+    remove_cross_split_overlap: bool = False
+    # Evaluation sets (paths or embedded:NAME[:SPLIT]) whose pairs and texts are dropped from the
+    # training data.
+    decontaminate: list[str] = field(default_factory=list)
+    # Caps for quick runs (None keeps every row); taken after cleaning, seeded.
+    max_train_rows: Optional[int] = None
+    max_validation_rows: Optional[int] = None
+    max_test_rows: Optional[int] = None
+    negatives: NegativesConfig = field(default_factory=NegativesConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass
+class ModelConfig:
+    # "default" is the packaged all-MiniLM-L6-v2; otherwise a local path or a hub name.
+    name: str = "default"
+    max_seq_length: Optional[int] = None
+    device: Device = "auto"
+    # "model" keeps the model's own pooling; mean, max and cls rebuild it on the same transformer.
+    pooling: Pooling = "model"
+    # Dropout of the transformer's hidden layers and attention weights; None keeps the model's own.
+    hidden_dropout: Optional[float] = None
+    attention_dropout: Optional[float] = None
+
+
+@dataclass
+class LossConfig:
+    # A sentence-transformers loss class name; None takes the task shape's default.
+    name: Optional[str] = None
+    # Keyword arguments for the loss class (e.g. {"margin": 0.5}).
+    params: dict[str, Any] = field(default_factory=dict)
+    # Softmax temperature of the contrastive and ranking losses (scale = 1 / temperature); None keeps
+    # the loss's own default (scale 20, i.e. temperature 0.05; GISTEmbedLoss 0.01).
+    temperature: Optional[float] = None
+    # Wrap the loss in MatryoshkaLoss over these embedding sizes (e.g. [384, 256, 128, 64]).
+    matryoshka_dims: Optional[list[int]] = None
+    # Before training, train each of the shape's losses for bake_off_steps on bake_off_train_rows
+    # rows, score them on the validation split, and train with the winner.
+    bake_off: bool = False
+    bake_off_steps: int = 100
+    bake_off_train_rows: Optional[int] = 2000
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 2e-5
+    batch_size: int = 16
+    epochs: float = 4.0
+    max_steps: Optional[int] = None  # overrides epochs when set
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    scheduler: Scheduler = "linear"
+    gradient_accumulation_steps: int = 1
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False
+    # "auto": no duplicate texts within a batch for in-batch-negative losses (a duplicate would be
+    # scored as a negative of itself), the plain sampler otherwise.
+    batch_sampler: BatchSampler = "auto"
+    # Validation runs this many times per epoch; checkpoints are saved at the same points.
+    evaluations_per_epoch: int = 2
+    early_stopping_patience: Optional[int] = 3  # None disables early stopping
+    early_stopping_threshold: float = 0.0
+    # The validation metric for early stopping and the best checkpoint, as the evaluator names it
+    # without the split prefix (e.g. "spearman_cosine", "cosine_ap", "ndcg@10", "loss"); None takes
+    # the task shape's primary metric.
+    early_stopping_metric: Optional[str] = None
+    # Which model training ends with, where the best validation checkpoint is not the last one:
+    # "if_significant" restores the best only where a paired bootstrap on the validation split says it
+    # beats the last model (95% interval of the difference above 0), else keeps the last, more trained
+    # one (on a small validation split the best is mostly noise); "always" restores the best (the
+    # library's load_best_model_at_end); "never" keeps the last.
+    restore_best: Literal["if_significant", "always", "never"] = "if_significant"
+    # Stop when the training loss is NaN or infinite, or the embeddings collapse: the mean pairwise
+    # cosine of a fixed probe set of validation texts above this (None turns the collapse check off).
+    stop_on_nan: bool = True
+    collapse_threshold: Optional[float] = 0.98
+    logging_steps: int = 25
+    save_total_limit: int = 2
+    # Processes for data-parallel training (torchrun; one per GPU, or CPU processes with gloo);
+    # 1 trains in this process. batch_size is per process: the global batch is batch_size x nproc
+    # x gradient_accumulation_steps.
+    nproc: int = 1
+
+
+@dataclass
+class EvalConfig:
+    bootstrap_samples: int = 1000
+    confidence: float = 0.95
+    batch_size: int = 64
+    # Encoding for the measurement. fp32 by default: the reported figures are exact. "auto" or "bf16"
+    # encode in bf16 autocast where training would use it (~1.8x faster on a CPU with AMX, ~1.6x on
+    # an AMD Zen 4; cosines within ~2e-3 of fp32), worth it for a large corpus.
+    precision: Literal["fp32", "auto", "bf16"] = "fp32"
+    # More models in the comparison table: name -> a model path, a hub name, or another run's directory.
+    extra_models: dict[str, str] = field(default_factory=dict)
+    # Forgetting guard: both models also on the STS-B test set that ships with the package.
+    reference: bool = True
+    reference_max_pairs: Optional[int] = None  # a seeded subsample of the reference pairs; None: all 1,379
+    # Weight interpolation base -> fine-tuned at these alphas (empty: skip); final_alpha saves that
+    # mix as model_final/ (None: keep the fine-tuned model as the result).
+    interpolation_alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    final_alpha: Optional[float] = None
+    # pair_class: the accuracy of a logistic-regression probe on (u, v, |u-v|) trained on this many train rows.
+    probe_train_rows: int = 5000
+    error_rows: int = 10  # rows per error-analysis table
+
+
+@dataclass
+class VizConfig:
+    max_points: int = 2000  # sentences drawn in the UMAP, subsampled with the run's seed
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    n_epochs: Optional[int] = None  # UMAP's optimisation epochs; None lets UMAP choose (500 for small data)
+    n_clusters: int = 8  # KMeans clusters that colour the maps when the data has no labels
+
+
+@dataclass
+class SweepConfig:
+    """An Optuna search over other keys of this config (`sttune sweep`, sweep.py); `sttune run` ignores it."""
+
+    study_name: Optional[str] = None  # None: the sweep's name (its folder in the runs directory)
+    # Any SQLAlchemy URL; several machines given one URL and one study name work on one study.
+    # None: sqlite:///RUNS_DIR/<sweep>/study.db
+    storage: Optional[str] = None
+    trials: int = 20
+    # "auto": maximize or minimize as the validation metric (train.early_stopping_metric) is better.
+    direction: Literal["auto", "maximize", "minimize"] = "auto"
+    # Stop a trial early (MedianPruner) when its validation metric at an evaluation is worse than the
+    # median of earlier trials at the same evaluation.
+    pruning: bool = True
+    # The trials' checkpoints/ are deleted after each trial (model/ keeps the best) unless this is true.
+    keep_checkpoints: bool = False
+    # Dotted config key -> {low, high[, log][, step]} (a float or int range, as the key's type) or
+    # {choices: [...]}; see SWEEP_SPACE_EXAMPLE.
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+SWEEP_SPACE_EXAMPLE = """\
+sweep:
+  trials: 20
+  space:
+    train.learning_rate: {low: 1.0e-5, high: 1.0e-4, log: true}
+    train.batch_size: {choices: [16, 32, 64]}
+    train.warmup_ratio: {low: 0.0, high: 0.2}
+    train.weight_decay: {low: 0.0, high: 0.1}
+    loss.temperature: {low: 0.02, high: 0.1, log: true}
+    train.epochs: {low: 1, high: 4, step: 1}
+    loss.name: {choices: [CoSENTLoss, CosineSimilarityLoss]}"""
+
+
+@dataclass
+class RunConfig:
+    seed: int = 42
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    viz: VizConfig = field(default_factory=VizConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+    # --- conversions -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "RunConfig":
+        config = _build(cls, raw, prefix="", source=source)
+        cls.search_space(config.sweep.space, source)  # a bad sweep space fails here, naming its key
+        return config
+
+    @classmethod
+    def search_space(cls, space: dict[str, Any], source: str = "config") -> list[SearchParam]:
+        """``sweep.space`` as typed dimensions, each key checked against this config's types."""
+        return search_params(space, cls, source)
+
+    def with_overrides(self, overrides: dict[str, Any] | list[str] | None) -> "RunConfig":
+        """A copy with dotted-key overrides applied: {"train.learning_rate": 3e-5} or
+        ["train.learning_rate=3e-5"]. Values given as strings are parsed as YAML, then typed."""
+        raw = self.to_dict()
+        for key, value in _override_items(overrides):
+            node = raw
+            parts = key.split(".")
+            for i, part in enumerate(parts[:-1]):
+                if not isinstance(node.get(part), dict):
+                    _unknown_key(".".join(parts[: i + 1]), node, ".".join(parts[:i]), "override")
+                node = node[part]
+            last = parts[-1]
+            if last not in node and not _is_open_dict(type(self), parts[:-1]):
+                _unknown_key(key, node, ".".join(parts[:-1]), "override")
+            node[last] = value
+        return RunConfig.from_dict(raw, source="override")

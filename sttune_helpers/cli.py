@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def command_data_inspect(args: argparse.Namespace) -> int:
-    from .data import SHAPES, inspect_data
+    from .data import inspect_data
+    from .shapes import SHAPES
 
     if args.shape not in ("auto", *SHAPES):
         raise SettingError(f"--shape must be auto or one of {', '.join(SHAPES)}, got {args.shape!r}")

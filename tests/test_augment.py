@@ -5,8 +5,8 @@ import re
 import pandas as pd
 import pytest
 
-from sttune_helpers import augment
-from sttune_helpers.augment import (
+from sttune_helpers.data import augment
+from sttune_helpers.data.augment import (
     Augmented,
     EmbeddingNeighbours,
     MarianTranslator,

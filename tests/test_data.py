@@ -76,7 +76,8 @@ def test_exact_duplicates_are_dropped_and_reported(tmp_path):
 
 def test_missing_column_is_named(tmp_path):
     path = pairs_csv(tmp_path, ["a,b"], header="sentence1,sentence2")
-    with pytest.raises(DataError, match=r"pairs.csv, row 1, column 'score': missing column 'score'.*found sentence1, sentence2"):
+    with pytest.raises(DataError, match=r"pairs.csv, row 1, column 'score': missing column 'score'"
+                                        r".*found sentence1, sentence2"):
         prepare_data(DataConfig(source=str(path), shape="pair_score"), seed=0)
     with pytest.raises(DataError, match=r"cannot tell the task shape from the columns sentence1, sentence2"):
         prepare_data(DataConfig(source=str(path)), seed=0)

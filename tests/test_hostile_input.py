@@ -211,7 +211,8 @@ def test_model_path_that_does_not_exist_fails_within_seconds(tmp_path):
                     timeout=QUICK_S)
     seconds = time.perf_counter() - started
     assert result.returncode == 2
-    assert f"model {str(missing)!r} not found: tried the local path {str(missing)!r} (it does not exist)" in result.stderr
+    assert (f"model {str(missing)!r} not found: tried the local path {str(missing)!r} (it does not exist)"
+            in result.stderr)
     assert seconds < 30, seconds  # no kernel start, no hub probe: python start-up and the import of the cli
     hub = sttune("run", "--preset", "smoke", "--name", "h", "-p", "model.name=some-org/not-cached", cwd=tmp_path,
                  timeout=QUICK_S)  # HF_HUB_OFFLINE=1 in the tests' environment

@@ -7,15 +7,9 @@ import re
 import pandas as pd
 import pytest
 
-from sttune_helpers.negatives import (
-    MinedNegatives,
-    lexical_candidates,
-    mine_negatives,
-    negatives_table,
-    plot_score_distributions,
-    positive_pairs,
-    rejected_table,
-)
+from sttune_helpers.data.lexical import lexical_candidates
+from sttune_helpers.data.negatives import MinedNegatives, mine_negatives, positive_pairs
+from sttune_helpers.data.tables import negatives_table, plot_score_distributions, rejected_table
 
 RESET = "How do I reset my password?"
 RESET_ANSWER = "Click 'Forgot password' on the sign-in page and we will email you a reset link."
@@ -339,6 +333,6 @@ def test_mining_encodes_in_bf16_where_training_would_and_the_scores_barely_move(
     assert half.dtype == np.float32 and not np.array_equal(half, full)  # bf16 arithmetic ran
     assert np.min(np.sum(full * half, axis=1)) > 0.999
     for units, expected in (("AMX bf16 units (amx_bf16)", "bf16"), (None, "fp32")):
-        monkeypatch.setattr(hardware, "cpu_fast_bf16", lambda: units)
+        monkeypatch.setattr(hardware, "cpu_fast_bf16", lambda units=units: units)
         with encoding_precision(model, "auto") as precision:
             assert precision == expected

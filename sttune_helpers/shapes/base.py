@@ -5,7 +5,10 @@ instead of branching on its name."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,32 @@ class TaskShape:
 
     # --- data -------------------------------------------------------------------------------
 
+    # Whether a row is an unordered pair: (a, b) and (b, a) are the same item (dedupe, overlap).
+    symmetric_pair: ClassVar[bool] = False
+    # Whether extra negative_1..negative_n columns travel with the shape's columns.
+    numbered_negatives: ClassVar[bool] = False
+    # Whether rows are grouped by query: splits and caps keep a query's rows together, and a corpus
+    # with relevance judgements is built for evaluation.
+    query_groups: ClassVar[bool] = False
+    # The label names when they are fixed by the shape (None: learned from the data or data.labels).
+    label_names: ClassVar[tuple[str, ...] | None] = None
+    # Text columns that augmentation never rewrites (a changed one could teach the wrong thing).
+    never_rewritten: ClassVar[tuple[str, ...]] = ()
+    # The positive column that augmentation rewrites too when asked (include_positive).
+    positive_column: ClassVar[str | None] = None
+    # What rule-based synthetic pairs become: "labelled pairs", "positive pairs", "triplets", or None
+    # (the shape has no place for a pair).
+    synthesized_rows: ClassVar[str | None] = None
+    # The label (or score) of a rule's positive and negative pairs; None: the user must give them.
+    rule_label_values: ClassVar[dict[str, Any] | None] = {}
+    # The shape of unsupervised SimCSE pairs made from this shape's data (None: SimCSE does not apply).
+    simcse_shape: ClassVar[str | None] = None
+    # Hard-negative mining: the (anchor, positive) columns to mine for (None: cannot be mined) and the
+    # (anchor, negative) columns of the negatives the data already states (None: it states none).
+    mining_columns: ClassVar[tuple[str, str] | None] = None
+    stated_negative_columns: ClassVar[tuple[str, str] | None] = None
+    no_positives_hint: ClassVar[str] = ""  # why a frame may hold no positive pair, for the error
+
     @property
     def text_columns(self) -> tuple[str, ...]:
         return tuple(c for c in self.columns if c not in ("score", "label"))
@@ -45,6 +74,39 @@ class TaskShape:
     @property
     def label_column(self) -> str | None:
         return next((c for c in self.columns if c in ("score", "label")), None)
+
+    @property
+    def rewrite_columns(self) -> tuple[str, ...]:
+        """The text columns that synonym replacement and back-translation rewrite by default."""
+        return self.text_columns
+
+    @property
+    def contamination_columns(self) -> tuple[str, ...]:
+        """What is looked up in an evaluation set: an unordered pair of texts (two columns) or a text."""
+        return self.text_columns[:2]
+
+    def item_keys(self, frame: pd.DataFrame, normalise: Callable[[str], str]) -> list[tuple]:
+        """One key per row that says when two rows are the same item: the normalised texts of the
+        shape's columns, in order; for a symmetric pair in either order."""
+        if self.symmetric_pair:
+            first, second = self.text_columns
+            return [tuple(sorted((normalise(a), normalise(b)))) for a, b in zip(frame[first], frame[second])]
+        return [tuple(normalise(v) for v in values) for values in frame[list(self.columns)].itertuples(index=False)]
+
+    def parse_labels(self, frame: pd.DataFrame,
+                     declared: list[str] | None = None) -> tuple[list[tuple[int, str, str]], pd.DataFrame]:
+        """Check and parse the label (or score) column of a frame of raw strings with a ``_row``
+        column: the problems as (row, column, message) and the frame with the parsed column.
+        ``declared`` is the label set of data.labels. A shape without labels has nothing to check."""
+        return [], frame
+
+    def mining_rows(self, frame: pd.DataFrame, positive: bool) -> pd.DataFrame:
+        """The rows that hold positive pairs (``positive``) or stated negatives for mining."""
+        return frame
+
+    def mined_shape(self, output_format: str) -> str:
+        """The train split's shape after hard-negative mining in ``output_format``."""
+        return "triplet" if output_format == "triplet" else "retrieval"
 
     # --- losses -----------------------------------------------------------------------------
 

@@ -9,7 +9,18 @@ RETRIEVAL_METRICS = ("cosine_ndcg@10", "cosine_mrr@10", "cosine_recall@1", "cosi
 
 
 class Retrieval(TaskShape):
-    pass
+    # --- data ---------------------------------------------------------------------------
+
+    numbered_negatives = True
+    query_groups = True
+    rewrite_columns = ("anchor",)
+    positive_column = "positive"
+    synthesized_rows = "positive pairs"
+    mining_columns = ("anchor", "positive")
+
+    @property
+    def contamination_columns(self) -> tuple[str, ...]:
+        return ("anchor",)  # a query; its documents may well be in an evaluation corpus
 
 
 RETRIEVAL = Retrieval(

@@ -6,7 +6,14 @@ from .base import MNRL_TUNABLE, LossChoice, TaskShape
 
 
 class Triplet(TaskShape):
-    pass
+    # --- data ---------------------------------------------------------------------------
+
+    rewrite_columns = ("anchor",)
+    never_rewritten = ("negative",)  # a rewritten negative could drift towards the anchor's meaning
+    positive_column = "positive"
+    synthesized_rows = "triplets"
+    mining_columns = ("anchor", "positive")
+    stated_negative_columns = ("anchor", "negative")
 
 
 TRIPLET = Triplet(

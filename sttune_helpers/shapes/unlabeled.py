@@ -6,7 +6,9 @@ from .base import MNRL_TUNABLE, LossChoice, TaskShape
 
 
 class Unlabeled(TaskShape):
-    pass
+    # --- data ---------------------------------------------------------------------------
+
+    simcse_shape = "retrieval"  # (text, text) pairs: an anchor and its positive
 
 
 UNLABELED = Unlabeled(

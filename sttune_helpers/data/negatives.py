@@ -6,19 +6,20 @@ negative_1..n) tuples for contrastive losses. Two candidate sources can be mixed
 - embedding: ``sentence_transformers.util.mine_hard_negatives`` ranks the corpus by base-model
   similarity and applies its rank range and false-negative filters (relative/absolute margin to the
   positive score, max_score);
-- lexical: BM25 or TF-IDF keyword overlap, the "same words, different intent" negatives of FAQ
-  matching, passed through the same false-negative filters using the same base-model scores.
+- lexical: BM25 or TF-IDF keyword overlap (:mod:`.lexical`), the "same words, different intent"
+  negatives of FAQ matching, passed through the same false-negative filters using the same
+  base-model scores.
 
 The library drops filtered candidates silently; here they are reported (``MinedNegatives.rejected``)
 so that likely false negatives (paraphrases of the positive) can be inspected. Explicit negatives
-already in the data (label-0 pairs, the negative column of triplets) are kept and used first.
+already in the data (label-0 pairs, the negative column of triplets) are kept and used first. Which
+shapes can be mined, and from which columns, the shapes say (``mining_columns``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
-import logging
 import math
 import os
 import random
@@ -30,23 +31,22 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from . import data
+from .. import shapes
+from ..core.errors import SettingError
+from ..core.reporting import get_logger
+from .lexical import LEXICAL_METHODS, MAX_CHUNK_ROWS, MAX_SCORE_CELLS, lexical_candidates, top_k_rows
+from .problems import DataError
 
-logger = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 # The shapes that hold positive pairs to mine for.
-SHAPE_COLUMNS = {shape: data.SHAPE_COLUMNS[shape] for shape in ("pair_binary", "triplet", "retrieval")}
+MINEABLE_SHAPES = tuple(name for name, shape in shapes.REGISTRY.items() if shape.mining_columns is not None)
 CANDIDATE_SOURCES = ("embedding", "lexical", "both")
 SAMPLING_STRATEGIES = ("top", "random")
 OUTPUT_FORMATS = ("triplet", "n-tuple")
-LEXICAL_METHODS = ("bm25", "tfidf")
 # The order in which mine_hard_negatives applies its filters; a candidate is attributed to the first
 # rule it breaks, as the library counts it.
 REJECTION_RULES = ("absolute_margin", "relative_margin", "max_score")
-
-# Bound on similarity-matrix cells held at once (float32: 64 MiB).
-_MAX_SCORE_CELLS = 1 << 24
-_MAX_CHUNK_ROWS = 1024
 
 CHOSEN_COLUMNS = ["anchor", "positive", "negative", "source", "positive_score", "negative_score", "rank"]
 REJECTED_COLUMNS = ["anchor", "positive", "candidate", "candidate_score", "positive_score", "rule", "source",
@@ -78,12 +78,14 @@ class MinedNegatives:
 # Data shapes
 
 
-def _check_shape(frame: pd.DataFrame, shape: str) -> None:
-    if shape not in SHAPE_COLUMNS:
-        raise ValueError(f"shape must be one of {sorted(SHAPE_COLUMNS)}, got shape={shape!r}")
-    missing = [column for column in SHAPE_COLUMNS[shape] if column not in frame.columns]
+def _check_shape(frame: pd.DataFrame, shape: str) -> shapes.TaskShape:
+    if shape not in MINEABLE_SHAPES:
+        raise ValueError(f"shape must be one of {sorted(MINEABLE_SHAPES)}, got shape={shape!r}")
+    task = shapes.get(shape)
+    missing = [column for column in task.columns if column not in frame.columns]
     if missing:
         raise ValueError(f"frame is missing column(s) {missing} required by shape={shape!r}")
+    return task
 
 
 def _text_pairs(frame: pd.DataFrame, first: str, second: str, names: tuple[str, str]) -> pd.DataFrame:
@@ -93,22 +95,13 @@ def _text_pairs(frame: pd.DataFrame, first: str, second: str, names: tuple[str, 
     return pairs.drop_duplicates().reset_index(drop=True)
 
 
-def _binary_labels(frame: pd.DataFrame) -> pd.Series:
-    try:
-        return pd.to_numeric(frame["label"], errors="raise")
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"pair_binary column 'label' must hold 0/1 values: {error}") from None
-
-
 def positive_pairs(frame: pd.DataFrame, shape: str) -> pd.DataFrame:
     """The (anchor, positive) pairs of a canonical frame, de-duplicated, columns ``anchor, positive``.
 
     pair_binary: the label-1 rows (sentence1 is the anchor); triplet and retrieval: anchor/positive.
     """
-    _check_shape(frame, shape)
-    if shape == "pair_binary":
-        return _text_pairs(frame[_binary_labels(frame) == 1], "sentence1", "sentence2", ("anchor", "positive"))
-    return _text_pairs(frame, "anchor", "positive", ("anchor", "positive"))
+    task = _check_shape(frame, shape)
+    return _text_pairs(task.mining_rows(frame, positive=True), *task.mining_columns, ("anchor", "positive"))
 
 
 def explicit_negatives(frame: pd.DataFrame, shape: str) -> pd.DataFrame:
@@ -116,91 +109,11 @@ def explicit_negatives(frame: pd.DataFrame, shape: str) -> pd.DataFrame:
 
     pair_binary: the label-0 rows; triplet: the negative column; retrieval has none.
     """
-    _check_shape(frame, shape)
-    if shape == "pair_binary":
-        return _text_pairs(frame[_binary_labels(frame) == 0], "sentence1", "sentence2", ("anchor", "negative"))
-    if shape == "triplet":
-        return _text_pairs(frame, "anchor", "negative", ("anchor", "negative"))
+    task = _check_shape(frame, shape)
+    if task.stated_negative_columns is not None:
+        return _text_pairs(task.mining_rows(frame, positive=False), *task.stated_negative_columns,
+                           ("anchor", "negative"))
     return pd.DataFrame({"anchor": pd.Series(dtype=str), "negative": pd.Series(dtype=str)})
-
-
-# --------------------------------------------------------------------------------------------------
-# Lexical candidates
-
-
-def _bm25_document_weights(counts, k1: float, b: float):
-    """Per (document, term) BM25 weights from a CSR count matrix, so that a query's score is a sum."""
-    counts = counts.tocsr().astype(np.float64)
-    n_docs = counts.shape[0]
-    document_frequency = np.bincount(counts.indices, minlength=counts.shape[1])
-    idf = np.log1p((n_docs - document_frequency + 0.5) / (document_frequency + 0.5))
-    lengths = np.asarray(counts.sum(axis=1)).ravel()
-    average_length = lengths.mean() if n_docs and lengths.mean() > 0 else 1.0
-    rows = np.repeat(np.arange(n_docs), np.diff(counts.indptr))
-    tf = counts.data
-    counts.data = idf[counts.indices] * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[rows] / average_length))
-    return counts
-
-
-def _top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and values of the k largest entries of each row, best first."""
-    if k < scores.shape[1]:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_scores, order, axis=1)
-
-
-def lexical_candidates(anchors: Sequence[str], corpus: Sequence[str], top_k: int, method: str = "bm25", *,
-                       k1: float = 1.5, b: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
-    """The ``top_k`` corpus documents sharing the most (weighted) keywords with each anchor.
-
-    method "bm25" (Okapi BM25 over word counts) or "tfidf" (cosine of TF-IDF vectors); the vocabulary
-    and document frequencies come from the corpus. Returns ``(indices, scores)``, both shaped
-    ``(len(anchors), min(top_k, len(corpus)))`` and sorted best first; where fewer documents share a
-    term with the anchor the row is padded with index -1 and score 0.
-    """
-    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-
-    if method not in LEXICAL_METHODS:
-        raise ValueError(f"method must be one of {LEXICAL_METHODS}, got method={method!r}")
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got top_k={top_k}")
-    anchors, corpus = [str(a) for a in anchors], [str(d) for d in corpus]
-    k = min(top_k, len(corpus))
-    indices = np.full((len(anchors), k), -1, dtype=np.int64)
-    scores = np.zeros((len(anchors), k), dtype=np.float32)
-    if not anchors or not corpus:
-        return indices, scores
-
-    if method == "bm25":
-        vectorizer = CountVectorizer()
-        try:
-            documents = _bm25_document_weights(vectorizer.fit_transform(corpus), k1, b)
-        except ValueError:  # empty vocabulary: nothing can overlap
-            return indices, scores
-        queries = vectorizer.transform(anchors)
-        queries.data[:] = 1.0  # a query term counts once, as in the usual BM25 sum over query terms
-    else:
-        vectorizer = TfidfVectorizer()
-        try:
-            documents = vectorizer.fit_transform(corpus)
-        except ValueError:
-            return indices, scores
-        queries = vectorizer.transform(anchors)
-
-    documents_t = documents.T.tocsc()
-    rows_per_chunk = max(1, min(_MAX_CHUNK_ROWS, _MAX_SCORE_CELLS // max(1, len(corpus))))
-    for start in range(0, len(anchors), rows_per_chunk):
-        chunk = (queries[start:start + rows_per_chunk] @ documents_t).toarray().astype(np.float32)
-        top_indices, top_scores = _top_k_rows(chunk, k)
-        top_indices[top_scores <= 0] = -1
-        top_scores[top_scores <= 0] = 0.0
-        indices[start:start + len(chunk)] = top_indices
-        scores[start:start + len(chunk)] = top_scores
-    return indices, scores
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,36 +123,36 @@ def lexical_candidates(anchors: Sequence[str], corpus: Sequence[str], top_k: int
 def _validate_settings(*, shape, candidates, num_negatives, range_min, range_max, relative_margin,
                        absolute_margin, max_score, sampling_strategy, output_format, lexical_method,
                        batch_size) -> None:
-    if shape not in SHAPE_COLUMNS:
-        raise ValueError(f"shape must be one of {sorted(SHAPE_COLUMNS)}, got shape={shape!r}")
+    if shape not in MINEABLE_SHAPES:
+        raise ValueError(f"shape must be one of {sorted(MINEABLE_SHAPES)}, got shape={shape!r}")
     if candidates not in CANDIDATE_SOURCES:
-        raise ValueError(f"candidates must be one of {CANDIDATE_SOURCES}, got candidates={candidates!r}")
+        raise SettingError(f"candidates must be one of {CANDIDATE_SOURCES}, got candidates={candidates!r}")
     if not isinstance(num_negatives, (int, np.integer)) or num_negatives < 1:
-        raise ValueError(f"num_negatives must be an integer >= 1, got num_negatives={num_negatives!r}")
+        raise SettingError(f"num_negatives must be an integer >= 1, got num_negatives={num_negatives!r}")
     if not isinstance(range_min, (int, np.integer)) or range_min < 0:
-        raise ValueError(f"range_min must be an integer >= 0, got range_min={range_min!r}")
+        raise SettingError(f"range_min must be an integer >= 0, got range_min={range_min!r}")
     if not isinstance(range_max, (int, np.integer)) or range_min >= range_max:
-        raise ValueError(f"range_min must be smaller than range_max, got range_min={range_min!r} and "
-                         f"range_max={range_max!r}")
+        raise SettingError(f"range_min must be smaller than range_max, got range_min={range_min!r} and "
+                           f"range_max={range_max!r}")
     if num_negatives > range_max - range_min:
-        raise ValueError(f"num_negatives={num_negatives} does not fit in the rank window: only "
-                         f"{range_max - range_min} candidates between range_min={range_min} and "
-                         f"range_max={range_max}")
+        raise SettingError(f"num_negatives={num_negatives} does not fit in the rank window: only "
+                           f"{range_max - range_min} candidates between range_min={range_min} and "
+                           f"range_max={range_max}")
     if relative_margin is not None and not 0 <= relative_margin < 1:
-        raise ValueError(f"relative_margin must be in [0, 1) or None, got relative_margin={relative_margin!r}")
+        raise SettingError(f"relative_margin must be in [0, 1) or None, got relative_margin={relative_margin!r}")
     if absolute_margin is not None and not absolute_margin >= 0:
-        raise ValueError(f"absolute_margin must be >= 0 or None, got absolute_margin={absolute_margin!r}")
+        raise SettingError(f"absolute_margin must be >= 0 or None, got absolute_margin={absolute_margin!r}")
     if max_score is not None and not math.isfinite(max_score):
-        raise ValueError(f"max_score must be a finite number or None, got max_score={max_score!r}")
+        raise SettingError(f"max_score must be a finite number or None, got max_score={max_score!r}")
     if sampling_strategy not in SAMPLING_STRATEGIES:
-        raise ValueError(f"sampling_strategy must be one of {SAMPLING_STRATEGIES}, "
-                         f"got sampling_strategy={sampling_strategy!r}")
+        raise SettingError(f"sampling_strategy must be one of {SAMPLING_STRATEGIES}, "
+                           f"got sampling_strategy={sampling_strategy!r}")
     if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got output_format={output_format!r}")
+        raise SettingError(f"output_format must be one of {OUTPUT_FORMATS}, got output_format={output_format!r}")
     if lexical_method not in LEXICAL_METHODS:
-        raise ValueError(f"lexical_method must be one of {LEXICAL_METHODS}, got lexical_method={lexical_method!r}")
+        raise SettingError(f"lexical_method must be one of {LEXICAL_METHODS}, got lexical_method={lexical_method!r}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got batch_size={batch_size!r}")
+        raise SettingError(f"batch_size must be an integer >= 1, got batch_size={batch_size!r}")
 
 
 @contextlib.contextmanager
@@ -298,7 +211,7 @@ def _embedding_choices(pairs: pd.DataFrame, model, documents: list[str], documen
         )
         embeddings = _load_cached_embeddings(cache, len(anchor_index), len(documents))
     if embeddings is None:
-        logger.warning("mine_hard_negatives' embedding cache was not usable; encoding again")
+        log.warning("mine_hard_negatives' embedding cache was not usable; encoding again")
         embeddings = _encode(model, list(anchor_index), documents, settings["batch_size"])
 
     choices: dict[int, list[int]] = {}
@@ -397,8 +310,7 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
 
     pairs = positive_pairs(frame, shape)
     if pairs.empty:
-        raise ValueError(f"frame has no positive pairs for shape={shape!r}"
-                         + (" (no rows with label 1)" if shape == "pair_binary" else ""))
+        raise DataError(f"frame has no positive pairs for shape={shape!r}" + shapes.get(shape).no_positives_hint)
     stated = explicit_negatives(frame, shape)
     extra_documents = [] if corpus is None else [str(document) for document in corpus]
     # The same order mine_hard_negatives builds (corpus, then positives, de-duplicated), so that indices
@@ -456,7 +368,7 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
     chosen_by_anchor: dict[int, list[tuple[int, str, float, int]]] = {}
     mined_count = np.zeros(n_anchors, dtype=np.int64)
     rejected_parts: list[pd.DataFrame] = []
-    rows_per_chunk = max(1, min(_MAX_CHUNK_ROWS, _MAX_SCORE_CELLS // max(1, n_documents)))
+    rows_per_chunk = max(1, min(MAX_CHUNK_ROWS, MAX_SCORE_CELLS // max(1, n_documents)))
 
     for start in range(0, n_anchors, rows_per_chunk):
         stop = min(start + rows_per_chunk, n_anchors)
@@ -481,7 +393,8 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
         candidate_scores[chunk_codes // n_documents, chunk_codes % n_documents] = -np.inf
         ascending = np.sort(candidate_scores, axis=1)
 
-        def rejected_frame(rows, documents_at, scores_at, codes_at, source):
+        def rejected_frame(rows, documents_at, scores_at, codes_at, source, start=start, floor_pair=floor_pair,
+                           floor_positive=floor_positive, ascending=ascending):
             return pd.DataFrame({
                 "anchor": [anchors[start + r] for r in rows],
                 "positive": pairs["positive"].to_numpy()[floor_pair[rows]],
@@ -494,7 +407,7 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
             })
 
         if use_embedding:
-            window, window_scores = _top_k_rows(candidate_scores, min(range_max, n_documents))
+            window, window_scores = top_k_rows(candidate_scores, min(range_max, n_documents))
             codes = _rejection_codes(window_scores, floor_positive, settings)
             codes[~np.isfinite(window_scores)] = 0
             rows, cols = np.nonzero(codes)
@@ -597,52 +510,3 @@ def _merge_rejected(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return rejected.sort_values(["anchor", "candidate_score"], ascending=[True, False],
                                 kind="stable").reset_index(drop=True)[REJECTED_COLUMNS]
 
-
-# --------------------------------------------------------------------------------------------------
-# Inspection
-
-
-def negatives_table(result: MinedNegatives, n: int = 10) -> pd.DataFrame:
-    """The ``n`` hardest chosen negatives (highest base-model score) with their positive's score."""
-    table = result.chosen.assign(margin=result.chosen["positive_score"] - result.chosen["negative_score"])
-    return table.sort_values("negative_score", ascending=False, kind="stable").head(n).reset_index(drop=True)
-
-
-def rejected_table(result: MinedNegatives, n: int = 10) -> pd.DataFrame:
-    """The ``n`` highest-scoring candidates rejected as likely false negatives, with the rule."""
-    return result.rejected.sort_values("candidate_score", ascending=False, kind="stable").head(n) \
-        .reset_index(drop=True)
-
-
-def plot_score_distributions(result: MinedNegatives, path=None):
-    """Histogram of base-model scores: positives, chosen negatives and rejected candidates.
-
-    Returns the matplotlib Figure; also saves it as PNG when ``path`` is given.
-    """
-    import matplotlib.pyplot as plt
-
-    series = {
-        "positives": result.positives["score"].to_numpy(dtype=float),
-        "chosen negatives": result.chosen["negative_score"].to_numpy(dtype=float),
-        "rejected candidates": result.rejected["candidate_score"].to_numpy(dtype=float),
-    }
-    present = [values for values in series.values() if values.size]
-    low = min((values.min() for values in present), default=0.0)
-    high = max((values.max() for values in present), default=1.0)
-    bins = np.linspace(low, high if high > low else low + 1e-3, 31)
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for (name, values), color in zip(series.items(), ("tab:green", "tab:blue", "tab:red")):
-        if values.size:
-            ax.hist(values, bins=bins, alpha=0.55, color=color, label=f"{name} (n={values.size})")
-    max_score = result.stats.get("settings", {}).get("max_score")
-    if max_score is not None:
-        ax.axvline(max_score, color="black", linestyle="--", linewidth=1, label=f"max_score={max_score:g}")
-    ax.set_xlabel("base-model similarity to the anchor")
-    ax.set_ylabel("count")
-    ax.set_title("Hard-negative mining: score distributions")
-    ax.legend()
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-    return fig

@@ -1,0 +1,80 @@
+"""What notebook 01 displays of the data stage: tables of the dropped rows, the overlap between
+splits, the augmentation steps, the chosen and the rejected hard negatives, and the plot of the
+mining scores. They return what they show; nothing here changes the data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .negatives import MinedNegatives
+
+
+def dropped_table(report: dict[str, Any]) -> pd.DataFrame:
+    """One row per (split, reason) of dropped rows, with an example."""
+    rows = [{"split": d["split"], "reason": d["reason"], "rows": d["count"],
+             "example": d["examples"][0] if d["examples"] else None} for d in report["dropped"]]
+    return pd.DataFrame(rows, columns=["split", "reason", "rows", "example"])
+
+
+def overlap_table(report: dict[str, Any]) -> pd.DataFrame:
+    rows = [{"splits": pair, "shared items": v["items"], "shared texts": v["texts"],
+             "example": v["examples"][0] if v["examples"] else None}
+            for pair, v in report.get("cross_split_overlap", {}).items()]
+    return pd.DataFrame(rows, columns=["splits", "shared items", "shared texts", "example"])
+
+
+
+def augmentation_table(reports: list[dict]) -> pd.DataFrame:
+    """One row per augmentation step: rows in, added, removed or skipped (with the reasons)."""
+    rows = [{"step": r.get("method"), "rows in": r.get("rows_in"), "rows added": r.get("rows_added"),
+             "rows removed": r.get("rows_removed", 0), "skipped": r.get("skipped") or {}} for r in reports]
+    return pd.DataFrame(rows, columns=["step", "rows in", "rows added", "rows removed", "skipped"])
+
+
+def negatives_table(result: MinedNegatives, n: int = 10) -> pd.DataFrame:
+    """The ``n`` hardest chosen negatives (highest base-model score) with their positive's score."""
+    table = result.chosen.assign(margin=result.chosen["positive_score"] - result.chosen["negative_score"])
+    return table.sort_values("negative_score", ascending=False, kind="stable").head(n).reset_index(drop=True)
+
+
+def rejected_table(result: MinedNegatives, n: int = 10) -> pd.DataFrame:
+    """The ``n`` highest-scoring candidates rejected as likely false negatives, with the rule."""
+    return result.rejected.sort_values("candidate_score", ascending=False, kind="stable").head(n) \
+        .reset_index(drop=True)
+
+
+def plot_score_distributions(result: MinedNegatives, path=None):
+    """Histogram of base-model scores: positives, chosen negatives and rejected candidates.
+
+    Returns the matplotlib Figure; also saves it as PNG when ``path`` is given.
+    """
+    import matplotlib.pyplot as plt
+
+    series = {
+        "positives": result.positives["score"].to_numpy(dtype=float),
+        "chosen negatives": result.chosen["negative_score"].to_numpy(dtype=float),
+        "rejected candidates": result.rejected["candidate_score"].to_numpy(dtype=float),
+    }
+    present = [values for values in series.values() if values.size]
+    low = min((values.min() for values in present), default=0.0)
+    high = max((values.max() for values in present), default=1.0)
+    bins = np.linspace(low, high if high > low else low + 1e-3, 31)
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for (name, values), color in zip(series.items(), ("tab:green", "tab:blue", "tab:red")):
+        if values.size:
+            ax.hist(values, bins=bins, alpha=0.55, color=color, label=f"{name} (n={values.size})")
+    max_score = result.stats.get("settings", {}).get("max_score")
+    if max_score is not None:
+        ax.axvline(max_score, color="black", linestyle="--", linewidth=1, label=f"max_score={max_score:g}")
+    ax.set_xlabel("base-model similarity to the anchor")
+    ax.set_ylabel("count")
+    ax.set_title("Hard-negative mining: score distributions")
+    ax.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig

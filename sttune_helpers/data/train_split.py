@@ -1,0 +1,92 @@
+"""The train split's extras, applied after :func:`prepare_data`: the configured augmentation and
+hard-negative mining. Each records its report in the data report and may change the train split's
+shape (``train_shape``); validation and test stay as they are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import shapes
+from ..config import DataConfig
+from ..core.hardware import encoding_precision
+from . import augment, negatives
+from .detection import output_columns
+from .prepare import PreparedData
+from .problems import DataError
+
+
+def augment_train(prepared: PreparedData, config: DataConfig, seed: int, model_name: str = "default") -> list[dict]:
+    """Apply the configured augmentation to the train split only (validation and test stay as
+    they are) and record each step's report; returns the reports."""
+    settings = config.augment
+    shape = prepared.train_shape
+    train = prepared.splits["train"]
+    provenance = train[[c for c in train.columns if c.startswith("_")]]
+    frame = train[output_columns(train, shape)].reset_index(drop=True)
+    reports = []
+    if settings.rules:
+        result = augment.synthesize_pairs(frame, shape, settings.rules, max_pairs_per_rule=settings.max_pairs_per_rule,
+                                          seed=seed)
+        frame, reports = result.frame, reports + [result.report]
+    if settings.synonyms:
+        result = augment.synonym_replace(frame, shape, settings.synonym_source, rate=settings.synonym_rate,
+                                         copies=settings.synonym_copies, seed=seed, model=model_name)
+        frame, reports = result.frame, reports + [result.report]
+    if settings.back_translation:
+        if not (settings.translator_forward and settings.translator_backward):
+            raise DataError("data.augment.back_translation needs data.augment.translator_forward and "
+                            "translator_backward (translation models, e.g. Helsinki-NLP/opus-mt-en-de and "
+                            "Helsinki-NLP/opus-mt-de-en, or local paths)")
+        result = augment.back_translate(frame, shape, augment.MarianTranslator(settings.translator_forward),
+                                        augment.MarianTranslator(settings.translator_backward),
+                                        fraction=settings.back_translation_fraction, seed=seed)
+        frame, reports = result.frame, reports + [result.report]
+    if settings.simcse:
+        simcse_shape = shapes.get(shape).simcse_shape
+        if simcse_shape is None:
+            raise DataError(f"data.augment.simcse makes (text, text) pairs from unlabeled text; the data is {shape}")
+        result = augment.simcse_pairs(frame)
+        frame, reports = result.frame, reports + [result.report]
+        prepared.report["train_shape"] = simcse_shape
+    if not reports:
+        return []
+    if "augmentation" not in frame.columns:
+        frame["augmentation"] = ""
+    # An added row keeps its source row's number (0 for rows that templates made from nothing).
+    if "source_row" in frame.columns and not settings.simcse:
+        source_rows = provenance["_row"].to_numpy()
+        frame["_row"] = [int(source_rows[o]) if pd.notna(o) else 0 for o in frame["source_row"]]
+    else:
+        frame["_row"] = np.arange(1, len(frame) + 1)
+    prepared.splits["train"] = frame
+    prepared.report["augmentation"] = reports
+    prepared.report["counts"]["train"]["rows_after_augmentation"] = len(frame)
+    return reports
+
+
+def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed: int):
+    """Mine hard negatives for the train split with the base model; the train split becomes the
+    mined triplets (or n-tuples). Returns the :class:`negatives.MinedNegatives` for inspection."""
+    settings = config.negatives
+    shape = prepared.train_shape
+    if shapes.get(shape).mining_columns is None:
+        raise DataError(f"hard negatives need positive pairs: pair_binary, triplet or retrieval data, not {shape}")
+    train = prepared.splits["train"]
+    corpus = list(prepared.retrieval.corpus.values()) if prepared.retrieval is not None else None
+    with encoding_precision(model, settings.precision) as precision:
+        mined = negatives.mine_negatives(
+            train[output_columns(train, shape)], shape, model, corpus=corpus, candidates=settings.candidates,
+            num_negatives=settings.num_negatives, range_min=settings.range_min, range_max=settings.range_max,
+            relative_margin=settings.relative_margin, absolute_margin=settings.absolute_margin,
+            max_score=settings.max_score, sampling_strategy=settings.sampling_strategy,
+            output_format=settings.output_format, lexical_method=settings.lexical_method,
+            batch_size=settings.batch_size, seed=seed)
+    mined.stats["settings"]["precision"] = precision
+    dataset = mined.dataset.reset_index(drop=True)
+    dataset["_row"] = np.arange(1, len(dataset) + 1)
+    prepared.splits["train"] = dataset
+    prepared.report["train_shape"] = shapes.get(shape).mined_shape(settings.output_format)
+    prepared.report["negatives"] = mined.stats
+    prepared.report["counts"]["train"]["rows_after_negatives"] = len(dataset)
+    return mined

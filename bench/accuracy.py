@@ -246,7 +246,7 @@ def train_plain(train_dataset, loss_name: str, epochs: float, seed: int, max_seq
 
 def plain_recipe(run_dir: Path, loss_name: str, epochs: float) -> dict:
     """Train the plain recipe on the sttune run's train split; score it as stage 04 scores models."""
-    from sttune_helpers import evaluation
+    from sttune_helpers import evaluation, shapes
     from sttune_helpers.data import load_split, read_report
     from sttune_helpers.rundir import RunDir
 
@@ -262,7 +262,7 @@ def plain_recipe(run_dir: Path, loss_name: str, epochs: float) -> dict:
     task = evaluation.load_task(run, config)
     boot = evaluation.Bootstrap.draw(task.n, config.eval.bootstrap_samples, config.eval.confidence, config.seed)
     scores = evaluation.score_model(task, model, boot, config.eval.batch_size, config.seed)
-    primary = evaluation.PRIMARY_METRIC[task.shape]
+    primary = shapes.get(task.shape).primary_metric
     result = scores.metrics[primary]
     return {"metric": primary, "value": result["value"], "ci95": result["ci95"], "loss": loss_name,
             "steps": steps, "n_train": len(train), "train_seconds": round(train_seconds, 1),

@@ -168,7 +168,7 @@ def part_encoding(settings: dict) -> tuple[list[str], dict]:
     import torch
 
     from sttune_helpers.core.hardware import cpu_fast_bf16
-    from sttune_helpers.evaluation import spearman
+    from sttune_helpers.core.statistics import spearman
     from sttune_helpers.modeling import load_model
 
     frame = pd.read_csv(STSB_TEST, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)

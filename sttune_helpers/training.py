@@ -228,12 +228,12 @@ def compare_checkpoints(run: RunDir, config: RunConfig, best_model, last_model, 
     if rule != "if_significant":
         kept = "best" if rule == "always" else "last"
         return {**record, "kept": kept, "reason": f"train.restore_best={rule}: the {kept} model is kept"}
-    from . import evaluation
+    from . import evaluation, shapes
     from .data import read_report
 
     metric = metric_for_best_model.removeprefix("eval_").removeprefix("validation_")
     shape = read_report(run)["shape"]
-    if shape == "unlabeled" or metric not in evaluation.METRICS[shape]:
+    if shape == "unlabeled" or metric not in shapes.get(shape).metrics:
         return {**record, "kept": "best", "reason": f"the validation {metric} has no per-item values to compare "
                 f"checkpoints by: the best checkpoint (step {best_step}) is restored"}
     task = evaluation.load_task(run, config, split="validation")

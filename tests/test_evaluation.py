@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from sttune_helpers.evaluation import Bootstrap, pair_score_metrics, paired_comparison, pearson, spearman
+from sttune_helpers.core.statistics import Bootstrap, paired_comparison, pearson, spearman
+from sttune_helpers.shapes.pair_score import pair_score_metrics
 
 
 def test_correlations_match_scipy():
@@ -45,27 +46,26 @@ def test_paired_comparison_detects_a_real_gain_and_not_a_null_one():
 
 # --- retrieval metrics on a hand-computable case -------------------------------------------------
 
-from sttune_helpers.evaluation import (
+from sttune_helpers.core.statistics import Bootstrap as _Bootstrap  # noqa: E402
+from sttune_helpers.core.statistics import mean_metrics  # noqa: E402
+from sttune_helpers.evaluation import (  # noqa: E402
     METRICS_SCHEMA,
     TaskSet,
-    binary_thresholds,
+    interpolate_models,
+    seed_summary,
+    suggest_alpha,
+    validate_report,
+)
+from sttune_helpers.evaluation.doctor import (  # noqa: E402
     check_batch_duplicates,
     check_collapse,
     check_data_size,
     check_overfitting,
     check_score_scale,
     check_test_overlap,
-    interpolate_models,
-    mean_metrics,
-    pair_binary_metrics,
-    query_metrics,
-    seed_summary,
-    suggest_alpha,
-    validate_report,
 )
-from sttune_helpers.evaluation import (  # noqa: E402
-    Bootstrap as _Bootstrap,
-)
+from sttune_helpers.shapes.pair_binary import binary_thresholds, pair_binary_metrics  # noqa: E402
+from sttune_helpers.shapes.retrieval import query_metrics  # noqa: E402
 
 # Four queries over documents d1..d6; the ranking each model returned and the relevant documents.
 RANKED = [["d1", "d2", "d3"], ["d2", "d1", "d3"], ["d3", "d4", "d1"], ["d5", "d6", "d1"]]

@@ -62,7 +62,8 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     validate_report(metrics)
     assert metrics["reference"]["name"] == "stsb-test" and metrics["reference"]["n_test"] == 100
     assert [row["alpha"] for row in metrics["interpolation"]] == [0.0, 0.5, 1.0]
-    assert metrics["interpolation"][-1]["task"] == metrics["models"]["fine_tuned"]["metrics"]["spearman_cosine"]["value"]
+    tuned = metrics["models"]["fine_tuned"]["metrics"]["spearman_cosine"]["value"]
+    assert metrics["interpolation"][-1]["task"] == tuned
     assert len((run_dir / "eval" / "errors.csv").read_text().splitlines()) == 65
 
     png = run_dir / "viz" / "umap_base_vs_fine_tuned.png"
@@ -179,20 +180,22 @@ def check_data_prep_run(run_dir, shape):
 
 
 def check_evaluation_run(run_dir, shape):
-    from sttune_helpers.evaluation import METRICS, PRIMARY_METRIC, validate_report
+    from sttune_helpers import shapes
+    from sttune_helpers.evaluation import validate_report
 
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     validate_report(metrics)
-    assert metrics["task"] == shape and metrics["primary_metric"] == PRIMARY_METRIC[shape]
+    task_shape = shapes.get(shape)
+    assert metrics["task"] == shape and metrics["primary_metric"] == task_shape.primary_metric
     for name in ("base", "fine_tuned"):
-        assert set(metrics["models"][name]["metrics"]) == set(METRICS[shape])
-        primary = metrics["models"][name]["metrics"][PRIMARY_METRIC[shape]]
+        assert set(metrics["models"][name]["metrics"]) == set(task_shape.metrics)
+        primary = metrics["models"][name]["metrics"][task_shape.primary_metric]
         assert primary["ci95"][0] <= primary["value"] <= primary["ci95"][1], (shape, name, primary)
     assert {(c["a"], c["b"]) for c in metrics["comparisons"]} == {("fine_tuned", "base")}
     alphas = [0.0, 0.5, 1.0] if shape == "pair_binary" else [0.0, 1.0]
     assert [row["alpha"] for row in metrics["interpolation"]] == alphas
-    assert metrics["interpolation"][-1]["task"] == metrics["models"]["fine_tuned"]["metrics"][metrics["primary_metric"]][
-        "value"]
+    tuned = metrics["models"]["fine_tuned"]["metrics"][metrics["primary_metric"]]["value"]
+    assert metrics["interpolation"][-1]["task"] == tuned
     if shape == "unlabeled":  # no test labels: measured on the reference set, which is then the task
         assert metrics["test_set"] == "stsb-test" and metrics["reference"] == {} and metrics["n_test"] == 40
     else:

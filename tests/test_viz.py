@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from sttune_helpers import viz
+from sttune_helpers.shapes.pair_score import score_buckets
 from sttune_helpers.viz import (
     colour_groups,
     embedding_maps,
     export_projector,
     interactive_html,
-    score_buckets,
     separation_auc,
     silhouette_by_group,
     similarity_distributions,
@@ -81,7 +81,7 @@ def test_stored_groups_colour_the_maps(monkeypatch):
     stored["embeddings_interpolated"] = points.copy()
     seen = []
     # UMAP itself is tested above; here only which rows reach it and how they are coloured.
-    monkeypatch.setattr(viz, "umap_project", lambda x, *args, **kwargs: seen.append(x) or x[:, :2])
+    monkeypatch.setattr(viz.maps, "umap_project", lambda x, *args, **kwargs: seen.append(x) or x[:, :2])
     result = embedding_maps(stored, max_points=40, n_neighbors=10, min_dist=0.1, seed=2)
     chosen = subsample(60, 40, seed=2)
     assert list(result["projections"]) == ["base", "fine_tuned", "interpolated"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
+from ..core.errors import SttuneError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -120,5 +122,77 @@ class TaskShape:
     def primary_metric(self) -> str:
         return self.metrics[0]
 
+    # No labelled test split of its own: measured on the reference set, whose pairs are the test items.
+    measured_on_reference: ClassVar[bool] = False
+    # The test items are queries over one corpus (corpus.jsonl, queries.jsonl, qrels.jsonl).
+    uses_corpus: ClassVar[bool] = False
+    # Decision thresholds are chosen on the validation split (so the test set does not flatter them).
+    thresholds_from_validation: ClassVar[bool] = False
+    # Scored through a probe fitted on (a sample of) the train split, with the report's class names.
+    probe_on_train: ClassVar[bool] = False
+    # What the test items' gold values are, for the doctor's scale check: "score" (0..1), "binary" (0/1) or None.
+    gold: ClassVar[str | None] = None
+    # A text shared with train/validation is itself a leaked test item (the text is the whole item).
+    shared_text_is_leak: ClassVar[bool] = False
+    # The columns that identify a test item in the error tables.
+    item_columns: ClassVar[tuple[str, ...]] = ()
+    # What sentence_groups' groups are ("" where the data has no labels to colour the maps by).
+    group_kind: ClassVar[str] = ""
+
+    def build_evaluator(self, dataset, name: str, batch_size: int = 64, tables=None):
+        """The sentence-transformers evaluator for a split of this shape, or None where the shape has
+        none (early stopping then follows the validation loss). ``tables`` is (corpus, queries,
+        relevant) for shapes that ``uses_corpus``."""
+        return None
+
+    def score(self, task, encode, boot, seed: int = 0) -> "ItemScores":
+        """Metrics, their bootstrap distributions and per-item detail of one model on ``task`` (an
+        evaluation TaskSet); ``encode`` maps texts to unit-length embeddings."""
+        raise NotImplementedError(f"{self.name} has no per-item scoring")
+
+    def item_texts(self, task):
+        """The columns that identify each test item in the error tables."""
+        return task.items[list(self.item_columns)].copy()
+
+    def viz_sentences(self, task) -> list[str]:
+        """The distinct texts drawn in the embedding maps, in a fixed order."""
+        return list(dict.fromkeys(text for column in self.text_columns for text in task.items[column]))
+
+    def sentence_groups(self, task) -> list[str]:
+        """The colour group of each of viz_sentences (the group of the first item it appears in);
+        all "" where the data has no labels to colour by (stage 05 clusters instead)."""
+        return [""] * len(self.viz_sentences(task))
+
+    def pair_groups(self, task):
+        """For each pair in ItemScores.pair_similarity: its bucket name, and 1/0 positive/negative
+        (-1 where the data has no positive/negative split); None where the shape draws no pairs."""
+        raise NotImplementedError(f"{self.name} draws no pairs")
+
     def __str__(self) -> str:
         return self.name
+
+
+class ScoringError(SttuneError, ValueError):
+    """Test or train data that a shape cannot score (the message says what to change)."""
+
+
+@dataclass
+class ItemScores:
+    """What a shape's scoring returns for one model: metrics with intervals, their bootstrap
+    distributions, and per-item detail for error analysis and stage 05."""
+
+    metrics: dict[str, dict]
+    resampled: dict[str, Any]
+    item_score: Any  # per item: cosine (pairs), pos - neg cosine (triplets), NDCG@10 (queries), p(gold) (classes)
+    item_error: Any  # per item, larger is worse (0 is perfect)
+    pair_similarity: Any = None  # the similarity of each pair drawn in stage 05
+    thresholds: dict[str, float] | None = None
+
+
+def first_pair_groups(items, sentences: list[str], names) -> list[str]:
+    """The group of each sentence: the name of the first (sentence1, sentence2) pair it appears in."""
+    first: dict[str, str] = {}
+    for s1, s2, name in zip(items["sentence1"], items["sentence2"], names):
+        first.setdefault(s1, name)
+        first.setdefault(s2, name)
+    return [first[s] for s in sentences]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import MNRL_TUNABLE, LossChoice, TaskShape
+import numpy as np
+
+from ..core.statistics import Bootstrap, summarise
+from .base import MNRL_TUNABLE, ItemScores, LossChoice, TaskShape, first_pair_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,6 +47,43 @@ class PairBinary(TaskShape):
             raise ValueError(f"pair_binary column 'label' must hold 0/1 values: {error}") from None
         return frame[labels == (1 if positive else 0)]
 
+    # --- evaluation -------------------------------------------------------------------------
+
+    thresholds_from_validation = True
+    gold = "binary"
+    item_columns = ("sentence1", "sentence2", "label")
+    group_kind = "label"
+
+    def build_evaluator(self, dataset, name: str, batch_size: int = 64, tables=None):
+        from sentence_transformers.sentence_transformer import evaluation
+
+        return evaluation.BinaryClassificationEvaluator(
+            dataset["sentence1"], dataset["sentence2"], dataset["label"], name=name,
+            similarity_fn_names=["cosine"], batch_size=batch_size,
+        )
+
+    def score(self, task, encode, boot, seed: int = 0) -> ItemScores:
+        validation, items = task.validation, task.items
+        thresholds = binary_thresholds(encode.cosine(list(validation["sentence1"]), list(validation["sentence2"])),
+                                       validation["label"].to_numpy(dtype=int))
+        similarity = encode.cosine(list(items["sentence1"]), list(items["sentence2"]))
+        labels = items["label"].to_numpy(dtype=int)
+        metrics, resampled = pair_binary_metrics(similarity, labels, thresholds, boot)
+        # How far on the wrong side of the F1 threshold each pair is (negative: right side).
+        margin = np.where(labels == 1, thresholds["f1"] - similarity, similarity - thresholds["f1"])
+        return ItemScores(metrics, resampled, similarity, np.clip(margin, 0, None), pair_similarity=similarity,
+                          thresholds=thresholds)
+
+    def sentence_groups(self, task) -> list[str]:
+        names = ["negative pair", "positive pair"]
+        labels = [names[int(y)] if int(y) < len(names) else str(y) for y in task.items["label"]]
+        return first_pair_groups(task.items, self.viz_sentences(task), labels)
+
+    def pair_groups(self, task):
+        labels = task.items["label"].to_numpy(dtype=int)
+        return (np.array(["positive" if y == 1 else "negative" for y in labels], dtype=object),
+                labels.astype(np.int8))
+
 
 PAIR_BINARY = PairBinary(
     name="pair_binary",
@@ -67,3 +107,46 @@ PAIR_BINARY = PairBinary(
     item_score_meaning="cosine",
     item_error_meaning="distance on the wrong side of the validation F1 threshold",
 )
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def binary_thresholds(similarities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """The F1- and accuracy-maximising thresholds, found by the sentence-transformers evaluator's
+    own search. Call it on the validation split: thresholds chosen on test flatter the model."""
+    from sentence_transformers.sentence_transformer.evaluation import BinaryClassificationEvaluator as Evaluator
+
+    f1_threshold = Evaluator.find_best_f1_and_threshold(similarities, labels, True)[3]
+    accuracy_threshold = Evaluator.find_best_acc_and_threshold(similarities, labels, True)[1]
+    return {"f1": float(f1_threshold), "accuracy": float(accuracy_threshold)}
+
+
+def _f1(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    true_positive = (predicted & (labels == 1)).sum(axis=-1)
+    false_positive = (predicted & (labels == 0)).sum(axis=-1)
+    false_negative = (~predicted & (labels == 1)).sum(axis=-1)
+    denominator = 2 * true_positive + false_positive + false_negative
+    return np.where(denominator == 0, np.nan, 2 * true_positive / np.maximum(denominator, 1))
+
+
+def pair_binary_metrics(similarities: np.ndarray, labels: np.ndarray, thresholds: dict[str, float],
+                        boot: Bootstrap) -> tuple[dict, dict]:
+    """Average precision (threshold-free), and F1 and accuracy at the given (validation) thresholds."""
+    from sklearn.metrics import average_precision_score
+
+    labels = np.asarray(labels, dtype=int)
+
+    def average_precision(rows):
+        y = labels[rows]
+        return np.nan if y.min() == y.max() else average_precision_score(y, similarities[rows])
+
+    f1_predicted = similarities >= thresholds["f1"]
+    accuracy_correct = (similarities >= thresholds["accuracy"]) == (labels == 1)
+    point = {"cosine_ap": average_precision(np.arange(len(labels))),
+             "cosine_f1": float(_f1(f1_predicted, labels)),
+             "cosine_accuracy": float(accuracy_correct.mean())}
+    resampled = {"cosine_ap": np.array([average_precision(rows) for rows in boot.indices]),
+                 "cosine_f1": _f1(f1_predicted[boot.indices], labels[boot.indices]),
+                 "cosine_accuracy": accuracy_correct[boot.indices].mean(axis=1)}
+    return summarise(point, resampled, boot), resampled

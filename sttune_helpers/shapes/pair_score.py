@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from .base import LossChoice, TaskShape
+import numpy as np
+
+from ..core.statistics import Bootstrap, pearson, spearman, summarise
+from .base import ItemScores, LossChoice, TaskShape, first_pair_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,6 +40,30 @@ class PairScore(TaskShape):
         frame["score"] = scores
         return problems, frame
 
+    # --- evaluation -------------------------------------------------------------------------
+
+    gold = "score"
+    item_columns = ("sentence1", "sentence2", "score")
+    group_kind = "score bucket"
+
+    def build_evaluator(self, dataset, name: str, batch_size: int = 64, tables=None):
+        from sentence_transformers.sentence_transformer import evaluation
+
+        return evaluation.EmbeddingSimilarityEvaluator(
+            dataset["sentence1"], dataset["sentence2"], dataset["score"], name=name,
+            similarity_fn_names=["cosine"], batch_size=batch_size,
+        )
+
+    def score(self, task, encode, boot, seed: int = 0) -> ItemScores:
+        return score_pairs(task.items, encode, boot)
+
+    def sentence_groups(self, task) -> list[str]:
+        bucket, names = score_buckets(task.items["score"].to_numpy(dtype=float), task.score_range)
+        return first_pair_groups(task.items, self.viz_sentences(task), [names[b] for b in bucket])
+
+    def pair_groups(self, task):
+        return score_pair_groups(task)
+
 
 PAIR_SCORE = PairScore(
     name="pair_score",
@@ -60,3 +87,44 @@ PAIR_SCORE = PairScore(
     item_score_meaning="cosine",
     item_error_meaning="|cosine - gold score (0..1)|",
 )
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+PAIR_SCORE_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "spearman_cosine": spearman,
+    "pearson_cosine": pearson,
+}
+SCORE_BUCKETS = 5
+
+
+def pair_score_metrics(similarities: np.ndarray, gold: np.ndarray, boot: Bootstrap) -> tuple[dict, dict]:
+    """Point estimates with intervals, and the bootstrap distribution of each metric."""
+    point, resampled = {}, {}
+    for name, fn in PAIR_SCORE_METRICS.items():
+        point[name] = float(fn(similarities, gold))
+        resampled[name] = fn(similarities[boot.indices], gold[boot.indices])
+    return summarise(point, resampled, boot), resampled
+
+
+def score_pairs(items, encode, boot: Bootstrap) -> ItemScores:
+    """Cosine of each (sentence1, sentence2) pair against its 0..1 gold score."""
+    similarity = encode.cosine(list(items["sentence1"]), list(items["sentence2"]))
+    gold = items["score"].to_numpy(dtype=float)
+    metrics, resampled = pair_score_metrics(similarity, gold, boot)
+    return ItemScores(metrics, resampled, similarity, np.abs(similarity - gold), pair_similarity=similarity)
+
+
+def score_buckets(scores: np.ndarray, original_range: tuple[float, float]) -> tuple[np.ndarray, list[str]]:
+    """Bucket 0..1 scores into equal bins labelled on the data's original scale."""
+    edges = np.linspace(0.0, 1.0, SCORE_BUCKETS + 1)
+    bucket = np.clip(np.digitize(scores, edges[1:-1]), 0, SCORE_BUCKETS - 1)
+    low, high = original_range
+    labels = [f"{low + (high - low) * a:g}-{low + (high - low) * b:g}" for a, b in zip(edges[:-1], edges[1:])]
+    return bucket, labels
+
+
+def score_pair_groups(task) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's score bucket; no positive/negative split (-1)."""
+    bucket, names = score_buckets(task.items["score"].to_numpy(dtype=float), task.score_range)
+    return np.array([names[b] for b in bucket], dtype=object), np.full(len(task.items), -1, dtype=np.int8)

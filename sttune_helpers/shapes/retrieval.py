@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import MNRL_TUNABLE, LossChoice, TaskShape
+import numpy as np
+
+from ..core.statistics import Bootstrap, mean_metrics
+from .base import MNRL_TUNABLE, ItemScores, LossChoice, TaskShape
 
 RETRIEVAL_METRICS = ("cosine_ndcg@10", "cosine_mrr@10", "cosine_recall@1", "cosine_recall@10", "cosine_recall@100",
                      "cosine_map@100")
@@ -21,6 +24,50 @@ class Retrieval(TaskShape):
     @property
     def contamination_columns(self) -> tuple[str, ...]:
         return ("anchor",)  # a query; its documents may well be in an evaluation corpus
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    uses_corpus = True
+    shared_text_is_leak = True
+    item_columns = ("query", "relevant")
+
+    def build_evaluator(self, dataset, name: str, batch_size: int = 64, tables=None):
+        from sentence_transformers.sentence_transformer import evaluation
+
+        if tables is None:
+            raise ValueError("a retrieval evaluator needs the run directory (its corpus and qrels)")
+        corpus, queries, relevant = tables
+        return evaluation.InformationRetrievalEvaluator(queries, corpus, relevant, name=name,
+                                                        score_functions=None, batch_size=batch_size,
+                                                        show_progress_bar=False)
+
+    def score(self, task, encode, boot: Bootstrap, seed: int = 0) -> ItemScores:
+        doc_ids = list(task.corpus)
+        documents = encode([task.corpus[d] for d in doc_ids])
+        queries = encode(list(task.items["query"]))
+        similarity = queries @ documents.T
+        top = min(100, len(doc_ids))
+        # Highest score first, ties broken by ascending document id, as the library's evaluator does.
+        order = np.lexsort((np.array(doc_ids)[None, :].repeat(len(queries), 0), -similarity), axis=1)[:, :top]
+        ranked = [[doc_ids[j] for j in row] for row in order]
+        per_query = query_metrics(ranked, task.relevant)
+        metrics, resampled = mean_metrics(per_query, boot)
+        ndcg = per_query["cosine_ndcg@10"]
+        # The pairs drawn in stage 05: each query with each relevant document, and with one seeded random
+        # non-relevant document per relevant one.
+        positive, negative = retrieval_pairs(task)
+        index = {d: j for j, d in enumerate(doc_ids)}
+        pairs = [similarity[q, index[d]] for q, d in positive] + [similarity[q, index[d]] for q, d in negative]
+        return ItemScores(metrics, resampled, ndcg, 1.0 - ndcg, pair_similarity=np.array(pairs, dtype=float))
+
+    def viz_sentences(self, task) -> list[str]:
+        documents = [task.corpus[d] for wanted in task.relevant for d in sorted(wanted)]
+        return list(dict.fromkeys([*task.items["query"], *documents]))
+
+    def pair_groups(self, task):
+        positive, negative = retrieval_pairs(task)
+        return (np.array(["positive"] * len(positive) + ["negative"] * len(negative), dtype=object),
+                np.array([1] * len(positive) + [0] * len(negative), dtype=np.int8))
 
 
 RETRIEVAL = Retrieval(
@@ -48,3 +95,41 @@ RETRIEVAL = Retrieval(
     item_score_meaning="NDCG@10",
     item_error_meaning="1 - NDCG@10",
 )
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def query_metrics(ranked: list[list[str]], relevant: list[set[str]]) -> dict[str, np.ndarray]:
+    """Per-query NDCG@10, MRR@10, Recall@1/10/100 and MAP@100 of ranked document ids, with the
+    formulas of sentence-transformers' InformationRetrievalEvaluator (binary relevance)."""
+    out = {name: np.zeros(len(ranked)) for name in RETRIEVAL_METRICS}
+    for q, (ranking, wanted) in enumerate(zip(ranked, relevant)):
+        hits = np.array([doc in wanted for doc in ranking[:100]], dtype=float)
+        first = np.flatnonzero(hits[:10])
+        out["cosine_mrr@10"][q] = 1.0 / (first[0] + 1) if len(first) else 0.0
+        discounts = 1.0 / np.log2(np.arange(2, 12))
+        ideal = discounts[: min(len(wanted), 10)].sum()
+        out["cosine_ndcg@10"][q] = float((hits[:10] * discounts[: len(hits[:10])]).sum() / ideal)
+        for k in (1, 10, 100):
+            out[f"cosine_recall@{k}"][q] = hits[:k].sum() / len(wanted)
+        precision_at_hits = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        out["cosine_map@100"][q] = float((precision_at_hits * hits).sum() / min(100, len(wanted)))
+    return out
+
+
+def retrieval_pairs(task, seed: int = 0) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """(query index, document id) pairs: every relevant document, and one seeded random
+    non-relevant document per relevant one."""
+    rng = np.random.default_rng(seed)
+    doc_ids = sorted(task.corpus)
+    positive, negative = [], []
+    for q, wanted in enumerate(task.relevant):
+        for doc in sorted(wanted):
+            positive.append((q, doc))
+            for _ in range(20):  # a random document that is not relevant
+                other = doc_ids[rng.integers(len(doc_ids))]
+                if other not in wanted:
+                    negative.append((q, other))
+                    break
+    return positive, negative

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import MNRL_TUNABLE, LossChoice, TaskShape
+import numpy as np
+
+from ..core.statistics import mean_metrics
+from .base import MNRL_TUNABLE, ItemScores, LossChoice, TaskShape
 
 
 class Triplet(TaskShape):
@@ -14,6 +17,29 @@ class Triplet(TaskShape):
     synthesized_rows = "triplets"
     mining_columns = ("anchor", "positive")
     stated_negative_columns = ("anchor", "negative")
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    item_columns = ("anchor", "positive", "negative")
+
+    def build_evaluator(self, dataset, name: str, batch_size: int = 64, tables=None):
+        from sentence_transformers.sentence_transformer import evaluation
+
+        return evaluation.TripletEvaluator(dataset["anchor"], dataset["positive"], dataset["negative"], name=name,
+                                           similarity_fn_names=["cosine"], batch_size=batch_size)
+
+    def score(self, task, encode, boot, seed: int = 0) -> ItemScores:
+        items = task.items
+        positive = encode.cosine(list(items["anchor"]), list(items["positive"]))
+        negative = encode.cosine(list(items["anchor"]), list(items["negative"]))
+        metrics, resampled = mean_metrics({"cosine_accuracy": (positive > negative).astype(float)}, boot)
+        return ItemScores(metrics, resampled, positive - negative, np.clip(negative - positive, 0, None),
+                          pair_similarity=np.concatenate([positive, negative]))
+
+    def pair_groups(self, task):
+        n = len(task.items)
+        return (np.array(["positive"] * n + ["negative"] * n, dtype=object),
+                np.array([1] * n + [0] * n, dtype=np.int8))
 
 
 TRIPLET = Triplet(

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from .base import MNRL_TUNABLE, LossChoice, TaskShape
+from .base import MNRL_TUNABLE, ItemScores, LossChoice, TaskShape
+from .pair_score import score_pairs
 
 
 class Unlabeled(TaskShape):
     # --- data ---------------------------------------------------------------------------
 
     simcse_shape = "retrieval"  # (text, text) pairs: an anchor and its positive
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    # The test items are the reference set's scored pairs; the user's own test texts are drawn.
+    measured_on_reference = True
+    gold = "score"
+    shared_text_is_leak = True
+    item_columns = ("sentence1", "sentence2", "score")
+
+    def score(self, task, encode, boot, seed: int = 0) -> ItemScores:
+        return score_pairs(task.items, encode, boot)
+
+    def viz_sentences(self, task) -> list[str]:
+        return task.viz_texts
+
+    def pair_groups(self, task):
+        return None  # no pairs of the user's own: the reference pairs are reported in metrics.json
 
 
 UNLABELED = Unlabeled(

@@ -1,0 +1,64 @@
+"""Evaluation stage: base vs fine-tuned (and any other model) on the held-out test split, with
+bootstrap intervals, error analysis, a forgetting guard with weight interpolation, and a doctor.
+Each task shape (``shapes/``) says how its items are scored; this package runs the comparison.
+
+    tasks.py           the test split as a TaskSet, and the general-ability reference set (STS-B test)
+    scoring.py         Encoder, ModelScores, score_model (the shape computes the metrics)
+    embeddings.py      what stage 05 draws: eval/embeddings.npz and eval/similarities.npz
+    evaluate.py        compared_models, evaluate_models: the stage's main step, writes eval/
+    report.py          the metrics.json schema, its tables and bar plot
+    error_analysis.py  per-item errors: helped most, hurt most, worst remaining
+    interpolation.py   the forgetting guard: weight interpolation, suggest_alpha, model_final/
+    doctor.py          checks that name common failures, with fixes
+    seeds.py           the spread over runs that differ only in the seed
+    validation.py      what training asks for: the validation evaluator and metric
+    errors.py          EvaluationError
+
+``eval/metrics.json`` (one schema for every task shape, ``METRICS_SCHEMA``)::
+
+    {"task": shape, "primary_metric": METRIC, "n_test": int, "test_set": str,
+     "confidence": 0.95, "bootstrap_samples": int,
+     "models": {NAME: {"path": str, "metrics": {METRIC: {"value": v, "ci95": [lo, hi]}}}},
+     "comparisons": [{"a": NAME, "b": "base", "metric": METRIC, "difference": a - b,
+                      "ci95": [lo, hi], "p_value": p}],
+     "reference": {"name": "stsb-test", "primary_metric": METRIC, "n_test": int,
+                   "models": {...same as above...}, "comparisons": [...]} or {},
+     "interpolation": [{"alpha": a, "task": v, "reference": v}], "final_model": {...} or null,
+     "thresholds": {NAME: {"f1": t, "accuracy": t}} (pair_binary only)}
+
+``models.base`` and ``models.fine_tuned`` are always present. Intervals are percentile bootstrap
+intervals over test items (pairs, triplets or queries); each comparison is a paired bootstrap (the
+same resampled items for both models) with a two-sided p-value for "no difference". Metric names
+follow the sentence-transformers evaluators (``cosine_ap``, ``cosine_ndcg@10``...).
+"""
+
+from ..core.statistics import Bootstrap, paired_comparison
+from .doctor import Finding, doctor_table, mean_cosine_of_pairs, run_doctor
+from .embeddings import load_embeddings, save_embeddings
+from .error_analysis import error_analysis, error_table, item_texts
+from .errors import EvaluationError
+from .evaluate import Evaluation, compared_models, evaluate_models, model_location
+from .interpolation import (
+    FINAL_MODEL_DIR,
+    interpolate_models,
+    interpolation_sweep,
+    interpolation_table,
+    plot_interpolation,
+    save_final_model,
+    suggest_alpha,
+)
+from .report import METRICS_SCHEMA, comparisons_table, metrics_table, plot_comparison, save_report, validate_report
+from .scoring import Encoder, ModelScores, score_model
+from .seeds import seed_runs, seed_summary
+from .tasks import REFERENCE_NAME, TaskSet, load_task, reference_set, retrieval_tables
+from .validation import build_evaluator, primary_metric_key, validation_metric
+
+__all__ = [
+    "Bootstrap", "paired_comparison", "Finding", "doctor_table", "mean_cosine_of_pairs", "run_doctor",
+    "load_embeddings", "save_embeddings", "error_analysis", "error_table", "item_texts", "EvaluationError",
+    "Evaluation", "compared_models", "evaluate_models", "model_location", "FINAL_MODEL_DIR", "interpolate_models",
+    "interpolation_sweep", "interpolation_table", "plot_interpolation", "save_final_model", "suggest_alpha",
+    "METRICS_SCHEMA", "comparisons_table", "metrics_table", "plot_comparison", "save_report", "validate_report",
+    "Encoder", "ModelScores", "score_model", "seed_runs", "seed_summary", "REFERENCE_NAME", "TaskSet", "load_task",
+    "reference_set", "retrieval_tables", "build_evaluator", "primary_metric_key", "validation_metric",
+]

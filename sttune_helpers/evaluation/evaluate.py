@@ -1,0 +1,115 @@
+"""The evaluation stage's main step: which models are compared, scoring each on the test split and
+the reference set, and writing eval/metrics.json, embeddings.npz, similarities.npz and errors.csv."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import shapes
+from ..config import RunConfig
+from ..core.io import atomic_write_json
+from ..core.statistics import Bootstrap, paired_comparison
+from ..rundir import RunDir
+from .embeddings import save_embeddings
+from .error_analysis import error_table
+from .errors import EvaluationError
+from .scoring import ModelScores, score_model
+from .tasks import REFERENCE_NAME, TaskSet, load_task, reference_set
+
+
+def model_location(path: str) -> str:
+    """A run directory stands for its fine-tuned model."""
+    candidate = Path(path) / "model"
+    if Path(path).is_dir() and (Path(path) / "manifest.json").is_file() and candidate.is_dir():
+        return str(candidate)
+    return path
+
+
+def compared_models(run: RunDir, config: RunConfig, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """base, fine_tuned, then config.eval.extra_models and ``extra`` (name -> path, hub name or run)."""
+    models = {"base": config.model.name, "fine_tuned": str(run.model_dir)}
+    for name, path in {**config.eval.extra_models, **(extra or {})}.items():
+        if name in ("base", "fine_tuned"):
+            raise EvaluationError(f"extra model name {name!r} is taken: base and fine_tuned are always compared")
+        models[name] = model_location(path)
+    return models
+
+
+def _report_block(task: TaskSet, scores: dict[str, ModelScores], paths: dict[str, str], boot: Bootstrap) -> dict:
+    from ..modeling import resolve_model_source
+
+    def location(path):
+        try:
+            return resolve_model_source(path).location
+        except Exception:  # an in-memory model (interpolation) has no source to resolve
+            return path
+
+    shape = shapes.get(task.shape)
+    models = {name: {"path": location(paths[name]), "metrics": s.metrics} for name, s in scores.items()}
+    values = {name: s.metrics for name, s in scores.items()}
+    dists = {name: s.resampled for name, s in scores.items()}
+    comparisons = [paired_comparison(name, "base", metric, values, dists, boot)
+                   for name in scores if name != "base" for metric in shape.metrics]
+    return {"primary_metric": shape.primary_metric, "n_test": task.n, "models": models,
+            "comparisons": comparisons}
+
+
+@dataclass
+class Evaluation:
+    """What evaluate_models computed: the report (metrics.json) and the per-item scores."""
+
+    report: dict[str, Any]
+    task: TaskSet
+    scores: dict[str, ModelScores]
+    reference_task: TaskSet | None = None
+    reference_scores: dict[str, ModelScores] | None = None
+    loaded: dict[str, Any] = field(default_factory=dict)  # base and fine_tuned in memory, for interpolation
+
+
+def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | None = None,
+                    loaded: dict[str, Any] | None = None) -> Evaluation:
+    """Evaluate each named model on the test split and, when config.eval.reference is on, on the
+    reference set; write eval/metrics.json, embeddings.npz, similarities.npz and errors.csv.
+    ``loaded`` maps names to models already in memory (skips loading them again)."""
+    from ..core.hardware import resolve_encoding_precision
+    from ..modeling import load_model
+
+    models = models or compared_models(run, config)
+    loaded = dict(loaded or {})
+    task = load_task(run, config)
+    boot = Bootstrap.draw(task.n, config.eval.bootstrap_samples, config.eval.confidence, config.seed)
+    reference = None
+    if config.eval.reference and not shapes.get(task.shape).measured_on_reference:
+        reference = reference_set(config.eval.reference_max_pairs, config.seed)
+        reference_boot = Bootstrap.draw(reference.n, config.eval.bootstrap_samples, config.eval.confidence,
+                                        config.seed + 1)
+    scores: dict[str, ModelScores] = {}
+    reference_scores: dict[str, ModelScores] = {}
+    precision = config.eval.precision
+    for name, path in models.items():
+        model = loaded.get(name) or load_model(path, device=config.model.device,
+                                               max_seq_length=config.model.max_seq_length)
+        if name in ("base", "fine_tuned"):
+            loaded[name] = model  # kept for the interpolation sweep
+        scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision)
+        if reference is not None:
+            reference_scores[name] = score_model(reference, model, reference_boot, config.eval.batch_size, config.seed,
+                                                 config.eval.precision)
+        precision = resolve_encoding_precision(model, config.eval.precision)
+    report = {"task": task.shape, "test_set": task.name, "confidence": config.eval.confidence,
+              "bootstrap_samples": config.eval.bootstrap_samples, "precision": precision,
+              **_report_block(task, scores, models, boot)}
+    report["reference"] = ({"name": REFERENCE_NAME, **_report_block(reference, reference_scores, models,
+                                                                    reference_boot)}
+                           if reference is not None else {})
+    if shapes.get(task.shape).thresholds_from_validation:
+        report["thresholds"] = {name: s.thresholds for name, s in scores.items()}
+    report["interpolation"] = []
+    report["final_model"] = None
+    run.eval_dir.mkdir(parents=True, exist_ok=True)
+    save_embeddings(run, task, scores)
+    error_table(task, scores).to_csv(run.eval_dir / "errors.csv", index=False)
+    atomic_write_json(run.metrics_path, report)
+    return Evaluation(report, task, scores, reference, reference_scores or None, loaded)

@@ -1,0 +1,129 @@
+"""The forgetting guard: interpolate the base and fine-tuned weights, score each mix on the test set
+and the reference set, suggest an alpha, and save a chosen mix as model_final/."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import shapes
+from ..config import RunConfig
+from ..core.io import atomic_directory, atomic_write_json
+from ..core.statistics import Bootstrap
+from ..rundir import RunDir
+from .errors import EvaluationError
+from .evaluate import Evaluation
+from .scoring import score_model
+from .tasks import REFERENCE_NAME
+
+FINAL_MODEL_DIR = "model_final"
+
+
+def interpolate_models(base, tuned, alpha: float):
+    """A copy of ``tuned`` whose weights are (1 - alpha) * base + alpha * tuned. alpha 0 gives the
+    base weights, 1 the fine-tuned ones (torch.lerp is exact at both ends). Both models must have
+    the same architecture: the same modules with the same parameter shapes."""
+    import torch
+
+    if not 0.0 <= alpha <= 1.0:
+        raise EvaluationError(f"interpolation alpha must be within 0..1, got {alpha}")
+    base_state, tuned_state = base.state_dict(), tuned.state_dict()
+    differing = sorted(set(base_state) ^ set(tuned_state))
+    if differing:
+        raise EvaluationError("the base and fine-tuned models differ in their modules, so their weights cannot be "
+                         f"interpolated: {', '.join(differing[:5])}")
+    mixed = {}
+    for key, tuned_value in tuned_state.items():
+        base_value = base_state[key].to(tuned_value.device)
+        if base_value.shape != tuned_value.shape:
+            raise EvaluationError(f"weight {key} has shape {tuple(base_value.shape)} in the base model and "
+                             f"{tuple(tuned_value.shape)} in the fine-tuned one: they cannot be interpolated")
+        if tuned_value.is_floating_point():
+            mixed[key] = torch.lerp(base_value.float(), tuned_value.float(), alpha).to(tuned_value.dtype)
+        else:
+            mixed[key] = tuned_value
+    model = copy.deepcopy(tuned)
+    model.load_state_dict(mixed)
+    return model
+
+
+def interpolation_sweep(evaluation: Evaluation, config: RunConfig, alphas: Sequence[float] | None = None,
+                        base=None, tuned=None) -> list[dict[str, Any]]:
+    """The primary metric on the test set and on the reference set at each alpha. alpha 0 and 1
+    reuse the base's and the fine-tuned model's scores."""
+    alphas = list(config.eval.interpolation_alphas if alphas is None else alphas)
+    loaded = evaluation.loaded
+    base = base if base is not None else loaded.get("base")
+    tuned = tuned if tuned is not None else loaded.get("fine_tuned")
+    task, reference = evaluation.task, evaluation.reference_task
+    metric = shapes.get(task.shape).primary_metric
+    boot = Bootstrap.draw(task.n, 1, config.eval.confidence, config.seed)  # points only: no intervals needed
+    rows = []
+    for alpha in alphas:
+        known = {0.0: "base", 1.0: "fine_tuned"}.get(float(alpha))
+        if known:
+            on_task = evaluation.scores[known].metrics[metric]["value"]
+            on_reference = (evaluation.reference_scores[known].metrics["spearman_cosine"]["value"]
+                            if evaluation.reference_scores else None)
+        else:
+            model = interpolate_models(base, tuned, float(alpha))
+            on_task = score_model(task, model, boot, config.eval.batch_size, config.seed,
+                                  config.eval.precision).metrics[metric]["value"]
+            on_reference = None
+            if reference is not None:
+                reference_boot = Bootstrap.draw(reference.n, 1, config.eval.confidence, config.seed)
+                on_reference = score_model(reference, model, reference_boot, config.eval.batch_size, config.seed,
+                                           config.eval.precision).metrics["spearman_cosine"]["value"]
+            del model
+        rows.append({"alpha": float(alpha), "task": on_task, "reference": on_reference})
+    evaluation.report["interpolation"] = rows
+    return rows
+
+
+def suggest_alpha(rows: list[dict[str, Any]], tolerance: float = 0.005) -> float | None:
+    """The alpha that keeps the most general ability (reference) while staying within
+    ``tolerance`` of the best task score; None without reference scores."""
+    usable = [r for r in rows if r["task"] is not None and r["reference"] is not None]
+    if not usable:
+        return None
+    best = max(r["task"] for r in usable)
+    close = [r for r in usable if r["task"] >= best - tolerance]
+    return max(close, key=lambda r: (r["reference"], r["task"]))["alpha"]
+
+
+def interpolation_table(rows: list[dict[str, Any]], task_metric: str):
+    import pandas as pd
+
+    return pd.DataFrame(rows).rename(columns={"task": f"test {task_metric}", "reference": "reference spearman_cosine"})
+
+
+def plot_interpolation(rows: list[dict[str, Any]], task_metric: str, path=None):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    alphas = [r["alpha"] for r in rows]
+    ax.plot(alphas, [r["task"] for r in rows], marker="o", color="#2f6fde", label=f"test {task_metric}")
+    if any(r["reference"] is not None for r in rows):
+        ax.plot(alphas, [r["reference"] for r in rows], marker="s", color="#e0823d",
+                label=f"reference ({REFERENCE_NAME}) spearman")
+    ax.set_xlabel("alpha (0 = base weights, 1 = fine-tuned weights)")
+    ax.set_ylabel("score")
+    ax.legend(loc="best")
+    ax.set_title("Weight interpolation: task vs general ability")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def save_final_model(run: RunDir, evaluation: Evaluation, alpha: float) -> Path:
+    """Save the base/fine-tuned mix at ``alpha`` as model_final/ and record it in metrics.json."""
+    model = interpolate_models(evaluation.loaded["base"], evaluation.loaded["fine_tuned"], alpha)
+    target = run.root / FINAL_MODEL_DIR
+    with atomic_directory(target) as tmp:
+        model.save(str(tmp))
+    row = next((r for r in evaluation.report.get("interpolation", []) if r["alpha"] == alpha), None)
+    evaluation.report["final_model"] = {"alpha": alpha, "path": str(target), "scores": row}
+    atomic_write_json(run.metrics_path, evaluation.report)
+    return target

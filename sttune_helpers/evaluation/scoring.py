@@ -1,0 +1,60 @@
+"""Scoring one model on a TaskSet: encode each distinct text once, let the task's shape compute its
+metrics and per-item scores, and keep the embeddings of the texts stage 05 draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from .. import shapes
+from ..core.statistics import Bootstrap
+from ..shapes.base import ItemScores
+from .tasks import TaskSet
+
+
+@dataclass
+class ModelScores(ItemScores):
+    """One model on one TaskSet: the shape's ItemScores (metrics, their bootstrap distributions,
+    per-item scores and errors, pair similarities, thresholds) and the texts drawn in stage 05."""
+
+    sentences: list[str] = field(default_factory=list)  # the distinct texts encoded, for the embedding maps
+    embeddings: np.ndarray | None = None
+
+
+class Encoder:
+    """Encodes each distinct text once per model (normalised, so a dot product is the cosine)."""
+
+    def __init__(self, model, batch_size: int):
+        self.model, self.batch_size, self.cache = model, batch_size, {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            vectors = self.model.encode(missing, batch_size=self.batch_size, normalize_embeddings=True,
+                                        convert_to_numpy=True, show_progress_bar=False)
+            self.cache.update(zip(missing, np.asarray(vectors, dtype=np.float32)))
+        return np.stack([self.cache[t] for t in texts]) if len(texts) else np.zeros((0, 1), np.float32)
+
+    def cosine(self, left: Sequence[str], right: Sequence[str]) -> np.ndarray:
+        return np.sum(self(left) * self(right), axis=1)
+
+
+def score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int = 64, seed: int = 0,
+                precision: str = "fp32") -> ModelScores:
+    """The task's metrics for ``model``, encoding with ``precision`` (EvalConfig.precision)."""
+    from ..core.hardware import encoding_precision
+
+    with encoding_precision(model, precision):
+        return _score_model(task, model, boot, batch_size, seed)
+
+
+def _score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int, seed: int) -> ModelScores:
+    encode = Encoder(model, batch_size)
+    shape = shapes.get(task.shape)
+    scored = shape.score(task, encode, boot, seed)
+    texts = shape.viz_sentences(task)
+    return ModelScores(scored.metrics, scored.resampled, scored.item_score, scored.item_error,
+                       pair_similarity=scored.pair_similarity, thresholds=scored.thresholds,
+                       sentences=texts, embeddings=encode(texts))

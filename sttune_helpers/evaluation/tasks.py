@@ -1,0 +1,107 @@
+"""The items a model is scored on: the run's test split as a TaskSet (with what its shape's scoring
+needs: validation thresholds, a probe's train sample, a corpus), and the general-ability reference set."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import shapes
+from ..config import RunConfig
+from ..data import load_split, read_report
+from ..rundir import RunDir
+from .errors import EvaluationError
+
+REFERENCE_NAME = "stsb-test"
+REFERENCE_FILE = Path(__file__).parent.parent / "datasets" / "stsb" / "sts-test.tsv"
+
+
+def retrieval_tables(run: RunDir, split: str) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """Corpus, the split's queries, and their relevant documents, from the data stage's files."""
+
+    def records(name):
+        path = run.data_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: run stage data_prep (01_data_prep.ipynb) first")
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    corpus = {r["_id"]: r["text"] for r in records("corpus.jsonl")}
+    all_queries = {r["_id"]: r["text"] for r in records("queries.jsonl")}
+    relevant: dict[str, set[str]] = {}
+    for r in records("qrels.jsonl"):
+        if r["split"] == split and float(r.get("score", 1)) > 0:
+            relevant.setdefault(r["query_id"], set()).add(r["doc_id"])
+    return corpus, {q: all_queries[q] for q in relevant}, relevant
+
+
+@dataclass
+class TaskSet:
+    """The items one model is scored on and what their metrics need."""
+
+    shape: str
+    name: str  # "test" or the reference set's name
+    items: Any  # pandas DataFrame, one row per item (pair, triplet or query)
+    validation: Any = None  # pair_binary: where thresholds are chosen
+    train: Any = None  # pair_class: where the probe is fitted
+    labels: list[str] | None = None  # pair_class class names
+    corpus: dict[str, str] | None = None  # retrieval
+    relevant: list[set[str]] | None = None  # retrieval, per query
+    score_range: tuple[float, float] = (0.0, 1.0)  # pair_score's original scale, for the colour groups
+    viz_texts: list[str] | None = None  # unlabeled: the user's own test texts are what stage 05 draws
+
+    @property
+    def n(self) -> int:
+        return len(self.items)
+
+
+def reference_set(max_pairs: int | None = None, seed: int = 0) -> TaskSet:
+    """STS-B test (general domain, shipped with the package), scores scaled to 0..1."""
+    import csv
+
+    import pandas as pd
+
+    frame = pd.read_csv(REFERENCE_FILE, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    frame = pd.DataFrame({"sentence1": frame["sentence1"], "sentence2": frame["sentence2"],
+                          "score": frame["score"].astype(float) / 5.0})
+    if max_pairs is not None and len(frame) > max_pairs:
+        frame = frame.sample(n=max_pairs, random_state=seed).reset_index(drop=True)
+    return TaskSet("pair_score", REFERENCE_NAME, frame, score_range=(0.0, 5.0))
+
+
+def load_task(run: RunDir, config: RunConfig, split: str = "test") -> TaskSet:
+    """The run's test split (or ``split``) as a TaskSet; unlabeled data (no test labels) gets the
+    reference set."""
+    report = read_report(run)
+    shape = shapes.get(report["shape"])
+    if shape.measured_on_reference:
+        task = reference_set(config.eval.reference_max_pairs, config.seed)
+        task.shape = shape.name
+        task.viz_texts = list(dict.fromkeys(load_split(run, "test")["text"]))
+        return task
+    test = load_split(run, split).to_pandas()
+    if len(test) == 0:
+        raise EvaluationError(f"{run.split_path(split)} has no rows: the {split} split is empty; give "
+                              f"data.{split}_fraction or a {split} file")
+    if shape.uses_corpus:
+        corpus, queries, relevant = retrieval_tables(run, split)
+        ids = list(relevant)
+        import pandas as pd
+
+        items = pd.DataFrame({"query_id": ids, "query": [queries[q] for q in ids],
+                              "relevant": [" | ".join(corpus[d][:80] for d in sorted(relevant[q])) for q in ids]})
+        return TaskSet(shape.name, split, items, corpus=corpus, relevant=[relevant[q] for q in ids])
+    task = TaskSet(shape.name, split, test)
+    if shape.gold == "score":
+        task.score_range = tuple(report.get("score_scale", {}).get("original", (0.0, 1.0)))
+    if shape.thresholds_from_validation:
+        task.validation = load_split(run, "validation").to_pandas()
+    if shape.probe_on_train:
+        task.labels = (report.get("labels") or {}).get("names")
+        train = load_split(run, "train").to_pandas()
+        train = train[[c for c in ("sentence1", "sentence2", "label") if c in train.columns]].dropna()
+        if len(train) > config.eval.probe_train_rows:
+            train = train.sample(n=config.eval.probe_train_rows, random_state=config.seed)
+        task.train = train
+    return task

@@ -8,7 +8,14 @@ _MARGIN = {"margin": "cosine distance beyond which a negative costs nothing"}
 
 
 class PairBinary(TaskShape):
-    pass
+    # --- losses ---------------------------------------------------------------------------------
+
+    def fit_loss_columns(self, dataset, loss_name: str, *, in_batch_negatives: bool,
+                         labels: list[str] | None = None, seed: int = 0):
+        """An in-batch-negative loss trains on the positive pairs alone, without the label."""
+        if in_batch_negatives:
+            return dataset.filter(lambda row: int(row["label"]) == 1).remove_columns("label")
+        return dataset
 
 
 PAIR_BINARY = PairBinary(

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from ..core.errors import SettingError
 from .base import LossChoice, TaskShape
 
 
 class PairClass(TaskShape):
-    pass
+    # --- losses ---------------------------------------------------------------------------------
+
+    def fit_loss_columns(self, dataset, loss_name: str, *, in_batch_negatives: bool,
+                         labels: list[str] | None = None, seed: int = 0):
+        """The labels as their indices in ``labels`` (SoftmaxLoss's class ids)."""
+        if labels is None:
+            raise SettingError("pair_class data needs its label set to train")
+        index = {label: i for i, label in enumerate(labels)}
+
+        def encode(row):
+            label = row["label"]
+            return {"label": label if isinstance(label, int) else index[str(label)]}
+        return dataset.map(encode)
 
 
 PAIR_CLASS = PairClass(

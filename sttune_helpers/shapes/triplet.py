@@ -6,7 +6,9 @@ from .base import MNRL_TUNABLE, LossChoice, TaskShape
 
 
 class Triplet(TaskShape):
-    pass
+    # --- losses ---------------------------------------------------------------------------------
+
+    in_batch_default = True
 
 
 TRIPLET = Triplet(

@@ -4,7 +4,7 @@ its reason and parameters; building the chosen loss on a model; fitting the spli
     registry.py  loss families (scaled, temperature, in-batch negatives, guided), classes by name, each shape's losses
     choose.py    the run's loss: the shape's recommendation or the config's, with its parameters and temperature
     build.py     the loss module on a model (MatryoshkaLoss wrapping)
-    columns.py   the split's columns as the loss takes them (asks the shape)
+    columns.py   the split's columns as the loss takes them (asks the shape; TSDAE's noise is in shapes/unlabeled.py)
     plan.py      plan.json: write, read back, explain; the train split's loss shape
     errors.py    LossError
 
@@ -12,23 +12,13 @@ The bake-off (train each candidate briefly) trains, so it sits above in ``traini
 """
 
 from ..shapes import LossChoice
-from ..shapes.unlabeled import tsdae_noise
 from .build import build_loss
 from .choose import choose_loss, recommend, temperature_params
 from .columns import fit_columns
 from .errors import LossError
 from .plan import explain, loss_shape, read_plan_loss, write_plan
-from .registry import (
-    GUIDED_LOSSES,
-    IN_BATCH_NEGATIVE_LOSSES,
-    SCALED_LOSSES,
-    TEMPERATURE_LOSSES,
-    loss_choices,
-    loss_class,
-    supports_gather_across_devices,
-)
+from .registry import GUIDED_LOSSES, IN_BATCH_NEGATIVE_LOSSES, loss_choices, loss_class, supports_gather_across_devices
 
-__all__ = ["LossChoice", "LossError", "GUIDED_LOSSES", "IN_BATCH_NEGATIVE_LOSSES", "SCALED_LOSSES",
-           "TEMPERATURE_LOSSES", "build_loss", "choose_loss", "explain", "fit_columns", "loss_choices", "loss_class",
-           "loss_shape", "read_plan_loss", "recommend", "supports_gather_across_devices", "temperature_params",
-           "tsdae_noise", "write_plan"]
+__all__ = ["LossChoice", "LossError", "GUIDED_LOSSES", "IN_BATCH_NEGATIVE_LOSSES", "build_loss", "choose_loss",
+           "explain", "fit_columns", "loss_choices", "loss_class", "loss_shape", "read_plan_loss", "recommend",
+           "supports_gather_across_devices", "temperature_params", "write_plan"]

@@ -13,21 +13,19 @@ the validation noise (train.restore_best), save the model with its card.
     worker.py       one rank's entry point (python -m sttune_helpers.training.worker); not imported here
     errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
 
-Imports run one way: errors <- ranks <- setup <- guards, checkpoints <- launch <- train <- bake_off, worker.
+Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch <- train <- bake_off, worker.
 """
 
 from .bake_off import bake_off, plot_bake_off
-from .checkpoints import checkpoint_step, compare_checkpoints, keep_checkpoint, last_checkpoint
-from .curves import loss_curve, plot_curves, plot_tensorboard, tensorboard_scalars, validation_curve
+from .checkpoints import compare_checkpoints
+from .curves import plot_curves, plot_tensorboard, tensorboard_scalars
 from .errors import DistributedTrainingError, EmbeddingCollapseError, TrainingDivergedError, TrainingError
-from .guards import CollapseGuard, NonFiniteLossGuard, mean_pairwise_cosine, probe_texts
+from .guards import CollapseGuard, NonFiniteLossGuard, mean_pairwise_cosine
 from .launch import check_devices, launch_training
-from .setup import TrainingSetup, build_training_arguments, checkpointing_argument, plan_training, validation_metric
+from .setup import checkpointing_argument, plan_training, validation_metric
 from .train import train_model
 
 __all__ = ["CollapseGuard", "DistributedTrainingError", "EmbeddingCollapseError", "NonFiniteLossGuard",
-           "TrainingDivergedError", "TrainingError", "TrainingSetup", "bake_off", "build_training_arguments",
-           "check_devices", "checkpoint_step", "checkpointing_argument", "compare_checkpoints", "keep_checkpoint",
-           "last_checkpoint", "launch_training", "loss_curve", "mean_pairwise_cosine", "plan_training",
-           "plot_bake_off", "plot_curves", "plot_tensorboard", "probe_texts", "tensorboard_scalars", "train_model",
-           "validation_curve", "validation_metric"]
+           "TrainingDivergedError", "TrainingError", "bake_off", "check_devices", "checkpointing_argument",
+           "compare_checkpoints", "launch_training", "mean_pairwise_cosine", "plan_training", "plot_bake_off",
+           "plot_curves", "plot_tensorboard", "tensorboard_scalars", "train_model", "validation_metric"]

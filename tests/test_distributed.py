@@ -13,10 +13,15 @@ from tiny_model import prepared_run as prepare_tiny_run
 from sttune_helpers import cli
 from sttune_helpers.config import load_preset
 from sttune_helpers.core.io import read_json
-from sttune_helpers.distributed import DistributedTrainingError, check_devices, launch_training
 from sttune_helpers.losses import build_loss, read_plan_loss, supports_gather_across_devices
 from sttune_helpers.rundir import RunDir
-from sttune_helpers.training import plan_training, train_model
+from sttune_helpers.training import (
+    DistributedTrainingError,
+    check_devices,
+    launch_training,
+    plan_training,
+    train_model,
+)
 
 # Generous for a contended 2-core machine; a hang would otherwise stall the suite.
 LAUNCH_TIMEOUT_S = 600

@@ -5,9 +5,9 @@ import math
 import pytest
 from tiny_model import build_tiny_model_folder
 
+from sttune_helpers import shapes
 from sttune_helpers.config import load_preset
 from sttune_helpers.losses import (
-    LOSS_REGISTRY,
     LossChoice,
     build_loss,
     choose_loss,
@@ -17,10 +17,10 @@ from sttune_helpers.losses import (
     loss_shape,
     recommend,
     temperature_params,
-    tsdae_noise,
     write_plan,
 )
 from sttune_helpers.rundir import RunDir
+from sttune_helpers.shapes.unlabeled import tsdae_noise
 
 TOPICS = ["cats", "trains", "rain", "coffee", "chess", "tides", "bread", "violins"]
 
@@ -37,7 +37,8 @@ def rows(shape):
                   for i, t in enumerate(TOPICS)]
         return {"sentence1": [f"is this about {t}" for t in TOPICS], "sentence2": second, "label": [1, 0] * 4}
     if shape == "pair_class":
-        return {"sentence1": [f"someone talks of {t}" for t in TOPICS], "sentence2": [f"a claim about {t}" for t in TOPICS],
+        return {"sentence1": [f"someone talks of {t}" for t in TOPICS],
+                "sentence2": [f"a claim about {t}" for t in TOPICS],
                 "label": ["entailment", "neutral", "contradiction", "neutral"] * 2}
     if shape == "triplet":
         return {"anchor": [f"why {t}" for t in TOPICS], "positive": [f"because of {t}" for t in TOPICS],
@@ -50,7 +51,7 @@ def rows(shape):
 
 
 LABELS = ["entailment", "neutral", "contradiction"]
-CASES = [(shape, choice.name) for shape, choices in LOSS_REGISTRY.items() for choice in choices]
+CASES = [(name, choice.name) for name, shape in shapes.REGISTRY.items() for choice in shape.losses]
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +60,10 @@ def tiny_folder(tmp_path_factory):
 
 
 def test_registry_covers_every_shape_with_reasons():
-    assert set(LOSS_REGISTRY) == {"pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled"}
+    assert set(shapes.REGISTRY) == {"pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled"}
     assert [c.name for c in loss_choices("retrieval")] == [
         "MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "GISTEmbedLoss"]
-    assert all(len(c.reason) > 40 for choices in LOSS_REGISTRY.values() for c in choices)
+    assert all(len(c.reason) > 40 for shape in shapes.REGISTRY.values() for c in shape.losses)
     with pytest.raises(ValueError, match="known shapes: pair_score"):
         loss_choices("pairs")
 

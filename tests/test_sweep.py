@@ -232,7 +232,8 @@ def test_space_types_follow_the_config_keys():
         "loss.temperature": {"choices": [None, 0.05]},
     })}
     assert (params["train.learning_rate"].kind, params["train.learning_rate"].low) == ("float", 1e-5)
-    assert params["train.batch_size"].choices == (16, 32) and all(type(c) is int for c in params["train.batch_size"].choices)
+    assert params["train.batch_size"].choices == (16, 32)
+    assert all(type(c) is int for c in params["train.batch_size"].choices)
     assert params["train.evaluations_per_epoch"].kind == "int"
     assert (params["train.epochs"].kind, params["train.epochs"].step) == ("float", 1.0)  # epochs is a float key
     assert params["loss.params.margin"].kind == "float"
@@ -264,7 +265,8 @@ def test_sweep_panel_edits_the_space(tmp_path):
     space = config.sweep.space
     assert space["train.learning_rate"] == {"low": 1e-5, "high": pytest.approx(3e-4), "log": True}
     assert space["train.warmup_ratio"]["low"] == pytest.approx(0.05)
-    assert space["train.evaluations_per_epoch"]["high"] == 6 and type(space["train.evaluations_per_epoch"]["high"]) is int
+    assert space["train.evaluations_per_epoch"]["high"] == 6
+    assert type(space["train.evaluations_per_epoch"]["high"]) is int
     assert (config.sweep.trials, config.sweep.storage) == (7, "sqlite:////tmp/elsewhere.db")
     assert space["train.batch_size"] == {"choices": [4, 8]}  # choices are shown, not edited
 

@@ -158,8 +158,8 @@ def test_training_on_other_shapes_follows_their_validation_metric(tmp_path, tiny
 def test_bake_off_trains_each_loss_and_writes_the_winner(tmp_path, tiny_folder):
     from sttune_helpers.training import bake_off, plot_bake_off
 
-    run, config = prepare_tiny_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / 'mrpc-train-sample.tsv'}",
-                                                       "data.shape=auto"])
+    source = REPO / "tests" / "data" / "mrpc-train-sample.tsv"
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, [f"data.source={source}", "data.shape=auto"])
     table = bake_off(run, config, candidates=["OnlineContrastiveLoss", "MultipleNegativesRankingLoss"], max_steps=2,
                      train_rows=32)
     assert set(table["loss"]) == {"OnlineContrastiveLoss", "MultipleNegativesRankingLoss"}

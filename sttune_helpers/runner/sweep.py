@@ -35,8 +35,8 @@ from .. import data, losses, training
 from ..config import SWEEP_SPACE_EXAMPLE, ConfigError, RunConfig, SearchParam, load_config
 from ..core.errors import SettingError, SttuneError
 from ..core.io import atomic_write_json, read_json
-from ..evaluation import validation_metric
 from ..rundir import RunDir, check_run_name, open_run
+from ..training import validation_metric
 from .pipeline import default_run_name, prepare_run_dir
 
 SUMMARY_FILE = "sweep.json"

@@ -112,9 +112,33 @@ class TaskShape:
 
     # --- losses -----------------------------------------------------------------------------
 
+    # True where the default loss scores the rest of the batch as negatives: a small batch starves it.
+    in_batch_default: ClassVar[bool] = False
+
     @property
     def default_loss(self) -> LossChoice:
         return self.losses[0]
+
+    def recommend_loss(self, n_train: int, batch_size: int) -> tuple[LossChoice, str]:
+        """The loss for this much data at this batch size, and why (the default unless a shape knows
+        better)."""
+        if self.in_batch_default and batch_size < 32:
+            return self.default_loss, (f"the default for {self.name}; note that a batch of {batch_size} gives each "
+                                       f"text only {max(0, batch_size - 1)} in-batch negatives: raise "
+                                       "train.batch_size if memory allows")
+        return self.default_loss, f"the default for the {self.name} shape at {n_train:,} training rows"
+
+    def loss_shape(self, train_shape: str | None) -> str:
+        """The shape whose losses fit the train split: the train split's own shape ``train_shape``
+        where the data stage changed it (mining turns pairs into triplets), else this one."""
+        return train_shape or self.name
+
+    def fit_loss_columns(self, dataset, loss_name: str, *, in_batch_negatives: bool,
+                         labels: list[str] | None = None, seed: int = 0):
+        """The split as the loss ``loss_name`` takes it (``in_batch_negatives``: that loss scores the
+        rest of the batch as negatives). The trainer passes the text columns in order, and the
+        column called label or score to the loss."""
+        return dataset
 
     # --- evaluation -------------------------------------------------------------------------
 

@@ -47,6 +47,15 @@ class PairBinary(TaskShape):
             raise ValueError(f"pair_binary column 'label' must hold 0/1 values: {error}") from None
         return frame[labels == (1 if positive else 0)]
 
+    # --- losses ---------------------------------------------------------------------------------
+
+    def fit_loss_columns(self, dataset, loss_name: str, *, in_batch_negatives: bool,
+                         labels: list[str] | None = None, seed: int = 0):
+        """An in-batch-negative loss trains on the positive pairs alone, without the label."""
+        if in_batch_negatives:
+            return dataset.filter(lambda row: int(row["label"]) == 1).remove_columns("label")
+        return dataset
+
     # --- evaluation -------------------------------------------------------------------------
 
     thresholds_from_validation = True

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.errors import SettingError
 from ..core.statistics import mean_metrics
 from .base import ItemScores, LossChoice, ScoringError, TaskShape, first_pair_groups
 
@@ -33,6 +34,20 @@ class PairClass(TaskShape):
                           f"{{{', '.join(declared)}}} (data.labels)")
                          for row, raw in zip(rows[outside.to_numpy()], frame.loc[outside, "label"])]
         return problems, frame
+
+    # --- losses ---------------------------------------------------------------------------------
+
+    def fit_loss_columns(self, dataset, loss_name: str, *, in_batch_negatives: bool,
+                         labels: list[str] | None = None, seed: int = 0):
+        """The labels as their indices in ``labels`` (SoftmaxLoss's class ids)."""
+        if labels is None:
+            raise SettingError("pair_class data needs its label set to train")
+        index = {label: i for i, label in enumerate(labels)}
+
+        def encode(row):
+            label = row["label"]
+            return {"label": label if isinstance(label, int) else index[str(label)]}
+        return dataset.map(encode)
 
     # --- evaluation -------------------------------------------------------------------------
 

@@ -18,6 +18,10 @@ class Triplet(TaskShape):
     mining_columns = ("anchor", "positive")
     stated_negative_columns = ("anchor", "negative")
 
+    # --- losses ---------------------------------------------------------------------------------
+
+    in_batch_default = True
+
     # --- evaluation -------------------------------------------------------------------------
 
     item_columns = ("anchor", "positive", "negative")

@@ -1,0 +1,31 @@
+"""Training stage: assemble the sentence-transformers trainer from the config, train with early
+stopping on the validation metric, keep the best checkpoint where it beats the last model beyond
+the validation noise (train.restore_best), save the model with its card.
+
+    setup.py        TrainingSetup, the validation metric, TrainingArguments from the config
+    guards.py       stop on a NaN loss or collapsed embeddings
+    checkpoints.py  the last complete checkpoint; train.restore_best's best-or-last choice
+    train.py        train_model
+    curves.py       loss and validation curves, TensorBoard scalars
+    bake_off.py     train each candidate loss briefly, keep the best in plan.json
+    ranks.py        inside a rank: rank helpers, DDP backend, RankRecorder
+    launch.py       several processes under torchrun, and their failures
+    worker.py       one rank's entry point (python -m sttune_helpers.training.worker); not imported here
+    errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
+
+Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch <- train <- bake_off, worker.
+"""
+
+from .bake_off import bake_off, plot_bake_off
+from .checkpoints import compare_checkpoints
+from .curves import plot_curves, plot_tensorboard, tensorboard_scalars
+from .errors import DistributedTrainingError, EmbeddingCollapseError, TrainingDivergedError, TrainingError
+from .guards import CollapseGuard, NonFiniteLossGuard, mean_pairwise_cosine
+from .launch import check_devices, launch_training
+from .setup import checkpointing_argument, plan_training, validation_metric
+from .train import train_model
+
+__all__ = ["CollapseGuard", "DistributedTrainingError", "EmbeddingCollapseError", "NonFiniteLossGuard",
+           "TrainingDivergedError", "TrainingError", "bake_off", "check_devices", "checkpointing_argument",
+           "compare_checkpoints", "launch_training", "mean_pairwise_cosine", "plan_training", "plot_bake_off",
+           "plot_curves", "plot_tensorboard", "tensorboard_scalars", "train_model", "validation_metric"]

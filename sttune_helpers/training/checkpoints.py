@@ -1,0 +1,106 @@
+"""Checkpoints: the newest complete one (to resume from), and train.restore_best's choice between
+the best checkpoint and the last model after training (a paired bootstrap on the validation split
+for "if_significant"), loaded into the model that is saved."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .. import shapes
+from ..config import RunConfig
+from ..core.io import read_json
+from ..core.reporting import get_logger
+from ..data import read_report
+
+# Open layering violation (issue 16): the validation scores and the bootstrap come from the
+# evaluation stage until they live in core/statistics.py and the shapes.
+from ..evaluation import Bootstrap, load_task, paired_comparison, score_model
+from ..rundir import RunDir
+from .setup import TrainingSetup
+
+log = get_logger(__name__)
+
+
+def last_checkpoint(run: RunDir):
+    """The newest complete checkpoint: the trainer writes trainer_state.json last, so a checkpoint
+    that a kill cut short (no such file, or half of it) is skipped."""
+    def complete(folder) -> bool:
+        try:
+            read_json(folder / "trainer_state.json")
+            return True
+        except (OSError, ValueError):
+            return False
+
+    checkpoints = sorted(run.checkpoints_dir.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+    checkpoints = [c for c in checkpoints if complete(c)]
+    return checkpoints[-1] if checkpoints else None
+
+
+def checkpoint_step(path) -> int:
+    return int(str(path).rsplit("-", 1)[-1])
+
+
+def compare_checkpoints(run: RunDir, config: RunConfig, best_model, last_model, metric_for_best_model: str,
+                        best_step: int, last_step: int) -> dict[str, Any]:
+    """The rule of train.restore_best: which of the best and the last model training keeps, and
+    why. "if_significant" scores both on the validation split with a paired bootstrap and keeps the
+    best only where the interval of best - last lies above 0."""
+    rule = config.train.restore_best
+    record = {"rule": rule, "best_step": best_step, "last_step": last_step, "metric": None, "best_value": None,
+              "last_value": None, "difference": None, "ci95": [None, None], "p_value": None}
+    if rule != "if_significant":
+        kept = "best" if rule == "always" else "last"
+        return {**record, "kept": kept, "reason": f"train.restore_best={rule}: the {kept} model is kept"}
+
+    metric = metric_for_best_model.removeprefix("eval_").removeprefix("validation_")
+    shape = read_report(run)["shape"]
+    if shape == "unlabeled" or metric not in shapes.get(shape).metrics:
+        return {**record, "kept": "best", "reason": f"the validation {metric} has no per-item values to compare "
+                f"checkpoints by: the best checkpoint (step {best_step}) is restored"}
+    task = load_task(run, config, split="validation")
+    boot = Bootstrap.draw(task.n, config.eval.bootstrap_samples, config.eval.confidence, config.seed)
+    scores = {name: score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision)
+              for name, model in (("best", best_model), ("last", last_model))}
+    comparison = paired_comparison("best", "last", metric, {n: s.metrics for n, s in scores.items()},
+                                   {n: s.resampled for n, s in scores.items()}, boot)
+    low = comparison["ci95"][0]
+    kept = "best" if low is not None and low > 0 else "last"
+    interval = (f"[{comparison['ci95'][0]:+.4f}, {comparison['ci95'][1]:+.4f}]" if low is not None else "(no interval)")
+    difference = comparison["difference"]
+    reason = (f"on the {task.n} validation items, best (step {best_step}) - last (step {last_step}) {metric} = "
+              f"{difference:+.4f}, 95% interval {interval}: "
+              + ("the best checkpoint is better beyond the noise and is restored" if kept == "best" else
+                 "not better beyond the noise, so the last (more trained) model is kept"))
+    return {**record, "metric": metric, "best_value": scores["best"].metrics[metric]["value"],
+            "last_value": scores["last"].metrics[metric]["value"], "difference": difference,
+            "ci95": comparison["ci95"], "p_value": comparison["p_value"], "n_validation": task.n,
+            "kept": kept, "reason": reason}
+
+
+def keep_checkpoint(run: RunDir, config: RunConfig, model, state, setup: TrainingSetup) -> dict[str, Any] | None:
+    """Apply train.restore_best after the trainer restored the best checkpoint into ``model``: load
+    the last checkpoint's weights instead where the rule keeps the last model. None where the best
+    checkpoint is the last one (nothing to choose)."""
+    from sentence_transformers import SentenceTransformer
+
+    last = last_checkpoint(run)
+    if state.best_model_checkpoint is None or last is None:
+        return None
+    best_step, last_step = checkpoint_step(state.best_model_checkpoint), checkpoint_step(last)
+    if best_step == last_step:
+        return None
+    last_model = None if config.train.restore_best == "always" else SentenceTransformer(str(last),
+                                                                                         device=str(model.device))
+    started = time.perf_counter()
+    choice = compare_checkpoints(run, config, model, last_model, setup.metric_for_best_model, best_step, last_step)
+    choice["seconds"] = round(time.perf_counter() - started, 1)
+    choice["kept_checkpoint"] = str(last) if choice["kept"] == "last" else state.best_model_checkpoint
+    if choice["kept"] == "last":
+        model.load_state_dict(last_model.state_dict())
+        try:  # the model card names the step of the weights it ships
+            model.model_card_data.set_best_model_step(last_step)
+        except AttributeError:
+            pass
+    log.info(f"checkpoint: {choice['reason']}")
+    return choice

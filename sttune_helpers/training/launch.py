@@ -1,0 +1,180 @@
+"""Data-parallel training: starting the training stage in several processes under torchrun, and
+saying which rank failed and why when it does.
+
+With ``train.nproc > 1``, ``train.train_model`` calls :func:`launch_training`, which starts
+
+    python -m torch.distributed.run --standalone --nproc_per_node N -m sttune_helpers.training.worker RUN_DIR
+
+Each process (rank) runs ``train_model`` on its own share of the batches (``worker.py``); the
+sentence-transformers trainer (through accelerate) sets up DDP from torchrun's environment, with
+gloo on CPU and nccl on CUDA (one GPU per rank). ``train.batch_size`` is per process, so the global
+batch is batch_size x nproc x gradient_accumulation_steps. Rank 0 alone writes the model, the
+checkpoints, training.json and the TensorBoard logs (the trainer adds each rank's RNG state to a
+checkpoint, for resuming); the launcher then reads training.json back. A failing rank's error and
+the tail of its stderr come back as a :class:`DistributedTrainingError`; torchrun stops the other
+ranks, so nothing hangs.
+
+The launcher names the worker module and never imports it (nor ``train.py``): the dependency runs
+one way, worker -> train -> launch -> ranks. This file imports no torch: the launching side needs none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from ..config import save_config
+from ..core.hardware import pick_device
+from ..core.reporting import get_logger
+from .errors import DistributedTrainingError, TrainingError
+from .ranks import ddp_backend
+
+log = get_logger(__name__)
+
+# The module each rank runs (python -m WORKER_MODULE).
+WORKER_MODULE = "sttune_helpers.training.worker"
+# Lines of a failed rank's stderr shown in the error.
+STDERR_TAIL_LINES = 30
+
+
+def check_devices(device: str, nproc: int) -> None:
+    """Fail before launching when the machine cannot hold ``nproc`` ranks on ``device``."""
+    if nproc < 1:
+        raise TrainingError(f"train.nproc must be at least 1, got {nproc}")
+    ddp_backend(device)
+    if device == "cuda":
+        import torch
+
+        available = torch.cuda.device_count()
+        if nproc > available:
+            raise TrainingError(f"train.nproc={nproc} needs one GPU per process, but torch sees {available} CUDA "
+                                "device(s); lower train.nproc or set CUDA_VISIBLE_DEVICES")
+
+
+def torchrun_command(run_dir: Path, config_path: Path, nproc: int, log_dir: Path, resume: bool) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+            f"--log_dir={log_dir}", "--tee=3", "--module", WORKER_MODULE,
+            "--config", str(config_path), *(["--resume"] if resume else []), str(run_dir)]
+
+
+def launch_training(run, config, resume: bool = False, work_dir: str | Path | None = None,
+                    timeout_s: float | None = None) -> dict[str, Any]:
+    """Train in ``config.train.nproc`` processes under torchrun; returns the summary that rank 0
+    wrote to training.json. ``work_dir`` keeps the ranks' config and logs
+    (``logs/<run id>/attempt_0/<rank>/{stdout,stderr}.log``); by default a temporary folder, removed
+    after a success and kept (and named in the error) after a failure. Each rank's output is
+    reported, prefixed with its rank, as it arrives. ``timeout_s`` stops every process after that long."""
+    nproc = config.train.nproc
+    device = pick_device(config.model.device)
+    check_devices(device, nproc)
+    keep = work_dir is not None
+    work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="sttune-torchrun-"))
+    work.mkdir(parents=True, exist_ok=True)
+    config_path = work / "config.yaml"
+    save_config(config, config_path)  # the in-memory config (the panel's edits included), not the run's file
+    log_dir = work / "logs"
+    command = torchrun_command(run.root, config_path, nproc, log_dir, resume)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TQDM_MININTERVAL", "10")  # progress bars arrive line by line here: fewer of them
+    log.info(f"training in {nproc} processes on {device} ({ddp_backend(device)}) under torchrun; logs in {log_dir}")
+    started = time.time()
+    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    # A session of its own, so an interrupt can stop torchrun and every rank together.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               start_new_session=True)
+    timed_out = threading.Event()
+
+    def stop_on_timeout():
+        timed_out.set()
+        _stop(process)
+
+    timer = threading.Timer(timeout_s, stop_on_timeout) if timeout_s else None
+    if timer:
+        timer.start()
+    try:
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            log.info(line)
+        returncode = process.wait()
+    except BaseException:
+        _stop(process)
+        raise
+    finally:
+        if timer:
+            timer.cancel()
+    if timed_out.is_set():
+        raise DistributedTrainingError(f"training in {nproc} processes did not finish within {timeout_s:g} s and "
+                                       f"was stopped; the ranks' logs are in {log_dir}")
+    if returncode != 0:
+        raise DistributedTrainingError(failure_message(nproc, returncode, log_dir, list(tail)))
+    path = run.training_summary_path
+    if not path.is_file() or path.stat().st_mtime < started:
+        raise DistributedTrainingError(f"training in {nproc} processes ended without rank 0 writing {path}; "
+                                       f"the ranks' logs are in {log_dir}")
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+def _tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _error_message(path: Path) -> str | None:
+    """The exception torchrun's @record wrote for a rank ("TypeName: message")."""
+    try:
+        message = json.loads(path.read_text(encoding="utf-8")).get("message")
+    except (OSError, ValueError):
+        return None
+    if isinstance(message, dict):
+        message = message.get("message")
+    return str(message) if message else None
+
+
+def failure_message(nproc: int, returncode: int, log_dir: Path, output_tail: list[str]) -> str:
+    """Which rank failed, with what, and the tail of its stderr."""
+    rank_dirs = sorted((p for p in log_dir.glob("*/attempt_*/*") if p.is_dir() and p.name.isdigit()),
+                       key=lambda p: int(p.name))
+    failed = [p for p in rank_dirs if (p / "error.json").is_file()]
+    if not failed:  # killed by a signal (out of memory, say): whichever rank said something on stderr
+        failed = [p for p in rank_dirs if _tail(p / "stderr.log")]
+    lines = [f"training in {nproc} processes failed (torchrun exit code {returncode})."]
+    for rank_dir in failed:
+        error = _error_message(rank_dir / "error.json")
+        lines.append(f"rank {rank_dir.name} failed" + (f": {error}" if error else ""))
+    if failed:
+        first = failed[0]
+        lines += [f"--- rank {first.name} stderr, last lines ---", _tail(first / "stderr.log") or "(empty)"]
+    else:
+        lines += ["--- torchrun output, last lines ---", *output_tail]
+    lines.append(f"logs of every rank: {log_dir}")
+    return "\n".join(lines)

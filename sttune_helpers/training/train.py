@@ -1,0 +1,181 @@
+"""Training: assemble the sentence-transformers trainer from the plan and the config, train with
+early stopping on the validation metric and the guards, apply train.restore_best, save the model
+with its card and write training.json.
+
+With ``train.nproc > 1`` :func:`train_model` hands over to ``launch.launch_training``, whose
+torchrun processes (``worker.py``) each call :func:`train_model` again; inside a rank it trains.
+The imports run one way: worker -> train -> launch -> ranks."""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from typing import Any, Sequence
+
+from ..config import RunConfig
+from ..core.hardware import pick_device
+from ..core.io import atomic_directory, atomic_write_json, read_json
+from ..core.reporting import get_logger
+from ..data import load_split, read_report
+
+# Open layering violation (issue 16): the validation evaluator comes from the evaluation stage until
+# the shapes build it.
+from ..evaluation import build_evaluator
+from ..losses import GUIDED_LOSSES, build_loss, fit_columns, read_plan_loss
+from ..modeling import dataset_texts, load_configured_model, truncated_texts, truncation_warning
+from ..rundir import RunDir
+from . import ranks
+from .checkpoints import keep_checkpoint, last_checkpoint
+from .errors import TrainingError
+from .guards import CollapseGuard, NonFiniteLossGuard, probe_texts
+from .launch import launch_training
+from .setup import build_training_arguments, plan_training
+
+log = get_logger(__name__)
+
+
+def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Sequence = ()) -> dict[str, Any]:
+    """Train, keep the best checkpoint or the last model (train.restore_best), save the model;
+    returns (and writes) the summary.
+
+    With ``resume`` training continues from the last checkpoint in the run directory (model,
+    optimizer, scheduler and data order), if there is one. ``callbacks`` are extra
+    transformers TrainerCallbacks (progress displays, custom stops).
+
+    With ``train.nproc > 1`` this launches that many processes under torchrun (launch.py),
+    each of which calls this function; rank 0 alone writes into the run directory."""
+    if config.train.nproc < 1:
+        raise TrainingError(f"train.nproc must be at least 1, got {config.train.nproc}")
+    if config.train.nproc > 1 and not ranks.in_worker():
+        if callbacks:
+            raise TrainingError("callbacks run in this process and cannot be passed to training in several "
+                                f"processes (train.nproc={config.train.nproc}); train with train.nproc=1 to use them")
+        return launch_training(run, config, resume=resume)
+
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers import EarlyStoppingCallback
+
+    plan = read_json(run.plan_path)
+    report = read_report(run)
+    data_shape = report["shape"]
+    loss_shape = plan.get("train_shape", data_shape)
+    choice = read_plan_loss(plan)
+    labels = (report.get("labels") or {}).get("names") or config.data.labels
+    train_dataset = fit_columns(load_split(run, "train"), loss_shape, choice.name, labels, seed=config.seed)
+    validation_dataset = load_split(run, "validation")
+    device = pick_device(config.model.device)
+    world_size = ranks.world_size()
+    writes = ranks.is_rank_zero()  # only rank 0 writes into the run directory
+    setup = plan_training(config, len(train_dataset), device, shape=data_shape, loss_name=choice.name,
+                          world_size=world_size)
+    if writes:
+        log.info(f"device {setup.device}; precision {setup.precision}: {setup.precision_reason}")
+        log.info(setup.batch_line())
+
+    model = load_configured_model(config, device=ranks.rank_device(device))
+    truncation = truncated_texts(model, dataset_texts(train_dataset))  # e.g. a 1-MB text: cut, not a crash
+    if truncation and writes:
+        log.warning(truncation_warning(truncation, "training texts").removeprefix("warning: "))
+    guide = None
+    if choice.name in GUIDED_LOSSES:
+        guide = copy.deepcopy(model).requires_grad_(False)  # the base model, frozen, as the guide
+    # Across processes, in-batch negatives come from every process's batch where the loss can gather them.
+    loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"),
+                      gather_across_devices=world_size > 1)
+    gathers = any(getattr(module, "gather_across_devices", False) is True for module in loss.modules())
+    recorder = ranks.RankRecorder(model) if world_size > 1 else None
+    evaluator = build_evaluator(data_shape, validation_dataset, name="validation", batch_size=config.eval.batch_size,
+                                run=run)
+    # The validation loss is computed only where there is no evaluator (it is then what early stopping follows).
+    eval_dataset = None if evaluator is not None else fit_columns(validation_dataset, data_shape, choice.name, labels,
+                                                                  seed=config.seed)
+    callbacks = list(callbacks)
+    if config.train.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience,
+                                               early_stopping_threshold=config.train.early_stopping_threshold))
+    if config.train.stop_on_nan:
+        callbacks.append(NonFiniteLossGuard(config.train.learning_rate, setup.precision))
+    collapse_guard = None
+    if config.train.collapse_threshold is not None:
+        collapse_guard = CollapseGuard(model, probe_texts(validation_dataset), config.train.collapse_threshold)
+        callbacks.append(collapse_guard)
+    # transformers 5 takes the TensorBoard folder from the environment, read when the trainer starts.
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=build_training_arguments(config, run, setup),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        loss=loss,
+        evaluator=evaluator,
+        callbacks=callbacks,
+    )
+    checkpoint = last_checkpoint(run) if resume else None
+    if resume and writes:
+        log.info(f"resuming from {checkpoint}" if checkpoint else
+                 "no checkpoint to resume from: training from the start")
+    on_cuda = model.device.type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(model.device)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.perf_counter() - started
+    peak_memory = torch.cuda.max_memory_allocated(model.device) if on_cuda else None
+    rank_records = None
+    if recorder is not None:
+        rank_records = ranks.gather_from_ranks(recorder.record(steps=trainer.state.global_step,
+                                                               peak_gpu_memory_bytes=peak_memory))
+        log.info(f"rank {ranks.rank()} of {world_size}: {trainer.state.global_step} steps, "
+                 f"{rank_records[ranks.rank()]['texts_encoded']} texts encoded")
+        if peak_memory is not None:
+            peak_memory = max(r["peak_gpu_memory_bytes"] for r in rank_records)
+
+    state = trainer.state
+    choice = keep_checkpoint(run, config, model, state, setup) if writes else None
+    if writes:
+        with atomic_directory(run.model_dir) as tmp:
+            model.save(str(tmp))
+
+    max_steps = state.max_steps
+    summary = {
+        "device": setup.device,
+        "precision": setup.precision,
+        "precision_reason": setup.precision_reason,
+        "loss": plan["loss"]["name"],
+        "batch_sampler": setup.batch_sampler,
+        "world_size": world_size,
+        "ddp_backend": ranks.ddp_backend(setup.device) if world_size > 1 else None,
+        "per_device_batch_size": setup.per_device_batch_size,
+        "gradient_accumulation_steps": setup.gradient_accumulation_steps,
+        "global_batch_size": setup.global_batch_size,
+        "gather_across_devices": gathers,
+        "n_train": len(train_dataset),
+        "truncated_texts": truncation,
+        "steps_per_epoch": setup.steps_per_epoch,
+        "eval_steps": setup.eval_steps,
+        "global_step": state.global_step,
+        "max_steps": max_steps,
+        "stopped_early": state.global_step < max_steps,
+        "resumed_from_step": int(checkpoint.name.rsplit("-", 1)[-1]) if checkpoint else None,
+        "metric_for_best_model": setup.metric_for_best_model,
+        "greater_is_better": setup.greater_is_better,
+        "best_metric": state.best_metric,
+        "best_checkpoint": state.best_model_checkpoint,
+        # The checkpoint whose weights are in the model folder, and train.restore_best's comparison.
+        "kept_checkpoint": choice["kept_checkpoint"] if choice else state.best_model_checkpoint,
+        "checkpoint_choice": choice,
+        "collapse_probe": ({"base": collapse_guard.base_value, "values": collapse_guard.values}
+                           if collapse_guard else None),
+        "train_seconds": round(seconds, 2),
+        "train_samples_per_second": result.metrics.get("train_samples_per_second"),
+        # torch.cuda.max_memory_allocated during training (the largest of the ranks'); None off CUDA.
+        "peak_gpu_memory_bytes": peak_memory,
+        "peak_gpu_memory_gib": round(peak_memory / 2**30, 3) if peak_memory is not None else None,
+        "ranks": rank_records,
+        "log_history": state.log_history,
+    }
+    if writes:
+        atomic_write_json(run.training_summary_path, summary)
+    return summary

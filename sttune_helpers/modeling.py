@@ -48,7 +48,8 @@ def resolve_model_source(name: str) -> ModelSource:
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelNotFoundError(f"model path {name!r} is a file; a model is a folder saved by SentenceTransformer.save")
+            raise ModelNotFoundError(f"model path {name!r} is a file; a model is a folder saved by "
+                                     "SentenceTransformer.save")
         return ModelSource("path", str(path.resolve()))
     tried_path = f"tried the local path {str(path.absolute())!r} (it does not exist)"
     if name.startswith((".", "/", "~")) or not _HUB_ID.match(name):

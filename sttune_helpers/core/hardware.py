@@ -15,7 +15,8 @@ def pick_device(preference: str = "auto") -> str:
 
     if preference != "auto":
         if preference == "cuda" and not torch.cuda.is_available():
-            raise SettingError("model.device is 'cuda' but torch sees no CUDA device (is a CUDA build of torch installed?)")
+            raise SettingError("model.device is 'cuda' but torch sees no CUDA device "
+                               "(is a CUDA build of torch installed?)")
         return preference
     if torch.cuda.is_available():
         return "cuda"

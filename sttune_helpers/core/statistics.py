@@ -84,3 +84,15 @@ def paired_comparison(a: str, b: str, metric: str, values: dict[str, dict], dist
         "ci95": boot.interval(differences),
         "p_value": float(min(1.0, 2 * min(below, above))),
     }
+
+
+def mean_cosine_of_pairs(embeddings: np.ndarray) -> float:
+    """Mean cosine similarity over all distinct pairs of rows (0 for fewer than two rows)."""
+    unit = np.nan_to_num(np.asarray(embeddings, dtype=np.float64))
+    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
+    n = len(unit)
+    if n < 2:
+        return 0.0
+    total = unit.sum(axis=0)
+    # Sum over i != j of e_i . e_j = |sum e|^2 - sum |e_i|^2, without the n x n matrix.
+    return float(total @ total - (unit * unit).sum()) / (n * (n - 1))

@@ -1,9 +1,8 @@
 """Evaluation stage: base vs fine-tuned (and any other model) on the held-out test split, with
 bootstrap intervals, error analysis, a forgetting guard with weight interpolation, and a doctor.
-Each task shape (``shapes/``) says how its items are scored; this package runs the comparison.
+Each task shape (``shapes/``) says how its items are scored, ``scoring/`` scores one model on one
+split (training uses it too, for validation); this package runs the comparison.
 
-    tasks.py           the test split as a TaskSet, and the general-ability reference set (STS-B test)
-    scoring.py         Encoder, ModelScores, score_model (the shape computes the metrics)
     embeddings.py      what stage 05 draws: eval/embeddings.npz and eval/similarities.npz
     evaluate.py        compared_models, evaluate_models: the stage's main step, writes eval/
     report.py          the metrics.json schema, its tables and bar plot
@@ -11,8 +10,6 @@ Each task shape (``shapes/``) says how its items are scored; this package runs t
     interpolation.py   the forgetting guard: weight interpolation, suggest_alpha, model_final/
     doctor.py          checks that name common failures, with fixes
     seeds.py           the spread over runs that differ only in the seed
-    validation.py      what training asks for: the validation evaluator and metric
-    errors.py          EvaluationError
 
 ``eval/metrics.json`` (one schema for every task shape, ``METRICS_SCHEMA``)::
 
@@ -32,11 +29,14 @@ same resampled items for both models) with a two-sided p-value for "no differenc
 follow the sentence-transformers evaluators (``cosine_ap``, ``cosine_ndcg@10``...).
 """
 
-from ..core.statistics import Bootstrap, paired_comparison
-from .doctor import Finding, doctor_table, mean_cosine_of_pairs, run_doctor
+from ..core.statistics import Bootstrap, mean_cosine_of_pairs, paired_comparison
+from ..scoring.errors import EvaluationError
+from ..scoring.models import Encoder, ModelScores, score_model
+from ..scoring.tasks import REFERENCE_NAME, TaskSet, load_task, reference_set, retrieval_tables
+from ..scoring.validation import build_evaluator, primary_metric_key, validation_metric
+from .doctor import Finding, doctor_table, run_doctor
 from .embeddings import load_embeddings, save_embeddings
 from .error_analysis import error_analysis, error_table, item_texts
-from .errors import EvaluationError
 from .evaluate import Evaluation, compared_models, evaluate_models, model_location
 from .interpolation import (
     FINAL_MODEL_DIR,
@@ -48,10 +48,7 @@ from .interpolation import (
     suggest_alpha,
 )
 from .report import METRICS_SCHEMA, comparisons_table, metrics_table, plot_comparison, save_report, validate_report
-from .scoring import Encoder, ModelScores, score_model
 from .seeds import seed_runs, seed_summary
-from .tasks import REFERENCE_NAME, TaskSet, load_task, reference_set, retrieval_tables
-from .validation import build_evaluator, primary_metric_key, validation_metric
 
 __all__ = [
     "Bootstrap", "paired_comparison", "Finding", "doctor_table", "mean_cosine_of_pairs", "run_doctor",

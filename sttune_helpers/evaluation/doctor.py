@@ -12,11 +12,12 @@ import numpy as np
 from .. import shapes
 from ..config import RunConfig
 from ..core.io import read_json
+from ..core.statistics import mean_cosine_of_pairs
 from ..data import cross_split_overlap, load_split, read_report, split_shape
 from ..rundir import RunDir
+from ..scoring.tasks import TaskSet, load_task
 from .embeddings import load_embeddings
 from .evaluate import Evaluation
-from .tasks import TaskSet, load_task
 
 
 @dataclass
@@ -31,18 +32,6 @@ COLLAPSE_COSINE = 0.9  # mean pairwise cosine of distinct test texts above this:
 OVERFIT_DROP = 0.01  # the validation metric fell this far below its best while the training loss fell
 MIN_TRAIN_ROWS = 500
 MIN_IN_BATCH_BATCHES = 20  # in-batch-negative losses need many distinct batches to learn from
-
-
-def mean_cosine_of_pairs(embeddings: np.ndarray) -> float:
-    """Mean cosine similarity over all distinct pairs of rows (0 for fewer than two rows)."""
-    unit = np.nan_to_num(np.asarray(embeddings, dtype=np.float64))
-    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    n = len(unit)
-    if n < 2:
-        return 0.0
-    total = unit.sum(axis=0)
-    # Sum over i != j of e_i . e_j = |sum e|^2 - sum |e_i|^2, without the n x n matrix.
-    return float(total @ total - (unit * unit).sum()) / (n * (n - 1))
 
 
 def _mean_pairwise_cosine(embeddings: np.ndarray, sample: int, seed: int) -> tuple[float, int]:

@@ -13,8 +13,8 @@ import numpy as np
 from .. import shapes
 from ..core.io import give_ordinary_mode
 from ..rundir import RunDir
-from .scoring import ModelScores
-from .tasks import TaskSet
+from ..scoring.models import ModelScores
+from ..scoring.tasks import TaskSet
 
 
 def viz_sentences(task: TaskSet) -> list[str]:

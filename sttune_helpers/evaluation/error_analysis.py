@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
-from .scoring import ModelScores
-from .tasks import TaskSet
+from ..scoring.models import ModelScores
+from ..scoring.tasks import TaskSet
 
 
 def item_texts(task: TaskSet):

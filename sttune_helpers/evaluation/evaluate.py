@@ -12,11 +12,11 @@ from ..config import RunConfig
 from ..core.io import atomic_write_json
 from ..core.statistics import Bootstrap, paired_comparison
 from ..rundir import RunDir
+from ..scoring.errors import EvaluationError
+from ..scoring.models import ModelScores, score_model
+from ..scoring.tasks import REFERENCE_NAME, TaskSet, load_task, reference_set
 from .embeddings import save_embeddings
 from .error_analysis import error_table
-from .errors import EvaluationError
-from .scoring import ModelScores, score_model
-from .tasks import REFERENCE_NAME, TaskSet, load_task, reference_set
 
 
 def model_location(path: str) -> str:

@@ -12,10 +12,10 @@ from ..config import RunConfig
 from ..core.io import atomic_directory, atomic_write_json
 from ..core.statistics import Bootstrap
 from ..rundir import RunDir
-from .errors import EvaluationError
+from ..scoring.errors import EvaluationError
+from ..scoring.models import score_model
+from ..scoring.tasks import REFERENCE_NAME
 from .evaluate import Evaluation
-from .scoring import score_model
-from .tasks import REFERENCE_NAME
 
 FINAL_MODEL_DIR = "model_final"
 

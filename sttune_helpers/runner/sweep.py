@@ -36,7 +36,7 @@ from ..config import SWEEP_SPACE_EXAMPLE, ConfigError, RunConfig, SearchParam, l
 from ..core.errors import SettingError, SttuneError
 from ..core.io import atomic_write_json, read_json
 from ..rundir import RunDir, check_run_name, open_run
-from ..training import validation_metric
+from ..scoring import validation_metric
 from .pipeline import default_run_name, prepare_run_dir
 
 SUMMARY_FILE = "sweep.json"

@@ -22,10 +22,10 @@ from .curves import plot_curves, plot_tensorboard, tensorboard_scalars
 from .errors import DistributedTrainingError, EmbeddingCollapseError, TrainingDivergedError, TrainingError
 from .guards import CollapseGuard, NonFiniteLossGuard, mean_pairwise_cosine
 from .launch import check_devices, launch_training
-from .setup import checkpointing_argument, plan_training, validation_metric
+from .setup import checkpointing_argument, plan_training
 from .train import train_model
 
 __all__ = ["CollapseGuard", "DistributedTrainingError", "EmbeddingCollapseError", "NonFiniteLossGuard",
            "TrainingDivergedError", "TrainingError", "bake_off", "check_devices", "checkpointing_argument",
            "compare_checkpoints", "launch_training", "mean_pairwise_cosine", "plan_training", "plot_bake_off",
-           "plot_curves", "plot_tensorboard", "tensorboard_scalars", "train_model", "validation_metric"]
+           "plot_curves", "plot_tensorboard", "tensorboard_scalars", "train_model"]

@@ -16,8 +16,8 @@ from ..core.io import atomic_write_json, read_json
 from ..data import read_report
 from ..losses import choose_loss, loss_choices, write_plan
 from ..rundir import RunDir
+from ..scoring import validation_metric
 from .errors import TrainingError
-from .setup import validation_metric
 from .train import train_model
 
 

@@ -11,12 +11,10 @@ from .. import shapes
 from ..config import RunConfig
 from ..core.io import read_json
 from ..core.reporting import get_logger
+from ..core.statistics import Bootstrap, paired_comparison
 from ..data import read_report
-
-# Open layering violation (issue 16): the validation scores and the bootstrap come from the
-# evaluation stage until they live in core/statistics.py and the shapes.
-from ..evaluation import Bootstrap, load_task, paired_comparison, score_model
 from ..rundir import RunDir
+from ..scoring import load_task, score_model
 from .setup import TrainingSetup
 
 log = get_logger(__name__)
@@ -54,8 +52,9 @@ def compare_checkpoints(run: RunDir, config: RunConfig, best_model, last_model, 
         return {**record, "kept": kept, "reason": f"train.restore_best={rule}: the {kept} model is kept"}
 
     metric = metric_for_best_model.removeprefix("eval_").removeprefix("validation_")
-    shape = read_report(run)["shape"]
-    if shape == "unlabeled" or metric not in shapes.get(shape).metrics:
+    shape = shapes.get(read_report(run)["shape"])
+    # A shape measured on the reference set has no labelled validation items of its own.
+    if shape.measured_on_reference or metric not in shape.metrics:
         return {**record, "kept": "best", "reason": f"the validation {metric} has no per-item values to compare "
                 f"checkpoints by: the best checkpoint (step {best_step}) is restored"}
     task = load_task(run, config, split="validation")

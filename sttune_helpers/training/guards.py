@@ -7,7 +7,7 @@ import math
 
 from transformers import TrainerCallback
 
-from ..evaluation import mean_cosine_of_pairs
+from ..core.statistics import mean_cosine_of_pairs
 from .errors import EmbeddingCollapseError, TrainingDivergedError
 
 # Texts whose embeddings the collapse guard compares at every evaluation.

@@ -7,15 +7,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .. import shapes
 from ..config import RunConfig
 from ..core.hardware import pick_precision
 from ..losses import IN_BATCH_NEGATIVE_LOSSES
 from ..rundir import RunDir
+from ..scoring import validation_metric
 from .ranks import ddp_backend
 
 # Validation metrics where lower is better (the trainer's own loss).
-LOWER_IS_BETTER = {"loss"}
 
 
 @dataclass
@@ -40,15 +39,6 @@ class TrainingSetup:
         return (f"batch: {self.per_device_batch_size} per device x {self.world_size} process"
                 f"{'es' if self.world_size > 1 else ''} x {self.gradient_accumulation_steps} accumulation step"
                 f"{'s' if self.gradient_accumulation_steps > 1 else ''} = {self.global_batch_size} per optimizer step")
-
-
-def validation_metric(shape: str, chosen: str | None = None) -> tuple[str, bool]:
-    """The trainer's metric_for_best_model for a validation split of ``shape`` and whether greater
-    is better; ``chosen`` (train.early_stopping_metric) overrides the shape's default."""
-    metric = chosen or shapes.get(shape).validation_metric
-    if metric in LOWER_IS_BETTER:
-        return "eval_loss", False
-    return f"eval_validation_{metric}", True
 
 
 def plan_training(config: RunConfig, n_train: int, device: str, shape: str | None = None,

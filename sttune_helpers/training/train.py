@@ -18,13 +18,10 @@ from ..core.hardware import pick_device
 from ..core.io import atomic_directory, atomic_write_json, read_json
 from ..core.reporting import get_logger
 from ..data import load_split, read_report
-
-# Open layering violation (issue 16): the validation evaluator comes from the evaluation stage until
-# the shapes build it.
-from ..evaluation import build_evaluator
 from ..losses import GUIDED_LOSSES, build_loss, fit_columns, read_plan_loss
 from ..modeling import dataset_texts, load_configured_model, truncated_texts, truncation_warning
 from ..rundir import RunDir
+from ..scoring import build_evaluator
 from . import ranks
 from .checkpoints import keep_checkpoint, last_checkpoint
 from .errors import TrainingError

@@ -343,7 +343,8 @@ class ConfigPanel:
                        to_config=lambda text: text.strip() or None, to_control=lambda name: name or "",
                        help_text='as the evaluator names it, e.g. "spearman_cosine", "cosine_ap", "ndcg@10", "loss"'),
             self._bind("train.restore_best",
-                       widgets.Dropdown(description="restore best", options=literal_options(TrainConfig, "restore_best")),
+                       widgets.Dropdown(description="restore best",
+                                        options=literal_options(TrainConfig, "restore_best")),
                        help_text="if_significant: the best checkpoint only where it beats the last beyond the noise"),
         ]
 

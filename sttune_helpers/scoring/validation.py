@@ -1,5 +1,5 @@
-"""What training asks evaluation for: the validation split's evaluator and the metric early
-stopping and checkpoint selection follow, as the trainer names them."""
+"""The validation split's evaluator and the metric that early stopping and checkpoint selection
+follow, as the trainer names them."""
 
 from __future__ import annotations
 

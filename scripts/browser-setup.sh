@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium for the browser test (tests/test_browser.py); called by `make test`.
+# Install Debian's Chromium for the browser test (tests/end_to_end/test_browser.py); called by `make test`.
 # Idempotent and never fatal: it returns at once when Chromium is there, installs chromium and
 # chromium-driver with apt-get when it can (as root, or through sudo without a password), and
 # otherwise says why not and exits 0, so that the test skips with that reason instead.

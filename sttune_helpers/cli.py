@@ -226,26 +226,23 @@ def report_results(name: str, run, results, total: float) -> int:
 
 
 def command_train(args: argparse.Namespace) -> int:
-    from .rundir import open_run
     from .runner.pipeline import prepare_run_dir
+    from .stages import training
 
     if args.nproc is not None and args.nproc < 1:
         raise SettingError(f"--nproc must be at least 1, got {args.nproc}")
     existing = prepare_run_dir(args.runs_dir, args.name, None, continuing=True, overwrite=False)
     overrides = [*args.overrides, *([f"train.nproc={args.nproc}"] if args.nproc is not None else [])]
-    run, config = open_run(existing.root, "training", overrides=overrides)
-    from .training import train_model
-
+    run, config, _ = training.start(existing.root, overrides=overrides)
     print(f"run {args.name}: training in {config.train.nproc} process{'es' if config.train.nproc > 1 else ''}")
     try:
-        summary = train_model(run, config, resume=args.resume)
-    except BaseException as exc:
-        run.fail_stage("training", f"{type(exc).__name__}: {exc}")
-        if not isinstance(exc, Exception):
-            raise
+        with run.stage(training.NAME) as recorded:
+            summary = training.train(run, config, resume=args.resume)
+            recorded.update(training.outcome(summary))
+    except Exception as exc:  # recorded in the manifest by run.stage; an interrupt propagates
         print(f"sttune: error: training failed: {exc}", file=sys.stderr)
         return 1
-    seconds = run.complete_stage("training", global_step=summary["global_step"], best_metric=summary["best_metric"])
+    seconds = recorded["seconds"]
     processes = summary.get("world_size", 1)
     print(f"batch: {summary['per_device_batch_size']} per device x {processes} process{'es' if processes > 1 else ''} "
           f"x {summary['gradient_accumulation_steps']} accumulation = {summary['global_batch_size']} global")

@@ -118,6 +118,13 @@ class RunDir:
     def save_config(self, config: RunConfig) -> None:
         save_config(config, self.config_path)
 
+    def stage_config(self, config: RunConfig, stage: str) -> RunConfig:
+        """The config as ``stage`` works with it: stages after the data stage get the shape it
+        detected (config.yaml keeps "auto")."""
+        if stage != STAGES[0] and config.data.shape == "auto" and self.data_report_path.is_file():
+            config.data.shape = read_json(self.data_report_path)["shape"]
+        return config
+
     # --- manifest ------------------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:
         if self.manifest_path.is_file():
@@ -374,8 +381,6 @@ def open_run(
         config = resolve_config(preset, config_path, overrides)
         run.root.mkdir(parents=True, exist_ok=True)
         run.save_config(config)
-    if stage != STAGES[0] and config.data.shape == "auto" and run.data_report_path.is_file():
-        # Later stages work on the shape the data stage detected (config.yaml keeps "auto").
-        config.data.shape = read_json(run.data_report_path)["shape"]
+    config = run.stage_config(config, stage)
     run.start_stage(stage)
     return run, config

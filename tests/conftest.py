@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"  # small real data sets (tests/data/README.md)
 
 # Nothing in the tests may reach a network; the hub probe is tested separately.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -73,8 +74,8 @@ class BackgroundRun:
 BACKGROUND_COMMANDS = {
     # `sttune run --preset smoke`: the real model through every stage.
     "smoke_run": ("sttune-smoke-", sttune_command("run", "--preset", "smoke", "--name", "smoke")),
-    # Every other task shape through every stage on a tiny model (tests/every_shape_runs.py).
-    "every_shape_runs": ("sttune-shapes-", [sys.executable, str(REPO / "tests" / "every_shape_runs.py"),
+    # Every other task shape through every stage on a tiny model (tests/helpers/every_shape_runs.py).
+    "every_shape_runs": ("sttune-shapes-", [sys.executable, str(REPO / "tests" / "helpers" / "every_shape_runs.py"),
                                             "{workdir}"]),
 }
 _background: dict[str, BackgroundRun] = {}
@@ -141,7 +142,7 @@ def smoke_run():
 
 @pytest.fixture(scope="session")
 def every_shape_runs():
-    """The runs of every other task shape, started at collection (tests/every_shape_runs.py)."""
+    """The runs of every other task shape, started at collection (tests/helpers/every_shape_runs.py)."""
     run = _background["every_shape_runs"]
     result = run.wait()
     assert result.returncode == 0, f"a shape's run failed:\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}"

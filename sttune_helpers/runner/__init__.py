@@ -1,2 +1,6 @@
-"""Running stages outside a single notebook: ``pipeline.py`` executes the five notebooks with papermill
-in one shared kernel (``sttune run``); ``sweep.py`` runs an Optuna study, a run directory per trial."""
+"""Running stages outside a single notebook.
+
+pipeline.py  ``sttune run``: the five notebooks executed with papermill, in one shared kernel
+sweep.py     ``sttune sweep``: an Optuna study, a run directory per trial, calling the stages directly
+worker.py    one rank of a multi-process training run (started by torchrun), calling the training stage
+"""

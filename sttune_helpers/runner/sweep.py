@@ -31,11 +31,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from transformers import TrainerCallback
 
-from .. import data, losses, training
+from .. import data, stages, training
 from ..config import SWEEP_SPACE_EXAMPLE, ConfigError, RunConfig, SearchParam, load_config
 from ..core.errors import SettingError, SttuneError
-from ..core.io import atomic_write_json, read_json
-from ..rundir import RunDir, check_run_name, open_run
+from ..core.io import atomic_write_json
+from ..rundir import RunDir, check_run_name
 from ..scoring import validation_metric
 from .pipeline import default_run_name, prepare_run_dir
 
@@ -90,43 +90,14 @@ def data_is_shared(params: list[SearchParam]) -> bool:
     return not any(p.key == "seed" or p.key.split(".")[0] in ("data", "model") for p in params)
 
 
-# --- the stages, as notebooks 01-03 call them --------------------------------------------------
-
-
-@contextlib.contextmanager
-def _stage(run: RunDir, stage: str) -> Iterator[None]:
-    """Marks the stage failed in the manifest when its body raises."""
-    try:
-        yield
-    except BaseException as exc:
-        if run.stage_status(stage) == "running":
-            run.fail_stage(stage, f"{type(exc).__name__}: {exc}")
-        raise
-
-
-def prepare_data_stage(run: RunDir) -> dict[str, int]:
-    """Notebook 01's calls on the run's config.yaml: prepare, augment, mine negatives, write the splits."""
-    run, config = open_run(run.root, "data_prep")
-    with _stage(run, "data_prep"):
-        prepared = data.prepare_data(config.data, seed=config.seed)
-        data.augment_train(prepared, config.data, seed=config.seed, model_name=config.model.name)
-        if config.data.negatives.enabled:
-            from ..modeling import load_model
-
-            base_model = load_model(config.model.name, config.model.device, config.model.max_seq_length)
-            data.mine_train_negatives(prepared, config.data, base_model, seed=config.seed)
-        data.write_splits(run, prepared)
-        rows = {split: len(frame) for split, frame in prepared.splits.items()}
-    run.complete_stage("data_prep", rows=rows)
-    return rows
+# --- the stages of a trial ----------------------------------------------------------------------
 
 
 def link_data_stage(run: RunDir, source: RunDir) -> None:
     """The data stage of ``run`` as the files of ``source``'s completed data stage, hard-linked where
     the file system allows (safe: every data file is written by an atomic rename, never in place)."""
     source.require_completed("loss_selection")  # i.e. its data_prep has completed
-    run.start_stage("data_prep")
-    with _stage(run, "data_prep"):
+    with run.stage(stages.data_prep.NAME) as recorded:
         if run.data_dir.exists():
             shutil.rmtree(run.data_dir)
 
@@ -137,23 +108,7 @@ def link_data_stage(run: RunDir, source: RunDir) -> None:
                 shutil.copy2(src, dst)
 
         shutil.copytree(source.data_dir, run.data_dir, copy_function=link_or_copy)
-        rows = source.manifest()["stages"]["data_prep"].get("rows")
-    run.complete_stage("data_prep", rows=rows, linked_from=str(source.data_dir))
-
-
-def select_loss_stage(run: RunDir) -> dict[str, Any]:
-    """Notebook 02's calls: the loss plan (and the bake-off, when the config asks for it)."""
-    run, config = open_run(run.root, "loss_selection")
-    with _stage(run, "loss_selection"):
-        report = data.read_report(run)
-        plan = losses.write_plan(run, config, n_train=report["counts"]["train"]["rows"],
-                                 shape=losses.loss_shape(report))
-        if config.loss.bake_off:
-            training.bake_off(run, config, max_steps=config.loss.bake_off_steps,
-                              train_rows=config.loss.bake_off_train_rows)
-            plan = read_json(run.plan_path)
-    run.complete_stage("loss_selection", loss=plan["loss"]["name"])
-    return plan
+        recorded.update(rows=source.manifest()["stages"]["data_prep"].get("rows"), linked_from=str(source.data_dir))
 
 
 class PruningReporter(TrainerCallback):
@@ -184,17 +139,13 @@ class PruningReporter(TrainerCallback):
 
 
 def train_stage(run: RunDir, trial: optuna.Trial, metric: str, keep_checkpoints: bool = False) -> dict[str, Any]:
-    """Notebook 03's calls, with the pruning reporter; a pruned trial's training stage is marked
+    """The training stage with the pruning reporter; a pruned trial's training stage is marked
     failed with the reason."""
-    run, config = open_run(run.root, "training")
     try:
-        with _stage(run, "training"):
-            summary = training.train_model(run, config, callbacks=[PruningReporter(trial, metric)])
+        return stages.training.run(run, callbacks=[PruningReporter(trial, metric)])
     finally:
         if not keep_checkpoints:
             shutil.rmtree(run.checkpoints_dir, ignore_errors=True)  # model/ holds the kept weights
-    run.complete_stage("training", global_step=summary["global_step"], best_metric=summary["best_metric"])
-    return summary
 
 
 # --- the sweep ---------------------------------------------------------------------------------
@@ -284,7 +235,7 @@ def _shared_data(config: RunConfig, root: Path, data_from: RunDir | None, echo: 
             return shared
     echo(f"preparing the data once for every trial in {shown_path(shared.root)}")
     shared = prepare_run_dir(root, SHARED_DATA_RUN, config, continuing=False, overwrite=True)
-    prepare_data_stage(shared)
+    stages.data_prep.run(shared)
     return shared
 
 
@@ -352,8 +303,8 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
                     if shared is not None:
                         link_data_stage(run, shared)
                     else:
-                        prepare_data_stage(run)
-                    select_loss_stage(run)
+                        stages.data_prep.run(run)
+                    stages.loss_selection.run(run)
                     summary = train_stage(run, trial, metric, keep_checkpoints=config.sweep.keep_checkpoints)
             except optuna.TrialPruned:
                 raise

@@ -10,10 +10,10 @@ the validation noise (train.restore_best), save the model with its card.
     bake_off.py     train each candidate loss briefly, keep the best in plan.json
     ranks.py        inside a rank: rank helpers, DDP backend, RankRecorder
     launch.py       several processes under torchrun, and their failures
-    worker.py       one rank's entry point (python -m sttune_helpers.training.worker); not imported here
     errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
 
-Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch <- train <- bake_off, worker.
+Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch <- train <- bake_off.
+Each rank's entry point is runner/worker.py, which runs the training stage's step.
 """
 
 from .bake_off import bake_off, plot_bake_off

@@ -3,7 +3,7 @@ saying which rank failed and why when it does.
 
 With ``train.nproc > 1``, ``train.train_model`` calls :func:`launch_training`, which starts
 
-    python -m torch.distributed.run --standalone --nproc_per_node N -m sttune_helpers.training.worker RUN_DIR
+    python -m torch.distributed.run --standalone --nproc_per_node N -m sttune_helpers.runner.worker RUN_DIR
 
 Each process (rank) runs ``train_model`` on its own share of the batches (``worker.py``); the
 sentence-transformers trainer (through accelerate) sets up DDP from torchrun's environment, with
@@ -42,7 +42,7 @@ from .ranks import ddp_backend
 log = get_logger(__name__)
 
 # The module each rank runs (python -m WORKER_MODULE).
-WORKER_MODULE = "sttune_helpers.training.worker"
+WORKER_MODULE = "sttune_helpers.runner.worker"
 # Lines of a failed rank's stderr shown in the error.
 STDERR_TAIL_LINES = 30
 

@@ -9,13 +9,13 @@ import optuna
 import pytest
 import yaml
 from conftest import sttune
-from tiny_model import build_tiny_model_folder
+from helpers.tiny_model import build_tiny_model_folder
 
 from sttune_helpers.config import ConfigError, RunConfig, load_config, load_preset
 from sttune_helpers.core.io import read_json
 from sttune_helpers.rundir import RunDir
 from sttune_helpers.runner.sweep import PruningReporter, describe_trial, plot_importance, run_sweep, trials_table
-from sttune_helpers.ui.widgets import SweepPanel, sweep_panel
+from sttune_helpers.ui import SweepPanel, sweep_panel
 
 SPACE = {
     "train.learning_rate": {"low": 1.0e-5, "high": 1.0e-3, "log": True},

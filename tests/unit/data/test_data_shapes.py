@@ -1,10 +1,10 @@
 """The data stage on every task shape, on samples of the real data sets (tests/data, see its README)."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import DATA
 
 from sttune_helpers.cli import main as sttune_main
 from sttune_helpers.config import DataConfig
@@ -21,7 +21,6 @@ from sttune_helpers.data import (
 )
 from sttune_helpers.rundir import RunDir
 
-DATA = Path(__file__).parent / "data"
 MRPC = DATA / "mrpc-train-sample.tsv"
 SNLI = DATA / "snli-sample.tsv"
 SCIFACT = DATA / "scifact-mini"

@@ -1,7 +1,7 @@
 """Interruption and recovery: a run stopped in training by SIGINT, or killed with SIGKILL (the sttune
 process and its kernel), keeps no model or metrics of the unfinished stage, its manifest says which
 stage stopped and why, and `sttune run --resume --name NAME` finishes it from the last checkpoint to
-the model and metrics of an uninterrupted run (tests/test_reproducibility.py's run `a`)."""
+the model and metrics of an uninterrupted run (tests/end_to_end/test_reproducibility.py's run `a`)."""
 
 import json
 import os

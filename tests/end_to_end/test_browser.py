@@ -32,7 +32,7 @@ import yaml
 from conftest import REPO, sttune_command, sttune_env
 
 from sttune_helpers.rundir import STAGES
-from sttune_helpers.ui.widgets import dom_class
+from sttune_helpers.ui import dom_class
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 from conftest import REPO, sttune
-from tiny_model import build_tiny_model_folder
-from tiny_model import prepared_run as prepare_tiny_run
+from helpers.tiny_model import build_tiny_model_folder
+from helpers.tiny_model import prepared_run as prepare_tiny_run
 
 from sttune_helpers import cli
 from sttune_helpers.config import load_preset

@@ -1,6 +1,6 @@
 """Reproducibility: the same config and seed, run twice through `sttune run` on CPU, give identical
 metrics.json values; the manifest records what a replay needs (config, seed, versions, data
-checksums). The first of the two runs is also the uninterrupted reference of tests/test_recovery.py."""
+checksums). The first of the two runs is also the uninterrupted reference of tests/end_to_end/test_recovery.py."""
 
 import hashlib
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SMOKE_TIMEOUT_S, sttune_command, sttune_env
-from tiny_model import build_tiny_model_folder
+from helpers.tiny_model import build_tiny_model_folder
 
 from sttune_helpers.config import RunConfig, load_config
 from sttune_helpers.rundir import STAGES
@@ -106,7 +106,8 @@ def test_same_config_and_seed_give_identical_metrics(runs):
             "models.base.metrics.pearson_cosine.ci95[1]", "comparisons[0].p_value",
             "reference.models.fine_tuned.metrics.spearman_cosine.value", "interpolation[1].task"} <= set(values)
     # Training changed the model (else equal metrics would say nothing about training).
-    assert values["models.fine_tuned.metrics.spearman_cosine.value"] != values["models.base.metrics.spearman_cosine.value"]
+    fine_tuned, base = "models.fine_tuned.metrics.spearman_cosine.value", "models.base.metrics.spearman_cosine.value"
+    assert values[fine_tuned] != values[base]
     assert numbers(metrics_b) == values  # exactly equal, every value and every interval bound
     assert metrics_b == metrics_a
     # The saved embeddings and the training curve too, bit for bit.

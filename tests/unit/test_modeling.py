@@ -74,7 +74,7 @@ def test_cpu_bf16_is_chosen_only_where_it_was_measured_faster(tmp_path, monkeypa
 
 @pytest.fixture(scope="module")
 def tiny_folder(tmp_path_factory):
-    from tiny_model import build_tiny_model_folder
+    from helpers.tiny_model import build_tiny_model_folder
 
     return str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model"))
 

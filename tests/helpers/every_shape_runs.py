@@ -1,8 +1,8 @@
 """All five stage notebooks on each task shape but pair_score (the smoke run's), on a tiny model,
-in one shared kernel: `python tests/every_shape_runs.py WORKDIR` writes WORKDIR/runs/<shape>/.
+in one shared kernel: `python tests/helpers/every_shape_runs.py WORKDIR` writes WORKDIR/runs/<shape>/.
 
 The test suite starts this in the background when collection ends, beside the smoke run, so that it
-uses the core the unit tests leave free; test_pipeline.py checks what it wrote."""
+uses the core the unit tests leave free; end_to_end/test_pipeline.py checks what it wrote."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent  # tests/
 SHAPES = ("pair_binary", "pair_class", "triplet", "retrieval", "unlabeled")
 
 
@@ -36,8 +36,7 @@ def shape_cases(workdir: Path) -> dict[str, list[str]]:
 
 def main(workdir: Path) -> int:
     sys.path.insert(0, str(HERE))
-    from tiny_model import build_tiny_model_folder
-
+    from helpers.tiny_model import build_tiny_model_folder
     from sttune_helpers.config import load_preset
     from sttune_helpers.rundir import STAGES
     from sttune_helpers.runner.pipeline import ensure_kernel, prepare_run_dir, run_stages, stage_kernel

@@ -140,8 +140,8 @@ def tiny_pair(tmp_path_factory):
     import copy
 
     import torch
+    from helpers.tiny_model import build_tiny_model_folder
     from sentence_transformers import SentenceTransformer
-    from tiny_model import build_tiny_model_folder
 
     base = SentenceTransformer(str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model")), device="cpu")
     tuned = copy.deepcopy(base)

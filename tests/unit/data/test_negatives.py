@@ -6,6 +6,7 @@ import re
 
 import pandas as pd
 import pytest
+from conftest import DATA
 
 from sttune_helpers.data.lexical import lexical_candidates
 from sttune_helpers.data.negatives import MinedNegatives, mine_negatives, positive_pairs
@@ -286,13 +287,12 @@ def test_data_stage_mines_the_train_split_of_beir_data(model, tmp_path):
     """The data stage's glue: the train split of a BEIR folder becomes triplets with mined
     negatives drawn from the whole corpus; validation and test stay (query, positive) pairs."""
     import json
-    from pathlib import Path
 
     from sttune_helpers.config import DataConfig, NegativesConfig
     from sttune_helpers.data import load_split, mine_train_negatives, prepare_data, write_splits
     from sttune_helpers.rundir import RunDir
 
-    config = DataConfig(source=str(Path(__file__).parent / "data" / "scifact-mini"),
+    config = DataConfig(source=str(DATA / "scifact-mini"),
                         negatives=NegativesConfig(enabled=True, candidates="both", num_negatives=2, range_max=20))
     prepared = prepare_data(config, seed=0)
     train_pairs = prepared.splits["train"][["anchor", "positive"]].copy()

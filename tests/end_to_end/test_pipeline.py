@@ -114,7 +114,7 @@ def test_failing_stage_names_stage_cell_error_and_notebook(tmp_path):
     assert result.returncode == 1
     out = result.stdout + result.stderr
     assert "stage 'data_prep' failed in cell" in out
-    assert "prepare_data(config.data" in out  # the failing cell's source
+    assert "data_prep.prepare(config)" in out  # the failing cell's source
     assert "bad.csv, row 3, column 'score': expected a number, got 'very similar'" in out
     assert "runs/broken/notebooks/01_data_prep.ipynb" in out
     manifest = json.loads((tmp_path / "runs" / "broken" / "manifest.json").read_text())
@@ -151,8 +151,8 @@ def test_committed_notebooks_are_clean_and_parameterized():
 
 def test_every_stage_notebook_runs_for_every_shape(every_shape_runs):
     """All five notebooks through papermill on each other task shape, on a tiny model
-    (tests/every_shape_runs.py, run in the background); pair_score on the real model is the smoke run."""
-    from every_shape_runs import SHAPES
+    (tests/helpers/every_shape_runs.py, run in the background); pair_score on the real model is the smoke run."""
+    from helpers.every_shape_runs import SHAPES
 
     for shape in SHAPES:
         run_dir = every_shape_runs / shape

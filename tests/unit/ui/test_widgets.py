@@ -7,7 +7,7 @@ import pytest
 from sttune_helpers.config import BatchSampler, Pooling, Precision, Scheduler, load_config, load_preset
 from sttune_helpers.losses import loss_choices
 from sttune_helpers.rundir import RunDir
-from sttune_helpers.ui.widgets import ConfigPanel, show_panel
+from sttune_helpers.ui import ConfigPanel, show_panel
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def test_a_failed_training_is_reported(config, run):
 
 
 def test_interpolation_picker_shows_each_alphas_scores_and_saves_the_chosen_one():
-    from sttune_helpers.ui.widgets import interpolation_picker
+    from sttune_helpers.ui import interpolation_picker
 
     rows = [{"alpha": 0.0, "task": 0.70, "reference": 0.82}, {"alpha": 0.5, "task": 0.78, "reference": None},
             {"alpha": 1.0, "task": 0.80, "reference": 0.75}]

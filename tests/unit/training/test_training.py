@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 from conftest import REPO
-from tiny_model import build_tiny_model_folder
-from tiny_model import prepared_run as prepare_tiny_run
+from helpers.tiny_model import build_tiny_model_folder
+from helpers.tiny_model import prepared_run as prepare_tiny_run
 
 from sttune_helpers.config import load_preset
 from sttune_helpers.training import (

@@ -3,7 +3,7 @@
 import math
 
 import pytest
-from tiny_model import build_tiny_model_folder
+from helpers.tiny_model import build_tiny_model_folder
 
 from sttune_helpers import shapes
 from sttune_helpers.config import load_preset

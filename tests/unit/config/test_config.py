@@ -39,7 +39,8 @@ def test_dotted_overrides_are_typed():
 
 
 def test_unknown_key_is_named_with_a_suggestion():
-    with pytest.raises(ConfigError, match=r"unknown config key 'train.learnin_rate' \(did you mean 'train.learning_rate'\?\)"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown config key 'train.learnin_rate' \(did you mean 'train.learning_rate'\?\)"):
         RunConfig().with_overrides(["train.learnin_rate=1e-5"])
     with pytest.raises(ConfigError, match="unknown config key 'trian'"):
         RunConfig.from_dict({"trian": {"epochs": 1}})
@@ -48,7 +49,8 @@ def test_unknown_key_is_named_with_a_suggestion():
 def test_wrong_type_names_key_and_expected_type():
     with pytest.raises(ConfigError, match=r"'train.batch_size' expects an integer, got 'big'"):
         RunConfig().with_overrides(["train.batch_size=big"])
-    with pytest.raises(ConfigError, match=r"'train.precision' expects one of 'auto', 'bf16', 'fp16', 'fp32', got 'fp8'"):
+    with pytest.raises(ConfigError,
+                       match=r"'train.precision' expects one of 'auto', 'bf16', 'fp16', 'fp32', got 'fp8'"):
         RunConfig().with_overrides({"train.precision": "fp8"})
     with pytest.raises(ConfigError, match=r"'train.epochs' expects a number, got True"):
         RunConfig.from_dict({"train": {"epochs": True}})

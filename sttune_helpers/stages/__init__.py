@@ -1,0 +1,15 @@
+"""The five stages, one file each, in the order they run. Each holds the steps its notebook calls,
+``start`` (open the run and mark the stage running), ``complete`` (record it done) and ``run``, which
+does the whole stage headlessly inside ``RunDir.stage``: the sweep, ``sttune train`` and the
+distributed worker call these same functions, so a step is written once.
+
+data_prep.py       01: load, validate, clean, split, augment, mine negatives, write the splits
+loss_selection.py  02: the loss plan (and the bake-off)
+training.py        03: fine-tune, curves, the kept checkpoint
+evaluation.py      04: every model on the test split, the reference, interpolation, errors, doctor
+embedding_viz.py   05: UMAP maps, similarity distributions, silhouettes, the projector
+"""
+
+from . import data_prep, embedding_viz, evaluation, loss_selection, training
+
+__all__ = ["data_prep", "loss_selection", "training", "evaluation", "embedding_viz"]

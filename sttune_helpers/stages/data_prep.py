@@ -1,0 +1,74 @@
+"""Stage 1 (notebook 01): load the data, decide its shape, check every row, clean and split it,
+augment the train split, mine hard negatives, and write the splits and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import data
+from ..config import RunConfig
+from ..data.negatives import MinedNegatives
+from ..modeling import load_model
+from ..rundir import RunDir, open_run
+
+NAME = "data_prep"
+
+
+def start(run_dir: str | Path, preset: str | None = "default", config_path: str | Path | None = None,
+          overrides: dict[str, Any] | list[str] | None = None) -> tuple[RunDir, RunConfig]:
+    """Open (or create) the run with its config and mark the stage running."""
+    return open_run(run_dir, NAME, preset=preset, config_path=config_path, overrides=overrides)
+
+
+def prepare(config: RunConfig) -> data.PreparedData:
+    """Load, detect the shape, validate, normalise, de-duplicate, decontaminate and split."""
+    return data.prepare_data(config.data, seed=config.seed)
+
+
+def describe(prepared: data.PreparedData) -> str:
+    """The shape, the score scale or labels, and how the data was split, in a few lines."""
+    report = prepared.report
+    lines = [f"shape: {prepared.shape} ({report['shape_reason']})"]
+    if "score_scale" in report:
+        scale = report["score_scale"]
+        lines.append(f"scores on a {scale['original'][0]:g}-{scale['original'][1]:g} scale "
+                     f"({'detected' if scale['detected'] else 'from data.score_range'}), normalised to 0..1")
+    if "labels" in report:
+        lines.append(f"labels: {', '.join(report['labels']['names'])}")
+    lines.append(f"split: {report['split_method']}")
+    return "\n".join(lines)
+
+
+def augment(prepared: data.PreparedData, config: RunConfig) -> list[dict[str, Any]]:
+    """Rule-based pairs, synonyms, back-translation and SimCSE pairs on the train split (data.augment)."""
+    return data.augment_train(prepared, config.data, seed=config.seed, model_name=config.model.name)
+
+
+def mine_negatives(prepared: data.PreparedData, config: RunConfig) -> MinedNegatives | None:
+    """Hard negatives for the train split with the base model, where data.negatives.enabled."""
+    if not config.data.negatives.enabled:
+        return None
+    base_model = load_model(config.model.name, config.model.device, config.model.max_seq_length)
+    return data.mine_train_negatives(prepared, config.data, base_model, seed=config.seed)
+
+
+def write(run: RunDir, prepared: data.PreparedData) -> dict[str, int]:
+    """Write the splits and the report; returns the rows of each split."""
+    data.write_splits(run, prepared)
+    return {split: len(frame) for split, frame in prepared.splits.items()}
+
+
+def complete(run: RunDir, rows: dict[str, int]) -> float:
+    return run.complete_stage(NAME, rows=rows)
+
+
+def run(run_dir: str | Path | RunDir) -> dict[str, int]:
+    """The whole stage on the run's config.yaml; returns the rows of each split."""
+    run, config = start(run_dir.root if isinstance(run_dir, RunDir) else run_dir)
+    with run.stage(NAME) as recorded:
+        prepared = prepare(config)
+        augment(prepared, config)
+        mine_negatives(prepared, config)
+        recorded["rows"] = write(run, prepared)
+    return recorded["rows"]

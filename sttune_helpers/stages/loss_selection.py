@@ -1,0 +1,58 @@
+"""Stage 2 (notebook 02): the shape of the training data decides the loss; this stage records the
+choice, the reason and the alternatives in plan.json, and with loss.bake_off trains each candidate
+briefly and keeps the best."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .. import data, losses, training
+from ..config import RunConfig
+from ..core.io import read_json
+from ..rundir import RunDir, open_run
+
+NAME = "loss_selection"
+
+
+def start(run_dir: str | Path, preset: str | None = "default", config_path: str | Path | None = None,
+          overrides: dict[str, Any] | list[str] | None = None) -> tuple[RunDir, RunConfig]:
+    return open_run(run_dir, NAME, preset=preset, config_path=config_path, overrides=overrides)
+
+
+def train_shape(run: RunDir) -> str:
+    """The shape whose losses fit the train split (mining turns pairs into triplets)."""
+    return losses.loss_shape(data.read_report(run))
+
+
+def plan(run: RunDir, config: RunConfig) -> dict[str, Any]:
+    """Choose the loss and write plan.json (loss, reason, alternatives, hyperparameters)."""
+    report = data.read_report(run)
+    return losses.write_plan(run, config, n_train=report["counts"]["train"]["rows"], shape=losses.loss_shape(report))
+
+
+def bake_off(run: RunDir, config: RunConfig):
+    """With loss.bake_off: each candidate trains the same steps on the same rows and is scored on
+    validation; plan.json then names the best. Returns the table and the plan, or None when off."""
+    if not config.loss.bake_off:
+        return None
+    table = training.bake_off(run, config, max_steps=config.loss.bake_off_steps,
+                              train_rows=config.loss.bake_off_train_rows)
+    training.plot_bake_off(table, path=run.root / "bake_off.png")
+    return table, read_json(run.plan_path)
+
+
+def complete(run: RunDir, chosen: dict[str, Any]) -> float:
+    return run.complete_stage(NAME, loss=chosen["loss"]["name"])
+
+
+def run(run_dir: str | Path | RunDir) -> dict[str, Any]:
+    """The whole stage on the run's config.yaml; returns the plan."""
+    run, config = start(run_dir.root if isinstance(run_dir, RunDir) else run_dir)
+    with run.stage(NAME) as recorded:
+        chosen = plan(run, config)
+        baked = bake_off(run, config)
+        if baked is not None:
+            chosen = baked[1]
+        recorded["loss"] = chosen["loss"]["name"]
+    return chosen

@@ -1,0 +1,62 @@
+"""Stage 3 (notebook 03): fine-tune with the sentence-transformers trainer and the plan's loss,
+validating as it goes, with early stopping, and keep the best checkpoint where it beats the last
+beyond the noise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import training
+from ..config import RunConfig
+from ..core.io import read_json
+from ..rundir import RunDir, open_run
+
+NAME = "training"
+
+
+def start(run_dir: str | Path, preset: str | None = "default", config_path: str | Path | None = None,
+          overrides: dict[str, Any] | list[str] | None = None) -> tuple[RunDir, RunConfig, dict[str, Any]]:
+    """Open the run, mark the stage running, and read the loss plan."""
+    run, config = open_run(run_dir, NAME, preset=preset, config_path=config_path, overrides=overrides)
+    return run, config, read_json(run.plan_path)
+
+
+def train(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Sequence = ()) -> dict[str, Any]:
+    """Train (in train.nproc processes where asked); writes model/ and training.json."""
+    return training.train_model(run, config, resume=resume, callbacks=callbacks)
+
+
+def curves(run: RunDir):
+    """Training loss, learning rate and validation metrics from the TensorBoard event files."""
+    return training.plot_tensorboard(run.tensorboard_dir, path=run.root / "training_curves.png")
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """How training went, in a few lines."""
+    lines = [f"{summary['global_step']} of {summary['max_steps']} steps"
+             + (" (stopped early)" if summary["stopped_early"] else "")
+             + f", {summary['train_seconds']:.0f} s, {summary['train_samples_per_second']:.1f} samples/s; "
+             f"best {summary['metric_for_best_model']} = {summary['best_metric']:.4f} at {summary['best_checkpoint']}"]
+    if summary["checkpoint_choice"]:  # train.restore_best: the best checkpoint or the last model
+        lines.append(summary["checkpoint_choice"]["reason"])
+    lines.append(f"model weights from {summary['kept_checkpoint']}")
+    return "\n".join(lines)
+
+
+def outcome(summary: dict[str, Any]) -> dict[str, Any]:
+    return {"global_step": summary["global_step"], "best_metric": summary["best_metric"]}
+
+
+def complete(run: RunDir, summary: dict[str, Any]) -> float:
+    return run.complete_stage(NAME, **outcome(summary))
+
+
+def run(run_dir: str | Path | RunDir, overrides: dict[str, Any] | list[str] | None = None, resume: bool = False,
+        callbacks: Sequence = ()) -> dict[str, Any]:
+    """The whole stage on the run's config.yaml (plus ``overrides``); returns training.json's summary."""
+    run, config, _ = start(run_dir.root if isinstance(run_dir, RunDir) else run_dir, overrides=overrides)
+    with run.stage(NAME) as recorded:
+        summary = train(run, config, resume=resume, callbacks=callbacks)
+        recorded.update(outcome(summary))
+    return summary

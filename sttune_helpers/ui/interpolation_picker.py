@@ -1,0 +1,45 @@
+"""Notebook 04's slider over the weight-interpolation sweep: the test and reference scores at each
+alpha, and a button that saves the chosen mix as the final model."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import ipywidgets as widgets
+from IPython.display import display
+
+from .config_panel import _STYLE, _WIDE, _escape
+
+
+def interpolation_picker(rows: list[dict[str, Any]], save: Callable[[float], Any], interactive: bool = True,
+                         suggested: float | None = None) -> widgets.VBox | None:
+    """A slider over the interpolation sweep's alphas that shows the test and reference scores at
+    each, and a button that saves the chosen mix (``save(alpha)``). None in headless runs."""
+    if not interactive or not rows:
+        return None
+    alphas = [row["alpha"] for row in rows]
+    by_alpha = {row["alpha"]: row for row in rows}
+    slider = widgets.SelectionSlider(options=alphas, value=suggested if suggested in by_alpha else alphas[-1],
+                                     description="alpha (0 base, 1 fine-tuned)", style=_STYLE, layout=_WIDE)
+    scores = widgets.HTML()
+    button = widgets.Button(description="Save as final model", button_style="primary")
+    status = widgets.HTML()
+
+    def describe(alpha: float) -> str:
+        row = by_alpha[alpha]
+        task = "n/a" if row["task"] is None else f"{row['task']:.4f}"
+        reference = "n/a" if row["reference"] is None else f"{row['reference']:.4f}"
+        return f"test {task} · reference {reference}"
+
+    def on_change(change):
+        scores.value = describe(change["new"])
+
+    def on_save(_):
+        status.value = f"saved alpha {slider.value} to {_escape(str(save(slider.value)))}"
+
+    slider.observe(on_change, names="value")
+    button.on_click(on_save)
+    scores.value = describe(slider.value)
+    box = widgets.VBox([slider, scores, widgets.HBox([button, status])])
+    display(box)
+    return box

@@ -4,14 +4,17 @@ ARGS ?=
 # Byte-code is written on first import (set-up no longer compiles every file of every package).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: run test setup lab
+.PHONY: run test lint setup lab
 
 run: setup  ## the whole notebook pipeline on the embedded default (STS-B, all-MiniLM-L6-v2)
 	$(VENV)/bin/sttune run --preset default $(ARGS)
 
 test: setup  ## the test suite
-	@scripts/browser-setup.sh || true  # Chromium for tests/test_browser.py; never fails the tests
+	@scripts/browser-setup.sh || true  # Chromium for tests/end_to_end/test_browser.py; never fails the tests
 	$(VENV)/bin/python -m pytest $(ARGS)
+
+lint: setup  ## ruff over the package, tests and benchmarks (configured in pyproject.toml)
+	$(VENV)/bin/ruff check .
 
 lab: setup  ## JupyterLab on the notebooks
 	$(VENV)/bin/sttune lab $(ARGS)

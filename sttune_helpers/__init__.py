@@ -1,7 +1,15 @@
 """sttune: a notebook-first workbench for fine-tuning Sentence Transformers.
 
-One module per pipeline stage (data, losses, training, evaluation, viz), mirroring the notebooks
-in ``notebooks/``; ``config`` and ``rundir`` hold the settings and the run-directory contract.
+Layers, lowest first; a module imports only its own layer or lower ones (tests/unit/test_architecture.py):
+
+    core/       file I/O, the SttuneError base, device and precision, statistics, the logger
+    config/     the RunConfig schema, presets, overrides, the sweep space
+    rundir.py   the run-directory contract: paths, manifest, ``RunDir.stage(name)``
+    shapes/     one file per task shape: columns, validation, losses, metrics, evaluator, scoring
+    modeling.py model loading, dropout, pooling
+    data/  scoring/  losses/  training/  evaluation/  viz/   the work of each stage
+    stages/     the five stages' steps, as the notebooks, the sweep, the CLI and the workers call them
+    runner/  ui/  cli.py   papermill runs, sweeps and torchrun workers; widgets; the ``sttune`` command
 """
 
 from importlib import metadata

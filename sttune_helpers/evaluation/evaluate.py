@@ -9,8 +9,10 @@ from typing import Any
 
 from .. import shapes
 from ..config import RunConfig
+from ..core.hardware import resolve_encoding_precision
 from ..core.io import atomic_write_json
 from ..core.statistics import Bootstrap, paired_comparison
+from ..modeling import load_model, resolve_model_source
 from ..rundir import RunDir
 from ..scoring.errors import EvaluationError
 from ..scoring.models import ModelScores, score_model
@@ -38,8 +40,6 @@ def compared_models(run: RunDir, config: RunConfig, extra: dict[str, str] | None
 
 
 def _report_block(task: TaskSet, scores: dict[str, ModelScores], paths: dict[str, str], boot: Bootstrap) -> dict:
-    from ..modeling import resolve_model_source
-
     def location(path):
         try:
             return resolve_model_source(path).location
@@ -73,9 +73,6 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     """Evaluate each named model on the test split and, when config.eval.reference is on, on the
     reference set; write eval/metrics.json, embeddings.npz, similarities.npz and errors.csv.
     ``loaded`` maps names to models already in memory (skips loading them again)."""
-    from ..core.hardware import resolve_encoding_precision
-    from ..modeling import load_model
-
     models = models or compared_models(run, config)
     loaded = dict(loaded or {})
     task = load_task(run, config)

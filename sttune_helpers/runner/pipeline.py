@@ -12,12 +12,14 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from ..config import RunConfig
 from ..core.errors import SettingError
+from ..core.reporting import get_logger
 from ..rundir import NOTEBOOKS, STAGES, RunDir, RunDirError, check_run_name
 
+log = get_logger(__name__)
 KERNEL_NAME = "sttune"
 KERNEL_DISPLAY_NAME = "Python (sttune)"
 NOTEBOOKS_ENV = "STTUNE_NOTEBOOKS"
@@ -107,13 +109,14 @@ def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continu
         run.save_config(config)
     if continuing:
         for stage in run.recover_interrupted():
-            print(f"stage {stage!r} was left running by a process that no longer exists: marked interrupted")
+            log.info(f"stage {stage!r} was left running by a process that no longer exists: marked interrupted")
     return run
 
 
 def preflight(config: RunConfig, stages: Sequence[str]) -> None:
     """Fail within seconds, before a run directory or a kernel exists, on what would otherwise stop
     a stage minutes in: a data source or a model that is not there (each error says what was tried)."""
+    # Imported here: `sttune run` starts faster without pandas and the hub client at import.
     if STAGES[0] in stages:
         from ..data import resolve_source
 
@@ -251,7 +254,7 @@ def notebook_parameters(notebook: Path, run: RunDir, extra: dict | None) -> dict
 
 
 def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
-               echo: Callable[[str], None] = print, shared_kernel: bool = True,
+               shared_kernel: bool = True,
                kernel=None, parameters: dict | None = None) -> list[StageResult]:
     """Execute the notebooks of ``stages`` in order; stop at the first failure.
 
@@ -272,7 +275,7 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
         manager = kernel if kernel is not None else stack.enter_context(stage_kernel(kernel_name, shared_kernel))
         for position, stage in enumerate(stages, start=1):
             output = run.notebooks_dir / NOTEBOOKS[stage]
-            echo(f"[{position}/{len(stages)}] {stage:<15} {NOTEBOOKS[stage]} ...")
+            log.info(f"[{position}/{len(stages)}] {stage:<15} {NOTEBOOKS[stage]} ...")
             started = time.perf_counter()
             error = None
             try:
@@ -294,16 +297,16 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
                 stop_stage_process(run, stage, manager)
                 if run.stage_status(stage) == "running":
                     run.fail_stage(stage, f"interrupted by {signal_name}", notebook=str(output), status="interrupted")
-                echo(f"stage {stage!r} interrupted by {signal_name}\nexecuted notebook: {output}")
+                log.info(f"stage {stage!r} interrupted by {signal_name}\nexecuted notebook: {output}")
                 raise StageInterrupted(signal_name, stage, run) from None
             except PapermillExecutionError as exc:
                 source_lines = "\n".join("    " + line for line in exc.source.splitlines())
                 error = f"{exc.ename}: {exc.evalue}"
-                echo(f"stage {stage!r} failed in cell {exc.exec_count}:\n{source_lines}\n{error}\n"
+                log.info(f"stage {stage!r} failed in cell {exc.exec_count}:\n{source_lines}\n{error}\n"
                      f"executed notebook: {output}")
             except Exception as exc:  # the kernel died, a notebook could not be read, ...
                 error = f"{type(exc).__name__}: {exc}"
-                echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
+                log.info(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
             seconds = time.perf_counter() - started
             if error is not None:
                 # KeyboardInterrupt in the kernel (JupyterLab's interrupt, a signal sent to the kernel).
@@ -314,10 +317,10 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
             if run.stage_status(stage) != "completed":
                 error = "the notebook ended without marking its stage completed"
                 run.fail_stage(stage, error, notebook=str(output))
-                echo(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
+                log.info(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
                 results.append(StageResult(stage, "failed", seconds, output, error))
                 break
-            echo(f"      {stage:<15} done in {seconds:.1f} s")
+            log.info(f"      {stage:<15} done in {seconds:.1f} s")
             results.append(StageResult(stage, "completed", seconds, output))
     return results
 

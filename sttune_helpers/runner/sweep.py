@@ -25,7 +25,7 @@ import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -35,10 +35,12 @@ from .. import data, stages, training
 from ..config import SWEEP_SPACE_EXAMPLE, ConfigError, RunConfig, SearchParam, load_config
 from ..core.errors import SettingError, SttuneError
 from ..core.io import atomic_write_json
+from ..core.reporting import get_logger
 from ..rundir import RunDir, check_run_name
 from ..scoring import validation_metric
 from .pipeline import default_run_name, prepare_run_dir
 
+log = get_logger(__name__)
 SUMMARY_FILE = "sweep.json"
 SHARED_DATA_RUN = "data-prep"  # the sweep's own run directory holding the data that every trial links to
 # The median pruner judges a trial only once this many trials have completed.
@@ -221,7 +223,7 @@ def _direction(config: RunConfig, shape: str) -> tuple[str, str]:
     return metric, direction
 
 
-def _shared_data(config: RunConfig, root: Path, data_from: RunDir | None, echo: Callable[[str], None]) -> RunDir:
+def _shared_data(config: RunConfig, root: Path, data_from: RunDir | None) -> RunDir:
     """A run directory whose completed data stage every trial links to: ``data_from`` when given, else
     RUNS_DIR/<sweep>/data-prep/, prepared here unless it already holds this config's data."""
     if data_from is not None:
@@ -233,7 +235,7 @@ def _shared_data(config: RunConfig, root: Path, data_from: RunDir | None, echo: 
         wanted = config.to_dict()
         if all(kept[section] == wanted[section] for section in ("data", "model", "seed")):
             return shared
-    echo(f"preparing the data once for every trial in {shown_path(shared.root)}")
+    log.info(f"preparing the data once for every trial in {shown_path(shared.root)}")
     shared = prepare_run_dir(root, SHARED_DATA_RUN, config, continuing=False, overwrite=True)
     stages.data_prep.run(shared)
     return shared
@@ -241,7 +243,7 @@ def _shared_data(config: RunConfig, root: Path, data_from: RunDir | None, echo: 
 
 def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path = "runs", trials: int | None = None,
               storage: str | None = None, *, data_from: RunDir | None = None, pruner=None, sampler=None,
-              echo: Callable[[str], None] = print, quiet: bool = True) -> SweepResult:
+              quiet: bool = True) -> SweepResult:
     """Run ``trials`` trials (default ``sweep.trials``) of the Optuna study over ``config.sweep.space``.
 
     ``name`` is the sweep's folder in ``runs_dir`` and, unless ``sweep.study_name`` is set, the
@@ -249,7 +251,7 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
     URL. Joining an existing study adds trials to it. ``data_from`` is a run whose data stage the
     trials reuse (notebook 03 passes its own run). ``pruner`` and ``sampler`` replace the median
     pruner (``sweep.pruning``) and the seeded TPE sampler. With ``quiet`` each trial's output goes
-    into its trial.log; ``echo`` gets one line per trial."""
+    into its trial.log; one line per trial is logged."""
     params = RunConfig.search_space(config.sweep.space, "sweep")
     if not params:
         raise ConfigError("the config's sweep.space is empty: name the settings to search and their ranges, "
@@ -272,7 +274,7 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
     _check_storage_url(storage)
     root.mkdir(parents=True, exist_ok=True)
 
-    shared = _shared_data(config, root, data_from, echo) if data_is_shared(params) else None
+    shared = _shared_data(config, root, data_from) if data_is_shared(params) else None
     if shared is not None:
         shape = data.read_report(shared)["shape"]
     else:
@@ -289,7 +291,7 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
         study.sampler = sampler or optuna.samplers.TPESampler(seed=config.seed + len(study.trials))
         study.set_user_attr("metric", metric)
         study.set_user_attr("space", config.sweep.space)
-        echo(f"sweep {name}: study {study_name!r} in {shown_storage(storage)} ({len(study.trials)} trials so far); "
+        log.info(f"sweep {name}: study {study_name!r} in {shown_storage(storage)} ({len(study.trials)} trials so far); "
              f"{trials} trials to {direction} {metric.removeprefix('eval_')} over {', '.join(sorted(keys))}")
 
         def objective(trial: optuna.Trial) -> float:
@@ -321,7 +323,7 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
             return float(value)
 
         def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-            echo(describe_trial(trial))
+            log.info(describe_trial(trial))
             write_summary(study, root, name)
 
         try:
@@ -438,7 +440,7 @@ def plot_importance(study, path: str | Path | None = None):
     study = _study(study)
     reason = importance_unavailable(study)
     if reason is not None:
-        print(reason)
+        log.info(reason)
         return None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # optuna warns that few trials make rough estimates; the title says so

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import shapes
+from ..core.hardware import encoding_precision
 from ..core.statistics import Bootstrap
 from ..shapes.base import ItemScores
 from .tasks import TaskSet
@@ -44,8 +45,6 @@ class Encoder:
 def score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int = 64, seed: int = 0,
                 precision: str = "fp32") -> ModelScores:
     """The task's metrics for ``model``, encoding with ``precision`` (EvalConfig.precision)."""
-    from ..core.hardware import encoding_precision
-
     with encoding_precision(model, precision):
         return _score_model(task, model, boot, batch_size, seed)
 

@@ -51,7 +51,7 @@ def main(workdir: Path) -> int:
         for shape, overrides in shape_cases(workdir).items():
             config = load_preset("smoke").with_overrides(["data.shape=auto", *tiny_settings, *overrides])
             run = prepare_run_dir(workdir / "runs", shape, config, continuing=False, overwrite=False)
-            results = run_stages(run, STAGES, echo=print, kernel=kernel)
+            results = run_stages(run, STAGES, kernel=kernel)
             if [r.status for r in results] != ["completed"] * len(STAGES):
                 failed.append(shape)
     print(f"shapes that failed: {', '.join(failed)}" if failed else "every shape completed")

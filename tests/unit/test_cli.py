@@ -77,16 +77,15 @@ def stand_in_notebooks(folder):
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_stages_share_one_kernel_with_a_clean_namespace(tmp_path, monkeypatch, shared):
+def test_stages_share_one_kernel_with_a_clean_namespace(tmp_path, monkeypatch, capsys, shared):
     from sttune_helpers.runner.pipeline import NOTEBOOKS_ENV, run_stages
 
     monkeypatch.setenv(NOTEBOOKS_ENV, str(stand_in_notebooks(tmp_path / "notebooks")))
     monkeypatch.chdir(tmp_path)
     run = prepare_run_dir(tmp_path / "runs", "stand-in", load_preset("smoke"), continuing=False, overwrite=False)
     stages = STAGES if shared else STAGES[:2]  # a fresh kernel per stage is slow: two show it
-    messages = []
-    results = run_stages(run, stages, echo=messages.append, shared_kernel=shared)
-    assert [r.status for r in results] == ["completed"] * len(stages), "\n".join(messages)
+    results = run_stages(run, stages, shared_kernel=shared)
+    assert [r.status for r in results] == ["completed"] * len(stages), capsys.readouterr().out
     pids = (run.root / "kernel-pids.txt").read_text().split()
     assert len(pids) == len(stages)
     assert len(set(pids)) == (1 if shared else len(stages))

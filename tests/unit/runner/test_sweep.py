@@ -144,9 +144,9 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 @pytest.mark.slow
 def test_a_pruned_trial_is_recorded_in_the_study_and_its_manifest(cli_sweep, tiny_folder, capsys):
     workdir, root, _ = cli_sweep
-    lines = []
     result = run_sweep(tiny_config(tiny_folder), "pruned", workdir / "runs", trials=1, pruner=AlwaysPrune(),
-                       data_from=RunDir(root / "data-prep"), echo=lines.append)
+                       data_from=RunDir(root / "data-prep"))
+    lines = capsys.readouterr().out.splitlines()
     (trial,) = result.study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs["pruned_at"]["evaluation"] == 1 and trial.user_attrs["pruned_at"]["step"] == 1
@@ -318,7 +318,7 @@ def test_notebook_03_runs_a_sweep_headless(cli_sweep, tmp_path):
     _, root, _ = cli_sweep
     run = RunDir(tmp_path / "runs" / "nb")
     shutil.copytree(root / "trial-000", run.root)  # a run whose data and loss stages completed, with a sweep.space
-    results = run_stages(run, ["training"], echo=lambda _: None, parameters={"sweep_trials": 2})
+    results = run_stages(run, ["training"], parameters={"sweep_trials": 2})
     assert results[-1].status == "completed", results[-1].error
     sweep_root = tmp_path / "runs" / "nb-sweep"
     study = optuna.load_study(study_name="nb-sweep", storage=f"sqlite:///{sweep_root / 'study.db'}")

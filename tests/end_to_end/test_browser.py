@@ -304,7 +304,7 @@ def test_lab_runs_the_maps_and_the_training_panel_saves_the_slider_value(browser
     shots.take(page, "05_ran")
     entry = stage_entry(lab.run_dir, "embedding_viz")
     assert entry["status"] == "completed" and entry["finished"] > copied["embedding_viz"], entry
-    maps_cell = panel.locator(".jp-CodeCell", has_text="viz.embedding_maps(")
+    maps_cell = panel.locator(".jp-CodeCell", has_text="embedding_viz.maps(")
     image = maps_cell.locator(".jp-OutputArea-output img[src^='data:image/png']")
     assert image.count() == 1, f"the UMAP cell shows {image.count()} PNG images"
     image.scroll_into_view_if_needed()

@@ -3,9 +3,9 @@
 Layers, lowest first; a module imports only its own layer or lower ones (tests/unit/test_architecture.py):
 
     core/       file I/O, the SttuneError base, device and precision, statistics, the logger
-    config/     the RunConfig schema, presets, overrides, the sweep space
-    rundir.py   the run-directory contract: paths, manifest, ``RunDir.stage(name)``
     shapes/     one file per task shape: columns, validation, losses, metrics, evaluator, scoring
+    config/     the RunConfig schema (data.shape takes any registered shape), presets, overrides
+    rundir.py   the run-directory contract: paths, manifest, ``RunDir.stage(name)``
     modeling.py model loading, dropout, pooling
     data/  scoring/  losses/  training/  evaluation/  viz/   the work of each stage
     stages/     the five stages' steps, as the notebooks, the sweep, the CLI and the workers call them

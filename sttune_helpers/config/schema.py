@@ -13,10 +13,12 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from ..shapes import SHAPES
 from .coercion import _build, _is_open_dict, _override_items, _unknown_key
 from .search import SearchParam, search_params
 
-TaskShape = Literal["auto", "pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled"]
+# "auto" or a registered shape: a new file in shapes/ is a valid data.shape without touching this one.
+TaskShape = Literal[("auto", *SHAPES)]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Pooling = Literal["model", "mean", "max", "cls"]

@@ -8,8 +8,7 @@ loss_selection.py  02: the loss plan (and the bake-off)
 training.py        03: fine-tune, curves, the kept checkpoint
 evaluation.py      04: every model on the test split, the reference, interpolation, errors, doctor
 embedding_viz.py   05: UMAP maps, similarity distributions, silhouettes, the projector
+
+Import the stage you need (``from sttune_helpers.stages import data_prep``): this package imports
+none of them, so a notebook loads only its own stage's libraries.
 """
-
-from . import data_prep, embedding_viz, evaluation, loss_selection, training
-
-__all__ = ["data_prep", "loss_selection", "training", "evaluation", "embedding_viz"]

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sttune_helpers"
 # Each top-level part of the package and its layer: a module may import only its own layer or lower
 # ones (DESIGN.md, Layout). Stages 1-5 are ordered as the pipeline runs them.
 LAYERS = {
-    "core": 0, "config": 1, "rundir": 2, "shapes": 3, "modeling": 3,
+    "core": 0, "shapes": 1, "config": 2, "rundir": 3, "modeling": 3,
     "data": 4, "scoring": 5, "losses": 5, "training": 6, "evaluation": 7, "viz": 8,
     "stages": 9, "runner": 10, "ui": 11, "cli": 12, "__init__": 12, "__main__": 12,
 }

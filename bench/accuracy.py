@@ -348,7 +348,8 @@ def markdown(results: dict, command: str, total_seconds: float, settings: dict,
              "SentenceTransformerTrainer, batch 16, lr 2e-5, warmup 10%, final model, on the sttune run's train "
              "split, scored by sttune_helpers.evaluation on the same test split. Intervals: 95% bootstrap over "
              "test items; ± is the sd over seeds.", "",
-             "| set | metric | base | sttune (loss) | plain (loss) | sttune − plain | matches | beats by > seed spread |",
+             "| set | metric | base | sttune (loss) | plain (loss) | sttune − plain | matches "
+             "| beats by > seed spread |",
              "|---|---|---|---|---|---|---|---|"]
     for name, entry in results.items():
         v, seeds = entry["verdict"], entry["seeds"]
@@ -375,8 +376,8 @@ def markdown(results: dict, command: str, total_seconds: float, settings: dict,
     met = [n for n, e in results.items() if e["verdict"]["matches"]]
     beaten = [n for n, e in results.items() if e["verdict"]["beats_by_more_than_spread"]]
     target = len(met) == len(results) and bool(beaten)
-    lines += ["", f"Target{' on the sets that finished' if stopped_during else ''} (matches on every set, beats by more "
-              "than the seed spread on at least one): "
+    lines += ["", f"Target{' on the sets that finished' if stopped_during else ''} (matches on every set, "
+              "beats by more than the seed spread on at least one): "
               f"{'met' if target else 'NOT met'} (matches: {', '.join(met) or 'none'}; beats: "
               f"{', '.join(beaten) or 'none'})."
               + (" With one seed there is no seed spread: the verdicts compare the means alone." if

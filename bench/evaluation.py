@@ -36,7 +36,8 @@ def run_pipeline(name: str, overrides: list[str]) -> dict:
 def describe(name: str, result: dict) -> list[str]:
     report = result["report"]
     metric = report["primary_metric"]
-    lines = [f"- **{name}** ({report['task']}, n_test={report['n_test']}, {result['seconds'] / 60:.1f} min end to end):"]
+    lines = [f"- **{name}** ({report['task']}, n_test={report['n_test']}, "
+             f"{result['seconds'] / 60:.1f} min end to end):"]
     for model, entry in report["models"].items():
         value = entry["metrics"][metric]
         lines.append(f"  - {model}: {metric} {value['value']:.4f} [{value['ci95'][0]:.4f}, {value['ci95'][1]:.4f}]")

@@ -39,6 +39,8 @@ Post-hoc candidates of plain_cosent and lora_r16 (no extra training):
 
 How to run
 ----------
+  # on a lent GPU machine (no internet): bench/stage_recipe_study.sh builds .gpu/ here, then run
+  # `bash .gpu/run.sh` there with .gpu carried (about 9 minutes)
   # the full study (on a GPU; defaults: both sets, every arm, seeds 0,1,2, seed 0 of everything first)
   python bench/recipe_study.py --data ../shared/data --model PATH --out bench/out/study --device cuda --jobs 8
   # a tiny CPU smoke run

@@ -65,7 +65,8 @@ def part_throughput(settings: dict) -> tuple[list[str], dict]:
     from losses import throughput_lines, throughput_ratio
 
     result = throughput_ratio(settings["throughput_steps"], workdir=OUT)
-    return ["### a. Training-stage throughput vs a bare SentenceTransformerTrainer", "", *throughput_lines(result)], result
+    heading = "### a. Training-stage throughput vs a bare SentenceTransformerTrainer"
+    return [heading, "", *throughput_lines(result)], result
 
 
 # --- b. papermill overhead -------------------------------------------------------------------------
@@ -140,7 +141,8 @@ def part_overhead(settings: dict) -> tuple[list[str], dict]:
              "(a fresh process and kernel each). Inside = the seconds the stage recorded in manifest.json (from "
              "open_run to complete_stage); overhead = wall - inside: Python and the CLI starting, a kernel starting, "
              "the notebook's import cell (sttune_helpers, and what it imports at module level) and papermill.", "",
-             "| stage | `--only` wall (s) | inside (s) | overhead (s) | in the shared-kernel run: wall (s) | inside (s) |",
+             "| stage | `--only` wall (s) | inside (s) | overhead (s) | in the shared-kernel run: wall (s) "
+             "| inside (s) |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         shared_wall = f"{r['shared_wall']:.1f}" if r["shared_wall"] is not None else "?"

@@ -31,13 +31,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from transformers import TrainerCallback
 
-from .. import data, stages, training
+from .. import data, training
 from ..config import SWEEP_SPACE_EXAMPLE, ConfigError, RunConfig, SearchParam, load_config
 from ..core.errors import SettingError, SttuneError
 from ..core.io import atomic_write_json
 from ..core.reporting import get_logger
 from ..rundir import RunDir, check_run_name
 from ..scoring import validation_metric
+from ..stages import data_prep, loss_selection
+from ..stages import training as training_stage
 from .pipeline import default_run_name, prepare_run_dir
 
 log = get_logger(__name__)
@@ -99,7 +101,7 @@ def link_data_stage(run: RunDir, source: RunDir) -> None:
     """The data stage of ``run`` as the files of ``source``'s completed data stage, hard-linked where
     the file system allows (safe: every data file is written by an atomic rename, never in place)."""
     source.require_completed("loss_selection")  # i.e. its data_prep has completed
-    with run.stage(stages.data_prep.NAME) as recorded:
+    with run.stage(data_prep.NAME) as recorded:
         if run.data_dir.exists():
             shutil.rmtree(run.data_dir)
 
@@ -144,7 +146,7 @@ def train_stage(run: RunDir, trial: optuna.Trial, metric: str, keep_checkpoints:
     """The training stage with the pruning reporter; a pruned trial's training stage is marked
     failed with the reason."""
     try:
-        return stages.training.run(run, callbacks=[PruningReporter(trial, metric)])
+        return training_stage.run(run, callbacks=[PruningReporter(trial, metric)])
     finally:
         if not keep_checkpoints:
             shutil.rmtree(run.checkpoints_dir, ignore_errors=True)  # model/ holds the kept weights
@@ -237,7 +239,7 @@ def _shared_data(config: RunConfig, root: Path, data_from: RunDir | None) -> Run
             return shared
     log.info(f"preparing the data once for every trial in {shown_path(shared.root)}")
     shared = prepare_run_dir(root, SHARED_DATA_RUN, config, continuing=False, overwrite=True)
-    stages.data_prep.run(shared)
+    data_prep.run(shared)
     return shared
 
 
@@ -305,8 +307,8 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
                     if shared is not None:
                         link_data_stage(run, shared)
                     else:
-                        stages.data_prep.run(run)
-                    stages.loss_selection.run(run)
+                        data_prep.run(run)
+                    loss_selection.run(run)
                     summary = train_stage(run, trial, metric, keep_checkpoints=config.sweep.keep_checkpoints)
             except optuna.TrialPruned:
                 raise

@@ -66,6 +66,36 @@ def test_fail_stage_records_error(tmp_path):
     assert entry["status"] == "failed" and entry["error"] == "DataError: bad row"
 
 
+def test_stage_context_records_completion_failure_and_interruption(tmp_path):
+    run, _ = open_run(tmp_path / "r", "data_prep", preset="smoke")  # marks data_prep running
+    with run.stage("data_prep") as recorded:  # not started again
+        run.data_dir.mkdir()
+        recorded["rows"] = {"train": 3}
+    entry = run.manifest()["stages"]["data_prep"]
+    assert entry["status"] == "completed" and entry["rows"] == {"train": 3}
+    assert recorded["seconds"] == entry["seconds"]
+    with pytest.raises(ValueError, match="bad plan"):
+        with run.stage("loss_selection"):  # started here: data_prep has completed
+            run.plan_path.write_text("{}")
+            raise ValueError("bad plan")
+    entry = run.manifest()["stages"]["loss_selection"]
+    assert (entry["status"], entry["error"]) == ("failed", "ValueError: bad plan")
+    assert not run.plan_path.exists() and entry["removed"] == ["plan.json"]  # no half-made artifact stays
+    with pytest.raises(KeyboardInterrupt):
+        with run.stage("loss_selection"):
+            raise KeyboardInterrupt
+    assert run.stage_status("loss_selection") == "interrupted"
+
+
+def test_stage_config_gives_later_stages_the_detected_shape(tmp_path):
+    run, config = open_run(tmp_path / "r", "data_prep", preset="smoke")
+    assert config.data.shape == "auto"
+    atomic_write_json(run.data_report_path, {"shape": "pair_score"})
+    assert run.stage_config(config, "data_prep").data.shape == "auto"  # the data stage detects it itself
+    assert run.stage_config(config, "training").data.shape == "pair_score"
+    assert run.load_config().data.shape == "auto"  # config.yaml keeps what the user asked for
+
+
 @pytest.mark.parametrize("name", ["../evil", "a/b", "", ".hidden", "-x", ".."])
 def test_run_names_that_escape_are_refused(name):
     with pytest.raises(RunDirError, match="not allowed"):

@@ -18,21 +18,28 @@ split (training uses it too, for validation); this package runs the comparison.
      "models": {NAME: {"path": str, "metrics": {METRIC: {"value": v, "ci95": [lo, hi]}}}},
      "comparisons": [{"a": NAME, "b": "base", "metric": METRIC, "difference": a - b,
                       "ci95": [lo, hi], "p_value": p}],
-     "reference": {"name": "stsb-test", "primary_metric": METRIC, "n_test": int,
-                   "models": {...same as above...}, "comparisons": [...]} or {},
+     "reference": {"half": "report",
+                   "parts": {PART: {"name": "stsb-report", "kind": "sts" | "retrieval", "primary_metric": METRIC,
+                                    "n_test": int, "models": {...same as above...}, "comparisons": [...]}},
+                   "excluded": [{"part": PART, "kind": KIND, "items": "all" | n, "reason": str}]} or {},
      "interpolation": [{"alpha": a, "task": v, "reference": v}], "final_model": {...} or null,
      "thresholds": {NAME: {"f1": t, "accuracy": t}} (pair_binary only)}
 
-``models.base`` and ``models.fine_tuned`` are always present. Intervals are percentile bootstrap
-intervals over test items (pairs, triplets or queries); each comparison is a paired bootstrap (the
-same resampled items for both models) with a two-sided p-value for "no difference". Metric names
-follow the sentence-transformers evaluators (``cosine_ap``, ``cosine_ndcg@10``...).
+``models.base`` and ``models.fine_tuned`` are always present. The reference (``scoring/reference.py``)
+is the report half of the general-ability parts: an STS part (STS-B, or SNLI when STS-B is the run's
+own training source) and a retrieval part (SQuAD); ``excluded`` says which parts or items were left
+out and why. An interpolation row's ``reference`` is the mean over the parts of their primary metric.
+
+Intervals are percentile bootstrap intervals over test items (pairs, triplets or queries); each
+comparison is a paired bootstrap (the same resampled items for both models) with a two-sided p-value
+for "no difference". Metric names follow the sentence-transformers evaluators (``cosine_ap``, ``cosine_ndcg@10``...).
 """
 
 from ..core.statistics import Bootstrap, mean_cosine_of_pairs, paired_comparison
 from ..scoring.errors import EvaluationError
 from ..scoring.models import Encoder, ModelScores, score_model
-from ..scoring.tasks import REFERENCE_NAME, TaskSet, load_task, reference_set, retrieval_tables
+from ..scoring.reference import GeneralReference, general_reference
+from ..scoring.tasks import TaskSet, load_task, retrieval_tables
 from ..scoring.validation import build_evaluator, primary_metric_key, validation_metric
 from .doctor import Finding, doctor_table, run_doctor
 from .embeddings import load_embeddings, save_embeddings
@@ -47,7 +54,15 @@ from .interpolation import (
     save_final_model,
     suggest_alpha,
 )
-from .report import METRICS_SCHEMA, comparisons_table, metrics_table, plot_comparison, save_report, validate_report
+from .report import (
+    METRICS_SCHEMA,
+    comparisons_table,
+    metrics_table,
+    plot_comparison,
+    reference_exclusions,
+    save_report,
+    validate_report,
+)
 from .seeds import seed_runs, seed_summary
 
 __all__ = [
@@ -56,6 +71,7 @@ __all__ = [
     "Evaluation", "compared_models", "evaluate_models", "model_location", "FINAL_MODEL_DIR", "interpolate_models",
     "interpolation_sweep", "interpolation_table", "plot_interpolation", "save_final_model", "suggest_alpha",
     "METRICS_SCHEMA", "comparisons_table", "metrics_table", "plot_comparison", "save_report", "validate_report",
-    "Encoder", "ModelScores", "score_model", "seed_runs", "seed_summary", "REFERENCE_NAME", "TaskSet", "load_task",
-    "reference_set", "retrieval_tables", "build_evaluator", "primary_metric_key", "validation_metric",
+    "Encoder", "ModelScores", "score_model", "seed_runs", "seed_summary", "GeneralReference", "TaskSet",
+    "general_reference", "load_task", "reference_exclusions", "retrieval_tables", "build_evaluator",
+    "primary_metric_key", "validation_metric",
 ]

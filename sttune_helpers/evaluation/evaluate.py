@@ -1,5 +1,6 @@
 """The evaluation stage's main step: which models are compared, scoring each on the test split and
-the reference set, and writing eval/metrics.json, embeddings.npz, similarities.npz and errors.csv."""
+on every part of the general reference's report half, and writing eval/metrics.json,
+embeddings.npz, similarities.npz and errors.csv."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from ..modeling import load_model, resolve_model_source
 from ..rundir import RunDir
 from ..scoring.errors import EvaluationError
 from ..scoring.models import ModelScores, score_model
-from ..scoring.tasks import REFERENCE_NAME, TaskSet, load_task, reference_set
+from ..scoring.reference import KIND, GeneralReference, general_reference, part_name
+from ..scoring.tasks import TaskSet, load_task
 from .embeddings import save_embeddings
 from .error_analysis import error_table
 
@@ -63,27 +65,46 @@ class Evaluation:
     report: dict[str, Any]
     task: TaskSet
     scores: dict[str, ModelScores]
-    reference_task: TaskSet | None = None
-    reference_scores: dict[str, ModelScores] | None = None
+    reference: GeneralReference | None = None  # the report half; None when eval.reference is off
+    reference_scores: dict[str, dict[str, ModelScores]] = field(default_factory=dict)  # part -> model -> scores
     loaded: dict[str, Any] = field(default_factory=dict)  # base and fine_tuned in memory, for interpolation
+
+
+def _reference_boots(reference: GeneralReference, config: RunConfig) -> dict[str, Bootstrap]:
+    """One bootstrap per part, seeded apart from the test split's."""
+    return {part_name(task): Bootstrap.draw(task.n, config.eval.bootstrap_samples, config.eval.confidence,
+                                            config.seed + 1 + i)
+            for i, task in enumerate(reference.parts)}
+
+
+def reference_report(reference: GeneralReference | None, scores: dict[str, dict[str, ModelScores]],
+                     paths: dict[str, str], boots: dict[str, Bootstrap]) -> dict:
+    """metrics.json's "reference" block: each part's models and comparisons, and what was left out."""
+    if reference is None:
+        return {}
+    parts = {}
+    for task in reference.parts:
+        name = part_name(task)
+        parts[name] = {"name": task.name, "kind": KIND[name], **_report_block(task, scores[name], paths, boots[name])}
+    return {"half": reference.half, "parts": parts, "excluded": reference.excluded}
 
 
 def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | None = None,
                     loaded: dict[str, Any] | None = None) -> Evaluation:
-    """Evaluate each named model on the test split and, when config.eval.reference is on, on the
-    reference set; write eval/metrics.json, embeddings.npz, similarities.npz and errors.csv.
-    ``loaded`` maps names to models already in memory (skips loading them again)."""
+    """Evaluate each named model on the test split and, when config.eval.reference is on, on every
+    part of the general reference's report half; write eval/metrics.json, embeddings.npz,
+    similarities.npz and errors.csv. ``loaded`` maps names to models already in memory (skips
+    loading them again)."""
     models = models or compared_models(run, config)
     loaded = dict(loaded or {})
     task = load_task(run, config)
     boot = Bootstrap.draw(task.n, config.eval.bootstrap_samples, config.eval.confidence, config.seed)
     reference = None
     if config.eval.reference and not shapes.get(task.shape).measured_on_reference:
-        reference = reference_set(config.eval.reference_max_pairs, config.seed)
-        reference_boot = Bootstrap.draw(reference.n, config.eval.bootstrap_samples, config.eval.confidence,
-                                        config.seed + 1)
+        reference = general_reference(run, config, "report")
+    reference_boots = _reference_boots(reference, config) if reference else {}
     scores: dict[str, ModelScores] = {}
-    reference_scores: dict[str, ModelScores] = {}
+    reference_scores: dict[str, dict[str, ModelScores]] = {part: {} for part in reference_boots}
     precision = config.eval.precision
     for name, path in models.items():
         model = loaded.get(name) or load_model(path, device=config.model.device,
@@ -91,16 +112,15 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
         if name in ("base", "fine_tuned"):
             loaded[name] = model  # kept for the interpolation sweep
         scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision)
-        if reference is not None:
-            reference_scores[name] = score_model(reference, model, reference_boot, config.eval.batch_size, config.seed,
-                                                 config.eval.precision)
+        for part in reference.parts if reference else []:
+            reference_scores[part_name(part)][name] = score_model(part, model, reference_boots[part_name(part)],
+                                                                  config.eval.batch_size, config.seed,
+                                                                  config.eval.precision)
         precision = resolve_encoding_precision(model, config.eval.precision)
     report = {"task": task.shape, "test_set": task.name, "confidence": config.eval.confidence,
               "bootstrap_samples": config.eval.bootstrap_samples, "precision": precision,
               **_report_block(task, scores, models, boot)}
-    report["reference"] = ({"name": REFERENCE_NAME, **_report_block(reference, reference_scores, models,
-                                                                    reference_boot)}
-                           if reference is not None else {})
+    report["reference"] = reference_report(reference, reference_scores, models, reference_boots)
     if shapes.get(task.shape).thresholds_from_validation:
         report["thresholds"] = {name: s.thresholds for name, s in scores.items()}
     report["interpolation"] = []
@@ -109,4 +129,4 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     save_embeddings(run, task, scores)
     error_table(task, scores).to_csv(run.eval_dir / "errors.csv", index=False)
     atomic_write_json(run.metrics_path, report)
-    return Evaluation(report, task, scores, reference, reference_scores or None, loaded)
+    return Evaluation(report, task, scores, reference, reference_scores, loaded)

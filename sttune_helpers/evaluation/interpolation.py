@@ -1,5 +1,6 @@
 """The forgetting guard: interpolate the base and fine-tuned weights, score each mix on the test set
-and the reference set, suggest an alpha, and save a chosen mix as model_final/."""
+and on the general reference (the mean over its parts of each part's primary metric), suggest an
+alpha, and save a chosen mix as model_final/."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from ..core.statistics import Bootstrap
 from ..rundir import RunDir
 from ..scoring.errors import EvaluationError
 from ..scoring.models import score_model
-from ..scoring.tasks import REFERENCE_NAME
+from ..scoring.reference import PRIMARY, part_name
 from .evaluate import Evaluation
 
 FINAL_MODEL_DIR = "model_final"
+REFERENCE_LABEL = "reference (mean of the parts' primary metrics)"
 
 
 def interpolate_models(base, tuned, alpha: float):
@@ -48,15 +50,38 @@ def interpolate_models(base, tuned, alpha: float):
     return model
 
 
+def mean_over_parts(values: list[float | None]) -> float | None:
+    """One general-ability number per model: the mean of the parts' primary metrics (None without any)."""
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def reference_at(evaluation: Evaluation, config: RunConfig, model=None, known: str | None = None) -> float | None:
+    """The mean primary metric over the reference parts of a model already scored (``known``) or of
+    ``model``; None when the reference is off."""
+    if evaluation.reference is None:
+        return None
+    values = []
+    for part in evaluation.reference.parts:
+        metric = PRIMARY[part.shape]
+        if known:
+            values.append(evaluation.reference_scores[part_name(part)][known].metrics[metric]["value"])
+        else:
+            boot = Bootstrap.draw(part.n, 1, config.eval.confidence, config.seed)  # points only
+            values.append(score_model(part, model, boot, config.eval.batch_size, config.seed,
+                                      config.eval.precision).metrics[metric]["value"])
+    return mean_over_parts(values)
+
+
 def interpolation_sweep(evaluation: Evaluation, config: RunConfig, alphas: Sequence[float] | None = None,
                         base=None, tuned=None) -> list[dict[str, Any]]:
-    """The primary metric on the test set and on the reference set at each alpha. alpha 0 and 1
-    reuse the base's and the fine-tuned model's scores."""
+    """The primary metric on the test set and the mean primary metric over the reference parts at
+    each alpha. alpha 0 and 1 reuse the base's and the fine-tuned model's scores."""
     alphas = list(config.eval.interpolation_alphas if alphas is None else alphas)
     loaded = evaluation.loaded
     base = base if base is not None else loaded.get("base")
     tuned = tuned if tuned is not None else loaded.get("fine_tuned")
-    task, reference = evaluation.task, evaluation.reference_task
+    task = evaluation.task
     metric = shapes.get(task.shape).primary_metric
     boot = Bootstrap.draw(task.n, 1, config.eval.confidence, config.seed)  # points only: no intervals needed
     rows = []
@@ -64,17 +89,12 @@ def interpolation_sweep(evaluation: Evaluation, config: RunConfig, alphas: Seque
         known = {0.0: "base", 1.0: "fine_tuned"}.get(float(alpha))
         if known:
             on_task = evaluation.scores[known].metrics[metric]["value"]
-            on_reference = (evaluation.reference_scores[known].metrics["spearman_cosine"]["value"]
-                            if evaluation.reference_scores else None)
+            on_reference = reference_at(evaluation, config, known=known)
         else:
             model = interpolate_models(base, tuned, float(alpha))
             on_task = score_model(task, model, boot, config.eval.batch_size, config.seed,
                                   config.eval.precision).metrics[metric]["value"]
-            on_reference = None
-            if reference is not None:
-                reference_boot = Bootstrap.draw(reference.n, 1, config.eval.confidence, config.seed)
-                on_reference = score_model(reference, model, reference_boot, config.eval.batch_size, config.seed,
-                                           config.eval.precision).metrics["spearman_cosine"]["value"]
+            on_reference = reference_at(evaluation, config, model=model)
             del model
         rows.append({"alpha": float(alpha), "task": on_task, "reference": on_reference})
     evaluation.report["interpolation"] = rows
@@ -95,7 +115,7 @@ def suggest_alpha(rows: list[dict[str, Any]], tolerance: float = 0.005) -> float
 def interpolation_table(rows: list[dict[str, Any]], task_metric: str):
     import pandas as pd
 
-    return pd.DataFrame(rows).rename(columns={"task": f"test {task_metric}", "reference": "reference spearman_cosine"})
+    return pd.DataFrame(rows).rename(columns={"task": f"test {task_metric}", "reference": REFERENCE_LABEL})
 
 
 def plot_interpolation(rows: list[dict[str, Any]], task_metric: str, path=None):
@@ -106,7 +126,7 @@ def plot_interpolation(rows: list[dict[str, Any]], task_metric: str, path=None):
     ax.plot(alphas, [r["task"] for r in rows], marker="o", color="#2f6fde", label=f"test {task_metric}")
     if any(r["reference"] is not None for r in rows):
         ax.plot(alphas, [r["reference"] for r in rows], marker="s", color="#e0823d",
-                label=f"reference ({REFERENCE_NAME}) spearman")
+                label=REFERENCE_LABEL)
     ax.set_xlabel("alpha (0 = base weights, 1 = fine-tuned weights)")
     ax.set_ylabel("score")
     ax.legend(loc="best")

@@ -26,6 +26,11 @@ _comparisons = {"type": "array", "items": {
     "properties": {"a": {"type": "string"}, "b": {"type": "string"}, "metric": {"type": "string"},
                    "difference": {"type": ["number", "null"]}, "p_value": {"type": ["number", "null"]},
                    "ci95": {"type": "array", "minItems": 2, "maxItems": 2}}}}
+_reference_part = {"type": "object", "required": ["name", "kind", "primary_metric", "n_test", "models", "comparisons"],
+                   "properties": {"kind": {"enum": ["sts", "retrieval"]}, "models": _models,
+                                  "comparisons": _comparisons}}
+_excluded = {"type": "array", "items": {"type": "object", "required": ["part", "kind", "items", "reason"],
+                                        "properties": {"reason": {"type": "string"}}}}
 METRICS_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -38,8 +43,10 @@ METRICS_SCHEMA = {
         "comparisons": _comparisons,
         "reference": {"oneOf": [
             {"type": "object", "maxProperties": 0},
-            {"type": "object", "required": ["name", "primary_metric", "n_test", "models", "comparisons"],
-             "properties": {"models": _models, "comparisons": _comparisons}},
+            {"type": "object", "required": ["half", "parts", "excluded"],
+             "properties": {"half": {"enum": ["selection", "report"]},
+                            "parts": {"type": "object", "additionalProperties": _reference_part},
+                            "excluded": _excluded}},
         ]},
     },
 }
@@ -52,25 +59,42 @@ def validate_report(report: dict[str, Any]) -> None:
     jsonschema.validate(report, METRICS_SCHEMA)
 
 
+def _blocks(report: dict[str, Any], block: str | None) -> list[tuple[str | None, dict[str, Any]]]:
+    """(part, block) pairs: the reference's parts for ``block="reference"``, else the one block."""
+    if block == "reference":
+        return list((report.get("reference") or {}).get("parts", {}).items())
+    return [(None, report[block] if block else report)]
+
+
 def metrics_table(report: dict[str, Any], block: str | None = None):
-    """One row per model and metric; ``block="reference"`` for the reference set."""
+    """One row per model and metric; ``block="reference"``: per reference part too (a part column)."""
     import pandas as pd
 
-    source = report[block] if block else report
     rows = []
-    for name, entry in source.get("models", {}).items():
-        for metric, result in entry["metrics"].items():
-            low, high = result["ci95"]
-            rows.append({"model": name, "metric": metric, "value": result["value"], "ci95_low": low, "ci95_high": high})
+    for part, source in _blocks(report, block):
+        for name, entry in source.get("models", {}).items():
+            for metric, result in entry["metrics"].items():
+                low, high = result["ci95"]
+                rows.append({**({"part": part} if part else {}), "model": name, "metric": metric,
+                             "value": result["value"], "ci95_low": low, "ci95_high": high})
     return pd.DataFrame(rows)
 
 
 def comparisons_table(report: dict[str, Any], block: str | None = None):
+    """One row per comparison; ``block="reference"``: per reference part too (a part column)."""
     import pandas as pd
 
-    source = report[block] if block else report
-    rows = [{**c, "ci95_low": c["ci95"][0], "ci95_high": c["ci95"][1]} for c in source.get("comparisons", [])]
+    rows = [{**({"part": part} if part else {}), **c, "ci95_low": c["ci95"][0], "ci95_high": c["ci95"][1]}
+            for part, source in _blocks(report, block) for c in source.get("comparisons", [])]
     return pd.DataFrame(rows).drop(columns="ci95") if rows else pd.DataFrame(rows)
+
+
+def reference_exclusions(report: dict[str, Any]):
+    """What the general reference left out for this run (a whole part, or items) and why."""
+    import pandas as pd
+
+    excluded = (report.get("reference") or {}).get("excluded", [])
+    return pd.DataFrame(excluded, columns=["part", "kind", "items", "reason"])
 
 
 def plot_comparison(report: dict[str, Any], path=None):

@@ -15,7 +15,7 @@ from .. import shapes
 from ..config import RunConfig
 from ..data import load_split
 from ..rundir import RunDir
-from .tasks import TaskSet
+from .taskset import TaskSet
 
 REFERENCE_DIR = Path(__file__).parent.parent / "datasets" / "reference"
 STSB_TEST = Path(__file__).parent.parent / "datasets" / "stsb" / "sts-test.tsv"

@@ -1,21 +1,20 @@
 """The items a model is scored on: the run's test split as a TaskSet (with what its shape's scoring
-needs: validation thresholds, a probe's train sample, a corpus), and the general-ability reference set."""
+needs: validation thresholds, a probe's train sample, a corpus); a shape without test labels gets the
+general-ability reference's STS part (scoring/reference.py)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from .. import shapes
 from ..config import RunConfig
 from ..data import load_split, read_report
 from ..rundir import RunDir
 from .errors import EvaluationError
+from .reference import sts_reference
+from .taskset import TaskSet
 
-REFERENCE_NAME = "stsb-test"
-REFERENCE_FILE = Path(__file__).parent.parent / "datasets" / "stsb" / "sts-test.tsv"
+__all__ = ["TaskSet", "load_task", "retrieval_tables"]  # TaskSet is re-exported: callers import it here
 
 
 def retrieval_tables(run: RunDir, split: str) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
@@ -36,47 +35,13 @@ def retrieval_tables(run: RunDir, split: str) -> tuple[dict[str, str], dict[str,
     return corpus, {q: all_queries[q] for q in relevant}, relevant
 
 
-@dataclass
-class TaskSet:
-    """The items one model is scored on and what their metrics need."""
-
-    shape: str
-    name: str  # "test" or the reference set's name
-    items: Any  # pandas DataFrame, one row per item (pair, triplet or query)
-    validation: Any = None  # pair_binary: where thresholds are chosen
-    train: Any = None  # pair_class: where the probe is fitted
-    labels: list[str] | None = None  # pair_class class names
-    corpus: dict[str, str] | None = None  # retrieval
-    relevant: list[set[str]] | None = None  # retrieval, per query
-    score_range: tuple[float, float] = (0.0, 1.0)  # pair_score's original scale, for the colour groups
-    viz_texts: list[str] | None = None  # unlabeled: the user's own test texts are what stage 05 draws
-
-    @property
-    def n(self) -> int:
-        return len(self.items)
-
-
-def reference_set(max_pairs: int | None = None, seed: int = 0) -> TaskSet:
-    """STS-B test (general domain, shipped with the package), scores scaled to 0..1."""
-    import csv
-
-    import pandas as pd
-
-    frame = pd.read_csv(REFERENCE_FILE, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
-    frame = pd.DataFrame({"sentence1": frame["sentence1"], "sentence2": frame["sentence2"],
-                          "score": frame["score"].astype(float) / 5.0})
-    if max_pairs is not None and len(frame) > max_pairs:
-        frame = frame.sample(n=max_pairs, random_state=seed).reset_index(drop=True)
-    return TaskSet("pair_score", REFERENCE_NAME, frame, score_range=(0.0, 5.0))
-
-
 def load_task(run: RunDir, config: RunConfig, split: str = "test") -> TaskSet:
     """The run's test split (or ``split``) as a TaskSet; unlabeled data (no test labels) gets the
-    reference set."""
+    report half's STS reference part."""
     report = read_report(run)
     shape = shapes.get(report["shape"])
     if shape.measured_on_reference:
-        task = reference_set(config.eval.reference_max_pairs, config.seed)
+        task = sts_reference(run, config, "report")
         task.shape = shape.name
         task.viz_texts = list(dict.fromkeys(load_split(run, "test")["text"]))
         return task

@@ -60,7 +60,10 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     from sttune_helpers.evaluation import validate_report
 
     validate_report(metrics)
-    assert metrics["reference"]["name"] == "stsb-test" and metrics["reference"]["n_test"] == 100
+    # Trained on STS-B: SNLI is the STS part, and the record says why STS-B was left out.
+    parts = metrics["reference"]["parts"]
+    assert set(parts) == {"snli", "squad"} and all(part["n_test"] == 100 for part in parts.values())
+    assert any(e["part"] == "stsb" and "own source" in e["reason"] for e in metrics["reference"]["excluded"])
     assert [row["alpha"] for row in metrics["interpolation"]] == [0.0, 0.5, 1.0]
     tuned = metrics["models"]["fine_tuned"]["metrics"]["spearman_cosine"]["value"]
     assert metrics["interpolation"][-1]["task"] == tuned
@@ -197,9 +200,10 @@ def check_evaluation_run(run_dir, shape):
     tuned = metrics["models"]["fine_tuned"]["metrics"][metrics["primary_metric"]]["value"]
     assert metrics["interpolation"][-1]["task"] == tuned
     if shape == "unlabeled":  # no test labels: measured on the reference set, which is then the task
-        assert metrics["test_set"] == "stsb-test" and metrics["reference"] == {} and metrics["n_test"] == 40
+        assert metrics["test_set"].endswith("-report") and metrics["reference"] == {} and metrics["n_test"] == 40
     else:
-        assert metrics["reference"]["n_test"] == 40 and set(metrics["reference"]["models"]) == {"base", "fine_tuned"}
+        parts = metrics["reference"]["parts"].values()
+        assert parts and all(p["n_test"] == 40 and set(p["models"]) == {"base", "fine_tuned"} for p in parts)
         errors = (run_dir / "eval" / "errors.csv").read_text().splitlines()
         assert len(errors) == metrics["n_test"] + 1 and "error_change" in errors[0]
         assert (run_dir / "eval" / "similarities.npz").is_file()

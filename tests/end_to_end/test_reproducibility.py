@@ -104,7 +104,8 @@ def test_same_config_and_seed_give_identical_metrics(runs):
     # Not vacuous: every metric with its interval, both comparisons, the reference set and the sweep.
     assert {"models.fine_tuned.metrics.spearman_cosine.value", "models.fine_tuned.metrics.spearman_cosine.ci95[0]",
             "models.base.metrics.pearson_cosine.ci95[1]", "comparisons[0].p_value",
-            "reference.models.fine_tuned.metrics.spearman_cosine.value", "interpolation[1].task"} <= set(values)
+            "reference.parts.snli.models.fine_tuned.metrics.spearman_cosine.value",
+            "reference.parts.squad.models.base.metrics.cosine_ndcg@10.value", "interpolation[1].task"} <= set(values)
     # Training changed the model (else equal metrics would say nothing about training).
     fine_tuned, base = "models.fine_tuned.metrics.spearman_cosine.value", "models.base.metrics.spearman_cosine.value"
     assert values[fine_tuned] != values[base]

@@ -277,6 +277,23 @@ def test_metrics_schema_accepts_a_report_and_rejects_a_broken_one():
     assert set(METRICS_SCHEMA["required"]) == {"task", "primary_metric", "n_test", "models", "comparisons", "reference"}
 
 
+def test_metrics_schema_takes_the_reference_parts_not_the_old_single_block():
+    import jsonschema
+
+    from sttune_helpers.evaluation import comparisons_table, metrics_table
+
+    part = {key: _report()[key] for key in ("primary_metric", "n_test", "models", "comparisons")}
+    report = {**_report(), "reference": {"half": "report", "parts": {"stsb": {"name": "stsb-report", "kind": "sts",
+                                                                              **part}},
+                                         "excluded": [{"part": "squad", "kind": "retrieval", "items": "all",
+                                                       "reason": "the run's own source"}]}}
+    validate_report(report)
+    assert list(metrics_table(report, "reference")["part"]) == ["stsb", "stsb"]
+    assert list(comparisons_table(report, "reference")["part"]) == ["stsb"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_report({**_report(), "reference": {"name": "stsb-test", **part}})
+
+
 def test_seed_summary_gives_mean_and_sd(tmp_path):
     import json
 
@@ -354,3 +371,35 @@ def test_bf16_evaluation_moves_the_scores_a_little_and_fp32_not_at_all(tiny_pair
     np.testing.assert_array_equal(default.item_score, fp32.item_score)
     assert not np.array_equal(bf16.item_score, fp32.item_score)  # bf16 arithmetic ran
     np.testing.assert_allclose(bf16.item_score, fp32.item_score, atol=0.02)
+
+
+# --- the general reference in metrics.json ---------------------------------------------------------
+
+
+def test_evaluate_writes_every_reference_part_and_what_was_left_out(tmp_path):
+    import json
+
+    from helpers.tiny_model import build_tiny_model_folder, prepared_run
+
+    from sttune_helpers.evaluation import evaluate_models, interpolation_sweep, metrics_table, reference_exclusions
+
+    tiny = str(build_tiny_model_folder(tmp_path / "tiny"))
+    run, config = prepared_run(tmp_path, tiny, ["eval.reference_max_pairs=12", "eval.bootstrap_samples=20"])
+    result = evaluate_models(run, config, {"base": tiny, "fine_tuned": tiny})
+    reference = json.loads(run.metrics_path.read_text())["reference"]
+    validate_report(result.report)
+    # The run trains on the embedded STS-B: SNLI stands in for it, SQuAD stays.
+    assert reference["half"] == "report" and set(reference["parts"]) == {"snli", "squad"}
+    assert reference["parts"]["squad"]["kind"] == "retrieval" and reference["parts"]["snli"]["kind"] == "sts"
+    squad = reference["parts"]["squad"]
+    assert squad["primary_metric"] == "cosine_ndcg@10" and squad["n_test"] == 12
+    assert set(reference["parts"]["snli"]["models"]) == {"base", "fine_tuned"}
+    assert any(e["part"] == "stsb" and "own source" in e["reason"] for e in reference["excluded"])
+    table = metrics_table(result.report, "reference")
+    assert set(table["part"]) == {"snli", "squad"}
+    assert "stsb" in set(reference_exclusions(result.report)["part"])
+    # The same weights at both ends: the reference column is the mean of the parts' primary metrics.
+    rows = interpolation_sweep(result, config, alphas=[0.0, 0.5])
+    parts = reference["parts"].values()
+    mean = sum(p["models"]["base"]["metrics"][p["primary_metric"]]["value"] for p in parts) / 2
+    assert rows[0]["reference"] == pytest.approx(mean) and rows[1]["reference"] == pytest.approx(mean, abs=1e-5)

@@ -4,7 +4,6 @@ alpha, and save a chosen mix as model_final/."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,41 +12,13 @@ from ..config import RunConfig
 from ..core.io import atomic_directory, atomic_write_json
 from ..core.statistics import Bootstrap
 from ..rundir import RunDir
-from ..scoring.errors import EvaluationError
 from ..scoring.models import score_model
 from ..scoring.reference import PRIMARY, part_name
-from .evaluate import Evaluation
+from ..training.weights import interpolate_models
+from .evaluate import BEFORE_SELECTION, Evaluation
 
 FINAL_MODEL_DIR = "model_final"
 REFERENCE_LABEL = "reference (mean of the parts' primary metrics)"
-
-
-def interpolate_models(base, tuned, alpha: float):
-    """A copy of ``tuned`` whose weights are (1 - alpha) * base + alpha * tuned. alpha 0 gives the
-    base weights, 1 the fine-tuned ones (torch.lerp is exact at both ends). Both models must have
-    the same architecture: the same modules with the same parameter shapes."""
-    import torch
-
-    if not 0.0 <= alpha <= 1.0:
-        raise EvaluationError(f"interpolation alpha must be within 0..1, got {alpha}")
-    base_state, tuned_state = base.state_dict(), tuned.state_dict()
-    differing = sorted(set(base_state) ^ set(tuned_state))
-    if differing:
-        raise EvaluationError("the base and fine-tuned models differ in their modules, so their weights cannot be "
-                         f"interpolated: {', '.join(differing[:5])}")
-    mixed = {}
-    for key, tuned_value in tuned_state.items():
-        base_value = base_state[key].to(tuned_value.device)
-        if base_value.shape != tuned_value.shape:
-            raise EvaluationError(f"weight {key} has shape {tuple(base_value.shape)} in the base model and "
-                             f"{tuple(tuned_value.shape)} in the fine-tuned one: they cannot be interpolated")
-        if tuned_value.is_floating_point():
-            mixed[key] = torch.lerp(base_value.float(), tuned_value.float(), alpha).to(tuned_value.dtype)
-        else:
-            mixed[key] = tuned_value
-    model = copy.deepcopy(tuned)
-    model.load_state_dict(mixed)
-    return model
 
 
 def mean_over_parts(values: list[float | None]) -> float | None:
@@ -73,6 +44,11 @@ def reference_at(evaluation: Evaluation, config: RunConfig, model=None, known: s
     return mean_over_parts(values)
 
 
+def pure_fine_tuned(evaluation: Evaluation) -> str:
+    """The model the sweep mixes with the base: the pure fine-tuned one where model/ holds a selected mix."""
+    return BEFORE_SELECTION if BEFORE_SELECTION in evaluation.loaded else "fine_tuned"
+
+
 def interpolation_sweep(evaluation: Evaluation, config: RunConfig, alphas: Sequence[float] | None = None,
                         base=None, tuned=None) -> list[dict[str, Any]]:
     """The primary metric on the test set and the mean primary metric over the reference parts at
@@ -80,13 +56,13 @@ def interpolation_sweep(evaluation: Evaluation, config: RunConfig, alphas: Seque
     alphas = list(config.eval.interpolation_alphas if alphas is None else alphas)
     loaded = evaluation.loaded
     base = base if base is not None else loaded.get("base")
-    tuned = tuned if tuned is not None else loaded.get("fine_tuned")
+    tuned = tuned if tuned is not None else loaded.get(pure_fine_tuned(evaluation))
     task = evaluation.task
     metric = shapes.get(task.shape).primary_metric
     boot = Bootstrap.draw(task.n, 1, config.eval.confidence, config.seed)  # points only: no intervals needed
     rows = []
     for alpha in alphas:
-        known = {0.0: "base", 1.0: "fine_tuned"}.get(float(alpha))
+        known = {0.0: "base", 1.0: pure_fine_tuned(evaluation)}.get(float(alpha))
         if known:
             on_task = evaluation.scores[known].metrics[metric]["value"]
             on_reference = reference_at(evaluation, config, known=known)
@@ -139,7 +115,7 @@ def plot_interpolation(rows: list[dict[str, Any]], task_metric: str, path=None):
 
 def save_final_model(run: RunDir, evaluation: Evaluation, alpha: float) -> Path:
     """Save the base/fine-tuned mix at ``alpha`` as model_final/ and record it in metrics.json."""
-    model = interpolate_models(evaluation.loaded["base"], evaluation.loaded["fine_tuned"], alpha)
+    model = interpolate_models(evaluation.loaded["base"], evaluation.loaded[pure_fine_tuned(evaluation)], alpha)
     target = run.root / FINAL_MODEL_DIR
     with atomic_directory(target) as tmp:
         model.save(str(tmp))

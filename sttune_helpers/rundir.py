@@ -92,6 +92,8 @@ class RunDir:
     @property
     def model_dir(self) -> Path: return self.root / "model"
     @property
+    def fine_tuned_dir(self) -> Path: return self.root / "model_finetuned"  # where model/ holds a mix
+    @property
     def checkpoints_dir(self) -> Path: return self.root / "checkpoints"
     @property
     def tensorboard_dir(self) -> Path: return self.root / "tensorboard"
@@ -242,7 +244,7 @@ class RunDir:
         return {
             "data_prep": [self.data_dir],
             "loss_selection": [self.plan_path],
-            "training": [self.model_dir, self.training_summary_path],
+            "training": [self.model_dir, self.fine_tuned_dir, self.training_summary_path],
             "evaluation": [self.metrics_path, self.root / "model_final"],
             "embedding_viz": [self.viz_dir],
         }[stage]

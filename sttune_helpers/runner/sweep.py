@@ -144,9 +144,15 @@ class PruningReporter(TrainerCallback):
 
 def train_stage(run: RunDir, trial: optuna.Trial, metric: str, keep_checkpoints: bool = False) -> dict[str, Any]:
     """The training stage with the pruning reporter; a pruned trial's training stage is marked
-    failed with the reason."""
+    failed with the reason. Model selection is skipped: the objective is the validation metric of
+    training, which selection does not change; the best trial's replay selects."""
     try:
-        return training_stage.run(run, callbacks=[PruningReporter(trial, metric)])
+        run, config, _ = training_stage.start(run.root)
+        config.eval.select_model = False  # in memory only: the trial's config.yaml, which the replay uses, keeps it
+        with run.stage(training_stage.NAME) as recorded:
+            summary = training_stage.train(run, config, callbacks=[PruningReporter(trial, metric)])
+            recorded.update(training_stage.outcome(summary))
+        return summary
     finally:
         if not keep_checkpoints:
             shutil.rmtree(run.checkpoints_dir, ignore_errors=True)  # model/ holds the kept weights

@@ -41,7 +41,32 @@ def describe(summary: dict[str, Any]) -> str:
     if summary["checkpoint_choice"]:  # train.restore_best: the best checkpoint or the last model
         lines.append(summary["checkpoint_choice"]["reason"])
     lines.append(f"model weights from {summary['kept_checkpoint']}")
+    selection = summary.get("selection")
+    if selection:
+        lines.append(f"model selection on validation: {selection['reason']}")
+        if selection["differs_from_fine_tuned"]:
+            lines.append("model/ holds the chosen model; model_finetuned/ the pure fine-tuned one")
     return "\n".join(lines)
+
+
+def selection_plot(run: RunDir, summary: dict[str, Any]):
+    """Validation metric against general ability for every candidate (selection.png); None without one."""
+    return training.plot_selection(summary.get("selection"), path=run.root / "selection.png")
+
+
+def selection_table(summary: dict[str, Any]):
+    """The selection's candidates: validation metric, its gap to the best, and the reference parts."""
+    import pandas as pd
+
+    selection = summary.get("selection")
+    if not selection:
+        return None
+    rows = []
+    for c in selection["candidates"]:
+        rows.append({"candidate": c["name"], "alpha": c["alpha"], f"validation {selection['metric']}": c["validation"],
+                     "within noise of best": c["within_noise"], **{f"ref {p}": v for p, v in c["reference"].items()},
+                     "largest reference drop": c["forgetting"], "chosen": c["name"] == selection["chosen"]})
+    return pd.DataFrame(rows)
 
 
 def outcome(summary: dict[str, Any]) -> dict[str, Any]:

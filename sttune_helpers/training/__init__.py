@@ -5,6 +5,9 @@ the validation noise (train.restore_best), save the model with its card.
     setup.py        TrainingSetup, the validation metric, TrainingArguments from the config
     guards.py       stop on a NaN loss or collapsed embeddings
     checkpoints.py  the last complete checkpoint; train.restore_best's best-or-last choice
+    weights.py      weight snapshots, soups and mixes with the base weights
+    selection.py    eval.select_model: the candidates, scored on validation and the reference, and the rule
+    selection_plot.py  validation metric against general ability for each candidate
     train.py        train_model
     curves.py       loss and validation curves, TensorBoard scalars
     bake_off.py     train each candidate loss briefly, keep the best in plan.json
@@ -22,10 +25,13 @@ from .curves import plot_curves, plot_tensorboard, tensorboard_scalars
 from .errors import DistributedTrainingError, EmbeddingCollapseError, TrainingDivergedError, TrainingError
 from .guards import CollapseGuard, NonFiniteLossGuard, mean_pairwise_cosine
 from .launch import check_devices, launch_training
+from .selection import select_model
+from .selection_plot import plot_selection
 from .setup import checkpointing_argument, plan_training
 from .train import train_model
 
 __all__ = ["CollapseGuard", "DistributedTrainingError", "EmbeddingCollapseError", "NonFiniteLossGuard",
            "TrainingDivergedError", "TrainingError", "bake_off", "check_devices", "checkpointing_argument",
            "compare_checkpoints", "launch_training", "mean_pairwise_cosine", "plan_training", "plot_bake_off",
-           "plot_curves", "plot_tensorboard", "tensorboard_scalars", "train_model"]
+           "plot_curves", "plot_selection", "plot_tensorboard", "select_model", "tensorboard_scalars",
+           "train_model"]

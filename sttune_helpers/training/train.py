@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import time
 from typing import Any, Sequence
 
@@ -27,7 +28,9 @@ from .checkpoints import keep_checkpoint, last_checkpoint
 from .errors import TrainingError
 from .guards import CollapseGuard, NonFiniteLossGuard, probe_texts
 from .launch import launch_training
+from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
+from .weights import snapshot, with_weights
 
 log = get_logger(__name__)
 
@@ -72,6 +75,10 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         log.info(setup.batch_line())
 
     model = load_configured_model(config, device=ranks.rank_device(device))
+    selects = config.eval.select_model and writes
+    if selects:
+        check_selection_settings(config)
+    base_state = snapshot(model) if selects else None  # the starting weights, for WiSE-FT (also on resume)
     truncation = truncated_texts(model, dataset_texts(train_dataset))  # e.g. a 1-MB text: cut, not a crash
     if truncation and writes:
         log.warning(truncation_warning(truncation, "training texts").removeprefix("warning: "))
@@ -95,6 +102,9 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     if config.train.stop_on_nan:
         callbacks.append(NonFiniteLossGuard(config.train.learning_rate, setup.precision))
     collapse_guard = None
+    history = WeightHistory(config.eval.soup_size) if selects else None
+    if history is not None:
+        callbacks.append(history)
     if config.train.collapse_threshold is not None:
         collapse_guard = CollapseGuard(model, probe_texts(validation_dataset), config.train.collapse_threshold)
         callbacks.append(collapse_guard)
@@ -130,7 +140,18 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
             peak_memory = max(r["peak_gpu_memory_bytes"] for r in rank_records)
 
     state = trainer.state
+    # load_best_model_at_end has just loaded the best checkpoint's weights
+    best_state = snapshot(model) if selects and state.best_model_checkpoint else None
     choice = keep_checkpoint(run, config, model, state, setup) if writes else None
+    selection = None
+    if selects:
+        fine_tuned = snapshot(model)
+        selection = select_model(run, config, model, history, base_state, best_state)
+        if selection is not None and selection["differs_from_fine_tuned"]:
+            with atomic_directory(run.fine_tuned_dir) as tmp:
+                with_weights(model, fine_tuned).save(str(tmp))
+        elif run.fine_tuned_dir.is_dir():  # an earlier attempt's, no longer true
+            shutil.rmtree(run.fine_tuned_dir)
     if writes:
         with atomic_directory(run.model_dir) as tmp:
             model.save(str(tmp))
@@ -163,6 +184,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         # The checkpoint whose weights are in the model folder, and train.restore_best's comparison.
         "kept_checkpoint": choice["kept_checkpoint"] if choice else state.best_model_checkpoint,
         "checkpoint_choice": choice,
+        # eval.select_model: the candidates on validation and the reference, and the one in model/
+        "selection": selection,
         "collapse_probe": ({"base": collapse_guard.base_value, "values": collapse_guard.values}
                            if collapse_guard else None),
         "train_seconds": round(seconds, 2),

@@ -36,7 +36,9 @@ def prepared_run(root: Path, model_folder: str, overrides=(), name: str = "run")
     config = load_preset("smoke").with_overrides([f"model.name={model_folder}", "loss.name=null",
                                                   "data.max_train_rows=48", "data.max_validation_rows=24",
                                                   "data.max_test_rows=16", "train.batch_size=8",
-                                                  "train.logging_steps=1", *overrides])
+                                                  "train.logging_steps=1",
+                                                  # selection has its own tests; elsewhere it only costs time
+                                                  "eval.select_model=false", *overrides])
     run = RunDir(Path(root) / name)
     run.root.mkdir(parents=True)
     run.save_config(config)

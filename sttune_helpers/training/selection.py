@@ -1,0 +1,236 @@
+"""Model selection after training, on validation only: the candidates (the last model, the best
+checkpoint, a uniform soup of the last validation points' weights, and the best of these mixed
+with the base weights, WiSE-FT), scored on the validation split and on the selection half of the
+general-ability reference; the rule names the model that is saved as model/."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from transformers import TrainerCallback
+
+from .. import shapes
+from ..config import RunConfig
+from ..core.reporting import get_logger
+from ..core.statistics import Bootstrap, paired_comparison
+from ..data import read_report
+from ..modeling import load_configured_model
+from ..rundir import RunDir
+from ..scoring import load_task, score_model
+from .weights import State, average_states, mix_states, snapshot
+
+log = get_logger(__name__)
+
+class WeightHistory(TrainerCallback):
+    """CPU snapshots of the weights at the last ``keep`` validation points (for the soup and the
+    last model). A resumed run has only the points after the resume."""
+
+    def __init__(self, keep: int):
+        self.points: deque[tuple[int, State]] = deque(maxlen=max(1, keep))
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        if model is not None and (not self.points or self.points[-1][0] != state.global_step):
+            self.points.append((state.global_step, snapshot(model)))
+
+
+@dataclass
+class Candidate:
+    """One model the rule may choose: a point of training (last, best, soup) mixed with the base
+    weights at ``alpha`` (1: the point itself)."""
+
+    name: str
+    point: str
+    alpha: float
+    validation: float | None = None
+    # paired bootstrap of best - this candidate on the validation items
+    gap_to_best: float | None = None
+    gap_ci95: list[float | None] = field(default_factory=lambda: [None, None])
+    within_noise: bool = False
+    reference: dict[str, float] = field(default_factory=dict)  # part -> its primary metric
+    forgetting: float | None = None  # the largest drop from the base over the parts (negative: a gain)
+
+
+def same_weights(first: State, second: State) -> bool:
+    import torch
+
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def training_points(final: State, history: WeightHistory, best_state: State | None, soup_size: int) -> dict[str, State]:
+    """The points of training to choose from, the pure fine-tuned model (``final``, train.restore_best's
+    choice) first under its own name: last (the last validation point), best (the best checkpoint)
+    where it is other weights, and soup (the last ``soup_size`` points averaged). Snapshots with
+    another layout than the final model's (a model that trained LoRA adapters) are left out."""
+    snapshots = [state for _, state in history.points if state.keys() == final.keys()]
+    fine_tuned = "best" if best_state is not None and same_weights(final, best_state) else "last"
+    points = {fine_tuned: final}
+    if fine_tuned == "best" and snapshots and not same_weights(snapshots[-1], final):
+        points["last"] = snapshots[-1]
+    if fine_tuned == "last" and best_state is not None and best_state.keys() == final.keys() and not same_weights(
+            best_state, final):
+        points["best"] = best_state
+    recent = snapshots[-soup_size:] if soup_size >= 2 else []
+    if len(recent) >= 2:
+        points["soup"] = average_states(recent)
+    return points
+
+
+def choose(candidates: list[Candidate], max_forgetting: float | None) -> tuple[Candidate, str]:
+    """The rule: the best validation metric; among the candidates within its noise, the one that
+    keeps the most general ability (mean of the reference parts), subject to the forgetting budget.
+    Where no candidate within the noise keeps to the budget, the best validation metric among those
+    that do; where none does, the one that forgets least."""
+    scored = [c for c in candidates if c.validation is not None]
+    best = max(scored, key=lambda c: c.validation)
+    near = [c for c in scored if c.within_noise] or [best]
+    with_reference = [c for c in near if c.forgetting is not None]
+    if not with_reference:
+        return best, f"{best.name} has the best validation metric ({best.validation:.4f}); no reference to weigh"
+
+    def general(c: Candidate) -> tuple[float, float]:
+        return sum(c.reference.values()) / len(c.reference), c.validation
+
+    budget = "" if max_forgetting is None else f", forgetting at most {max_forgetting:.3f} (eval.max_forgetting)"
+    kept = [c for c in with_reference if max_forgetting is None or c.forgetting <= max_forgetting]
+    if kept:
+        chosen = max(kept, key=general)
+        return chosen, (f"{chosen.name}: validation {chosen.validation:.4f}, within the noise of the best "
+                        f"({best.name}, {best.validation:.4f}), keeps the most general ability{budget}; "
+                        f"largest reference drop {chosen.forgetting:+.4f}")
+    measured = [c for c in scored if c.forgetting is not None]
+    affordable = [c for c in measured if c.forgetting <= max_forgetting]
+    if affordable:
+        chosen = max(affordable, key=lambda c: c.validation)
+        return chosen, (f"{chosen.name}: no candidate within the validation noise of the best ({best.name}, "
+                        f"{best.validation:.4f}) keeps the reference drop within {max_forgetting:.3f} "
+                        f"(eval.max_forgetting); {chosen.name} is the best on validation that does "
+                        f"({chosen.validation:.4f}, largest reference drop {chosen.forgetting:+.4f})")
+    chosen = min(measured, key=lambda c: (c.forgetting, -c.validation))
+    log.warning(f"no candidate keeps the reference drop within eval.max_forgetting={max_forgetting}: "
+                f"kept {chosen.name}, which forgets least ({chosen.forgetting:+.4f})")
+    return chosen, (f"{chosen.name}: no candidate keeps the reference drop within {max_forgetting:.3f} "
+                    f"(eval.max_forgetting); {chosen.name} forgets least ({chosen.forgetting:+.4f})")
+
+
+class _Scorer:
+    """Scores weight states on the validation split and the reference's selection half, in one
+    freshly loaded model (the trained one may still carry the trainer's autocast)."""
+
+    def __init__(self, run: RunDir, config: RunConfig, device: str):
+        from ..scoring.reference import general_reference
+
+        self.config = config
+        self.model = load_configured_model(config, device=device)
+        self.validation = load_task(run, config, split="validation")
+        self.metric = shapes.get(self.validation.shape).primary_metric
+        self.boot = Bootstrap.draw(self.validation.n, config.eval.bootstrap_samples, config.eval.confidence,
+                                   config.seed)
+        self.reference = general_reference(run, config, "selection") if config.eval.reference else None
+        self.parts = self.reference.parts if self.reference is not None else []
+
+    def _load(self, state: State):
+        self.model.load_state_dict(state)
+        return self.model
+
+    def validation_scores(self, state: State):
+        eval_config = self.config.eval
+        return score_model(self.validation, self._load(state), self.boot, eval_config.batch_size, self.config.seed,
+                           eval_config.precision)
+
+    def reference_scores(self, state: State) -> dict[str, float]:
+        eval_config, model = self.config.eval, self._load(state)
+        values = {}
+        for part in self.parts:
+            boot = Bootstrap.draw(part.n, 1, eval_config.confidence, self.config.seed)  # points only
+            scores = score_model(part, model, boot, eval_config.batch_size, self.config.seed, eval_config.precision)
+            values[part.name] = scores.metrics[shapes.get(part.shape).primary_metric]["value"]
+        return values
+
+
+def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, base_state: State,
+                 best_state: State | None) -> dict[str, Any] | None:
+    """Score the candidates and load the chosen one's weights into ``model``; returns the record
+    for training.json (None where the shape has no labelled validation items to choose by)."""
+    shape = shapes.get(read_report(run)["shape"])
+    if shape.measured_on_reference:
+        return None
+    started = time.perf_counter()
+    points = training_points(snapshot(model), history, best_state, config.eval.soup_size)
+    fine_tuned = next(iter(points))
+    scorer = _Scorer(run, config, device=str(model.device))
+    candidates: list[Candidate] = []
+    item_scores: dict[str, Any] = {}
+    states: dict[str, State] = {}
+
+    def add(name: str, point: str, alpha: float, state: State) -> None:
+        scores = scorer.validation_scores(state)
+        candidates.append(Candidate(name, point, alpha, validation=scores.metrics[scorer.metric]["value"]))
+        item_scores[name], states[name] = scores, state
+
+    for point, state in points.items():
+        add(point, point, 1.0, state)
+    anchor = max(candidates, key=lambda c: c.validation)
+    for alpha in sorted(config.eval.selection_alphas, reverse=True):
+        add(f"{anchor.point}@{alpha:g}", anchor.point, float(alpha), mix_states(base_state, states[anchor.name], alpha))
+    _mark_noise(candidates, item_scores, scorer)
+
+    base_reference = scorer.reference_scores(base_state) if scorer.parts else {}
+    budget = config.eval.max_forgetting
+
+    def measure(c: Candidate) -> None:
+        c.reference = scorer.reference_scores(states[c.name])
+        c.forgetting = max(base_reference[p] - v for p, v in c.reference.items())
+
+    if scorer.parts:
+        for c in candidates:
+            if c.within_noise:
+                measure(c)
+        if budget is not None and not any(c.within_noise and c.forgetting <= budget for c in candidates):
+            for c in candidates:  # the fallback needs every candidate's reference
+                if c.forgetting is None:
+                    measure(c)
+    chosen, reason = choose(candidates, budget)
+    model.load_state_dict(states[chosen.name])
+    seconds = round(time.perf_counter() - started, 1)
+    log.info(f"model selection ({seconds:.0f} s): {reason}")
+    reference = scorer.reference
+    return {"metric": scorer.metric, "n_validation": scorer.validation.n, "max_forgetting": budget,
+            "chosen": chosen.name, "point": chosen.point, "alpha": chosen.alpha, "reason": reason,
+            "fine_tuned": fine_tuned, "differs_from_fine_tuned": chosen.name != fine_tuned,
+            "reference": {"parts": [p.name for p in scorer.parts], "base": base_reference,
+                          "excluded": reference.excluded if reference is not None else []},
+            "candidates": [asdict(c) for c in candidates], "seconds": seconds}
+
+
+def _mark_noise(candidates: list[Candidate], item_scores: dict[str, Any], scorer: _Scorer) -> None:
+    """Paired bootstrap of best - candidate on the validation items: within the noise where the
+    interval reaches 0."""
+    best = max(candidates, key=lambda c: c.validation)
+    values = {name: s.metrics for name, s in item_scores.items()}
+    dists = {name: s.resampled for name, s in item_scores.items()}
+    for c in candidates:
+        if c is best:
+            c.within_noise, c.gap_to_best = True, 0.0
+            continue
+        comparison = paired_comparison(best.name, c.name, scorer.metric, values, dists, scorer.boot)
+        c.gap_to_best, c.gap_ci95 = comparison["difference"], comparison["ci95"]
+        c.within_noise = comparison["ci95"][0] is not None and comparison["ci95"][0] <= 0
+
+
+def check_selection_settings(config: RunConfig) -> None:
+    """Refuse selection settings that cannot work, before training starts."""
+    from .errors import TrainingError
+
+    settings = config.eval
+    for alpha in settings.selection_alphas:
+        if not 0.0 < alpha < 1.0:
+            raise TrainingError(f"eval.selection_alphas: {alpha} is not strictly between 0 and 1 (0 is the base "
+                                "model, 1 the fine-tuned one, which is always a candidate)")
+    if settings.soup_size < 0:
+        raise TrainingError(f"eval.soup_size must be 0 or more, got {settings.soup_size}")
+    if settings.max_forgetting is not None and not settings.max_forgetting >= 0:
+        raise TrainingError(f"eval.max_forgetting must be 0 or more (or null for no budget), "
+                            f"got {settings.max_forgetting}")

@@ -1,0 +1,137 @@
+"""Model selection after training: weight arithmetic (soups, WiSE-FT mixes), the candidates, the
+rule with its forgetting budget, and the whole step on a tiny model."""
+
+import pytest
+import torch
+
+from sttune_helpers.config import load_preset
+from sttune_helpers.training import TrainingError
+from sttune_helpers.training.selection import (
+    Candidate,
+    WeightHistory,
+    check_selection_settings,
+    choose,
+    training_points,
+)
+from sttune_helpers.training.weights import average_states, mix_states
+
+
+def state(value: float) -> dict:
+    return {"w": torch.full((2, 2), value), "steps": torch.tensor([7])}
+
+
+def test_mixing_is_exact_at_both_ends_and_linear_between():
+    base, tuned = state(0.0), state(4.0)
+    assert torch.equal(mix_states(base, tuned, 0.0)["w"], base["w"])
+    assert torch.equal(mix_states(base, tuned, 1.0)["w"], tuned["w"])
+    assert torch.allclose(mix_states(base, tuned, 0.25)["w"], torch.full((2, 2), 1.0))
+    assert torch.equal(mix_states(base, tuned, 0.25)["steps"], tuned["steps"])  # integer buffers are not mixed
+    with pytest.raises(TrainingError, match="within 0..1"):
+        mix_states(base, tuned, 1.5)
+
+
+def test_a_soup_is_the_uniform_average_and_needs_one_layout():
+    assert torch.allclose(average_states([state(1.0), state(2.0), state(6.0)])["w"], torch.full((2, 2), 3.0))
+    with pytest.raises(TrainingError, match="differ in their modules"):
+        average_states([state(1.0), {"other": torch.zeros(2)}])
+    with pytest.raises(TrainingError, match="cannot be mixed"):
+        mix_states(state(1.0), {"w": torch.zeros(3), "steps": torch.tensor([1])}, 0.5)
+
+
+def history_of(*values: float) -> WeightHistory:
+    history = WeightHistory(keep=3)
+    history.points.extend((step, state(v)) for step, v in enumerate(values, start=1))
+    return history
+
+
+def test_the_candidates_name_the_fine_tuned_model_and_leave_out_duplicates():
+    # train.restore_best kept the last model (final = the last validation point): best is another step.
+    points = training_points(state(4.0), history_of(1.0, 2.0, 3.0, 4.0), best_state=state(2.0), soup_size=3)
+    assert list(points) == ["last", "best", "soup"]
+    assert torch.allclose(points["soup"]["w"], torch.full((2, 2), 3.0))  # the last three points: 2, 3, 4
+    # It restored the best: the last validation point is the other candidate.
+    points = training_points(state(2.0), history_of(1.0, 2.0, 3.0), best_state=state(2.0), soup_size=0)
+    assert list(points) == ["best", "last"] and torch.equal(points["last"]["w"], state(3.0)["w"])
+    # LoRA snapshots (other keys) cannot be mixed with the merged model: only the final model stays.
+    lora = WeightHistory(keep=3)
+    lora.points.append((1, {"w.lora_A": torch.zeros(2)}))
+    assert list(training_points(state(2.0), lora, best_state=None, soup_size=3)) == ["last"]
+
+
+def candidate(name, validation, within_noise, reference=None, forgetting=None, alpha=1.0):
+    return Candidate(name, name.split("@")[0], alpha, validation=validation, within_noise=within_noise,
+                     reference=reference or {}, forgetting=forgetting)
+
+
+def test_within_the_noise_the_most_general_candidate_wins_under_the_budget():
+    candidates = [candidate("last", 0.860, True, {"sts": 0.70, "squad": 0.60}, 0.08),
+                  candidate("last@0.7", 0.858, True, {"sts": 0.76, "squad": 0.66}, 0.005, alpha=0.7),
+                  candidate("last@0.5", 0.857, True, {"sts": 0.78, "squad": 0.67}, -0.01, alpha=0.5),
+                  candidate("soup", 0.840, False, {}, None)]
+    chosen, reason = choose(candidates, max_forgetting=0.01)
+    assert chosen.name == "last@0.5" and "within the noise of the best (last, 0.8600)" in reason
+    assert choose(candidates, max_forgetting=None)[0].name == "last@0.5"
+    # The budget excludes the most general candidate only where it forgets too much.
+    candidates[2].forgetting = 0.02
+    assert choose(candidates, max_forgetting=0.01)[0].name == "last@0.7"
+    assert choose(candidates, max_forgetting=None)[0].name == "last@0.5"
+
+
+def test_the_budget_wins_over_the_noise_and_the_least_forgetting_is_the_last_resort():
+    candidates = [candidate("last", 0.86, True, {"sts": 0.70}, 0.05),
+                  candidate("last@0.7", 0.84, False, {"sts": 0.74}, 0.02, alpha=0.7),
+                  candidate("last@0.5", 0.82, False, {"sts": 0.76}, 0.004, alpha=0.5),
+                  candidate("last@0.3", 0.80, False, {"sts": 0.77}, -0.002, alpha=0.3)]
+    chosen, reason = choose(candidates, max_forgetting=0.01)
+    assert chosen.name == "last@0.5" and "no candidate within the validation noise" in reason
+    chosen, reason = choose(candidates, max_forgetting=-0.01)
+    assert chosen.name == "last@0.3" and "forgets least" in reason
+
+
+def test_without_a_reference_the_best_validation_metric_wins():
+    candidates = [candidate("last", 0.80, True), candidate("best", 0.82, True), candidate("soup", 0.81, True)]
+    chosen, reason = choose(candidates, max_forgetting=0.01)
+    assert chosen.name == "best" and "no reference" in reason
+
+
+@pytest.mark.parametrize("override, message", [("eval.selection_alphas=[0.5, 1.0]", "strictly between 0 and 1"),
+                                               ("eval.soup_size=-1", "eval.soup_size"),
+                                               ("eval.max_forgetting=-0.1", "eval.max_forgetting")])
+def test_selection_settings_that_cannot_work_are_refused(override, message):
+    with pytest.raises(TrainingError, match=message):
+        check_selection_settings(load_preset("smoke").with_overrides([override]))
+
+
+def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_path):
+    from helpers.tiny_model import build_tiny_model_folder, prepared_run
+
+    from sttune_helpers.core.statistics import Bootstrap
+    from sttune_helpers.modeling import load_model
+    from sttune_helpers.scoring import load_task, score_model
+    from sttune_helpers.training import train_model
+
+    run, config = prepared_run(tmp_path, str(build_tiny_model_folder(tmp_path / "model")), [
+        "train.learning_rate=1e-3", "train.max_steps=6", "train.evaluations_per_epoch=6",
+        "train.early_stopping_patience=null", "eval.select_model=true", "eval.selection_alphas=[0.5]",
+        "eval.max_forgetting=null"])
+    selection = train_model(run, config)["selection"]
+    names = [c["name"] for c in selection["candidates"]]
+    assert names[0] == selection["fine_tuned"] and "soup" in names and names[-1].endswith("@0.5")
+    assert selection["chosen"] in names and selection["reason"].startswith(selection["chosen"])
+    # Trained on STS-B: the reference's STS part is not STS-B, and every part was scored for the base.
+    parts = selection["reference"]["parts"]
+    assert parts and not any("stsb" in p for p in parts) and set(selection["reference"]["base"]) == set(parts)
+    assert any("stsb" in e["part"] for e in selection["reference"]["excluded"])
+    # model/ holds the chosen candidate: it scores what the selection recorded for it on validation.
+    task = load_task(run, config, split="validation")
+    chosen = next(c for c in selection["candidates"] if c["name"] == selection["chosen"])
+    scored = score_model(task, load_model(str(run.model_dir), device="cpu"), Bootstrap.draw(task.n, 1, 0.95, 0))
+    assert scored.metrics[selection["metric"]]["value"] == pytest.approx(chosen["validation"], abs=1e-5)
+    assert run.fine_tuned_dir.is_dir() == selection["differs_from_fine_tuned"]
+    # The task-vs-general plot draws every candidate scored on the reference, and the base.
+    from sttune_helpers.training import plot_selection
+
+    figure = plot_selection(selection, path=tmp_path / "selection.png")
+    drawn = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
+    assert drawn == sum(1 for c in selection["candidates"] if c["reference"]) >= 1
+    assert (tmp_path / "selection.png").stat().st_size > 10_000

@@ -22,6 +22,8 @@ from ..scoring.tasks import TaskSet, load_task
 from .embeddings import save_embeddings
 from .error_analysis import error_table
 
+BEFORE_SELECTION = "before_selection"
+
 
 def model_location(path: str) -> str:
     """A run directory stands for its fine-tuned model."""
@@ -32,11 +34,16 @@ def model_location(path: str) -> str:
 
 
 def compared_models(run: RunDir, config: RunConfig, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """base, fine_tuned, then config.eval.extra_models and ``extra`` (name -> path, hub name or run)."""
+    """base, fine_tuned (model/, the selection's choice), before_selection (the pure fine-tuned model,
+    where selection chose another), then config.eval.extra_models and ``extra`` (name -> path, hub
+    name or run)."""
     models = {"base": config.model.name, "fine_tuned": str(run.model_dir)}
+    if run.fine_tuned_dir.is_dir():
+        models[BEFORE_SELECTION] = str(run.fine_tuned_dir)
     for name, path in {**config.eval.extra_models, **(extra or {})}.items():
-        if name in ("base", "fine_tuned"):
-            raise EvaluationError(f"extra model name {name!r} is taken: base and fine_tuned are always compared")
+        if name in ("base", "fine_tuned", BEFORE_SELECTION):
+            raise EvaluationError(f"extra model name {name!r} is taken: base, fine_tuned and {BEFORE_SELECTION} "
+                                  "are compared already")
         models[name] = model_location(path)
     return models
 
@@ -109,7 +116,7 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     for name, path in models.items():
         model = loaded.get(name) or load_model(path, device=config.model.device,
                                                max_seq_length=config.model.max_seq_length)
-        if name in ("base", "fine_tuned"):
+        if name in ("base", "fine_tuned", BEFORE_SELECTION):
             loaded[name] = model  # kept for the interpolation sweep
         scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision)
         for part in reference.parts if reference else []:

@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import evaluation
 from ..config import RunConfig
+from ..core.io import read_json
 from ..rundir import RunDir, open_run
 
 NAME = "evaluation"
@@ -27,6 +28,15 @@ def models(run: RunDir, config: RunConfig, extra: dict[str, str] | None = None) 
 def evaluate(run: RunDir, config: RunConfig, compared: dict[str, str] | None = None) -> evaluation.Evaluation:
     """Every model on the test split and on the reference set."""
     return evaluation.evaluate_models(run, config, compared)
+
+
+def selection_plot(run: RunDir):
+    """Stage 03's model selection: every candidate's validation metric against its general ability
+    (None where training did not select)."""
+    from ..training import plot_selection
+
+    summary = read_json(run.training_summary_path) if run.training_summary_path.is_file() else {}
+    return plot_selection(summary.get("selection"), path=run.eval_dir / "selection.png")
 
 
 def interpolate(run: RunDir, config: RunConfig, result: evaluation.Evaluation) -> dict[str, Any]:

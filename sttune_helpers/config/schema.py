@@ -184,6 +184,16 @@ class TrainConfig:
     # 1 trains in this process. batch_size is per process: the global batch is batch_size x nproc
     # x gradient_accumulation_steps.
     nproc: int = 1
+    # Regularisers that keep the fine-tuned model near its base (off by default).
+    # L2-SP: add this weight x the squared distance of the trainable weights from their starting values
+    # to the training loss; None (or 0) turns it off.
+    l2sp_weight: Optional[float] = None
+    # LoRA: train low-rank adapters of this rank on the encoder's attention and feed-forward layers
+    # instead of every weight, merged into the model before it is saved; None = full fine-tuning.
+    # LoRA usually wants a higher learning rate (~2e-4).
+    lora_rank: Optional[int] = None
+    lora_alpha: Optional[float] = None  # the adapters' scaling numerator; None = 2 x lora_rank
+    lora_dropout: float = 0.0  # dropout on the adapters' input, in [0, 1)
 
 
 @dataclass

@@ -4,6 +4,7 @@ its reason and parameters; building the chosen loss on a model; fitting the spli
     registry.py  loss families (scaled, temperature, in-batch negatives, guided), classes by name, each shape's losses
     choose.py    the run's loss: the shape's recommendation or the config's, with its parameters and temperature
     build.py     the loss module on a model (MatryoshkaLoss wrapping)
+    regularised.py  L2SPLoss: the task loss + weight x squared distance from the starting weights (imports torch)
     columns.py   the split's columns as the loss takes them (asks the shape; TSDAE's noise is in shapes/unlabeled.py)
     plan.py      plan.json: write, read back, explain; the train split's loss shape
     errors.py    LossError

@@ -5,17 +5,18 @@ the validation noise (train.restore_best), save the model with its card.
     setup.py        TrainingSetup, the validation metric, TrainingArguments from the config
     guards.py       stop on a NaN loss or collapsed embeddings
     checkpoints.py  the last complete checkpoint; train.restore_best's best-or-last choice
+    lora.py         LoRA adapters (train.lora_rank): inject, plain checkpoints + adapter file, merge before saving
     weights.py      weight snapshots, soups and mixes with the base weights
     selection.py    eval.select_model: the candidates, scored on validation and the reference, and the rule
     selection_plot.py  validation metric against general ability for each candidate
-    train.py        train_model
+    train.py        train_model (L2-SP from losses/regularised.py, LoRA from lora.py)
     curves.py       loss and validation curves, TensorBoard scalars
     bake_off.py     train each candidate loss briefly, keep the best in plan.json
     ranks.py        inside a rank: rank helpers, DDP backend, RankRecorder
     launch.py       several processes under torchrun, and their failures
     errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
 
-Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch <- train <- bake_off.
+Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch, lora <- train <- bake_off.
 Each rank's entry point is runner/worker.py, which runs the training stage's step.
 """
 

@@ -20,6 +20,7 @@ from ..core.io import atomic_directory, atomic_write_json, read_json
 from ..core.reporting import get_logger
 from ..data import load_split, read_report
 from ..losses import GUIDED_LOSSES, build_loss, fit_columns, read_plan_loss
+from ..losses.regularised import check_l2sp_weight, with_l2sp
 from ..modeling import dataset_texts, load_configured_model, truncated_texts, truncation_warning
 from ..rundir import RunDir
 from ..scoring import build_evaluator
@@ -28,6 +29,7 @@ from .checkpoints import keep_checkpoint, last_checkpoint
 from .errors import TrainingError
 from .guards import CollapseGuard, NonFiniteLossGuard, probe_texts
 from .launch import launch_training
+from .lora import add_lora, check_lora, lora_trainer_class, merge_lora, parameter_counts
 from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
 from .weights import snapshot, with_weights
@@ -47,6 +49,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     each of which calls this function; rank 0 alone writes into the run directory."""
     if config.train.nproc < 1:
         raise TrainingError(f"train.nproc must be at least 1, got {config.train.nproc}")
+    check_l2sp_weight(config.train.l2sp_weight)
+    check_lora(config.train)
     if config.train.nproc > 1 and not ranks.in_worker():
         if callbacks:
             raise TrainingError("callbacks run in this process and cannot be passed to training in several "
@@ -85,9 +89,12 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     guide = None
     if choice.name in GUIDED_LOSSES:
         guide = copy.deepcopy(model).requires_grad_(False)  # the base model, frozen, as the guide
+    lora = add_lora(model, config.train, config.seed)  # None unless train.lora_rank: then only the adapters train
     # Across processes, in-batch negatives come from every process's batch where the loss can gather them.
     loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"),
                       gather_across_devices=world_size > 1)
+    loss = with_l2sp(loss, config.train.l2sp_weight)  # anchors the trainable weights as they are now
+    trainable_parameters, total_parameters = parameter_counts(model)
     gathers = any(getattr(module, "gather_across_devices", False) is True for module in loss.modules())
     recorder = ranks.RankRecorder(model) if world_size > 1 else None
     evaluator = build_evaluator(data_shape, validation_dataset, name="validation", batch_size=config.eval.batch_size,
@@ -110,7 +117,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         callbacks.append(collapse_guard)
     # transformers 5 takes the TensorBoard folder from the environment, read when the trainer starts.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
-    trainer = SentenceTransformerTrainer(
+    trainer_class = lora_trainer_class(SentenceTransformerTrainer) if lora else SentenceTransformerTrainer
+    trainer = trainer_class(
         model=model,
         args=build_training_arguments(config, run, setup),
         train_dataset=train_dataset,
@@ -140,6 +148,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
             peak_memory = max(r["peak_gpu_memory_bytes"] for r in rank_records)
 
     state = trainer.state
+    if lora:  # the adapters merged into the base weights: a plain model, as the checkpoints hold it
+        merge_lora(model)
     # load_best_model_at_end has just loaded the best checkpoint's weights
     best_state = snapshot(model) if selects and state.best_model_checkpoint else None
     choice = keep_checkpoint(run, config, model, state, setup) if writes else None
@@ -194,6 +204,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "peak_gpu_memory_bytes": peak_memory,
         "peak_gpu_memory_gib": round(peak_memory / 2**30, 3) if peak_memory is not None else None,
         "ranks": rank_records,
+        "regularisation": {"l2sp_weight": config.train.l2sp_weight, "lora": lora,
+                           "trainable_parameters": trainable_parameters, "total_parameters": total_parameters},
         "log_history": state.log_history,
     }
     if writes:

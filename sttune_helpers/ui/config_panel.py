@@ -101,6 +101,7 @@ class ConfigPanel:
             "Loss": self._loss_controls(),
             "Optimisation": self._optimisation_controls(),
             "Early stopping": self._early_stopping_controls(),
+            "Regularisation": self._regularisation_controls(),
             "Model": self._model_controls(),
         }
         self.tabs = widgets.Tab(children=[widgets.VBox(rows) for rows in sections.values()], titles=list(sections))
@@ -346,6 +347,28 @@ class ConfigPanel:
                        widgets.Dropdown(description="restore best",
                                         options=literal_options(TrainConfig, "restore_best")),
                        help_text="if_significant: the best checkpoint only where it beats the last beyond the noise"),
+        ]
+
+    def _regularisation_controls(self) -> list[widgets.Widget]:
+        train = self._config.train
+        l2sp_range = _log_bounds(train.l2sp_weight, 1e-4, 10.0)
+        return [
+            self._bind("train.l2sp_weight",
+                       widgets.FloatLogSlider(description="L2-SP weight", base=10, min=l2sp_range[0],
+                                              max=l2sp_range[1], step=0.1, value=0.1, readout_format=".1e",
+                                              layout=_WIDE),
+                       unset_label="off",
+                       help_text="adds this x the squared distance of the weights from the base's to the loss"),
+            self._bind("train.lora_rank", widgets.BoundedIntText(description="LoRA rank", min=1, max=1024, value=16),
+                       unset_label="off (full fine-tuning)",
+                       help_text="train low-rank adapters instead of every weight; try a learning rate of ~2e-4"),
+            self._bind("train.lora_alpha",
+                       widgets.BoundedFloatText(description="LoRA alpha", min=1e-3, max=1e4, value=32.0),
+                       unset_label="2 x rank", help_text="the adapters' scale is alpha / rank"),
+            self._bind("train.lora_dropout",
+                       widgets.FloatSlider(description="LoRA dropout", min=0.0, max=max(0.5, train.lora_dropout),
+                                           step=0.01, layout=_WIDE),
+                       help_text="dropout on the adapters' input"),
         ]
 
     def _model_controls(self) -> list[widgets.Widget]:

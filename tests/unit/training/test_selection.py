@@ -135,3 +135,19 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
     drawn = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
     assert drawn == sum(1 for c in selection["candidates"] if c["reference"]) >= 1
     assert (tmp_path / "selection.png").stat().st_size > 10_000
+
+
+def test_selection_after_lora_mixes_the_merged_model_with_the_base(tmp_path):
+    from helpers.tiny_model import build_tiny_model_folder, prepared_run
+
+    from sttune_helpers.training import train_model
+
+    run, config = prepared_run(tmp_path, str(build_tiny_model_folder(tmp_path / "model")), [
+        "train.learning_rate=1e-2", "train.max_steps=4", "train.evaluations_per_epoch=6",
+        "train.early_stopping_patience=null", "train.lora_rank=2", "eval.select_model=true",
+        "eval.selection_alphas=[0.5]", "eval.reference_max_pairs=50"])
+    selection = train_model(run, config)["selection"]
+    names = [c["name"] for c in selection["candidates"]]
+    # The in-training snapshots hold adapter weights and are left out; the merged model is mixed with the base.
+    assert "soup" not in names and names[-1] == f"{names[0]}@0.5" and len(names) <= 3
+    assert selection["chosen"] in names

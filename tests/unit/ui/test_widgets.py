@@ -227,3 +227,16 @@ def test_interpolation_picker_shows_each_alphas_scores_and_saves_the_chosen_one(
     button.click()
     assert saved == [1.0] and "model_final@1.0" in status.value
     assert interpolation_picker(rows, saved.append, interactive=False) is None
+
+
+def test_regularisation_controls_are_off_until_set(panel):
+    for key in ("train.l2sp_weight", "train.lora_rank", "train.lora_alpha"):
+        assert panel.unset_boxes[key].value is True and panel.controls[key] is not None
+    panel.controls["train.lora_rank"].value = 8
+    panel.controls["train.lora_dropout"].value = 0.1
+    panel.controls["train.l2sp_weight"].value = 1.0
+    train = panel.config.train
+    assert (train.lora_rank, train.lora_alpha, train.l2sp_weight) == (8, None, pytest.approx(1.0))
+    assert train.lora_dropout == pytest.approx(0.1)
+    panel.unset_boxes["train.lora_rank"].value = True
+    assert panel.config.train.lora_rank is None

@@ -10,6 +10,7 @@ the validation noise (train.restore_best), save the model with its card.
     selection.py    eval.select_model: the candidates, scored on validation and the reference, and the rule
     selection_plot.py  validation metric against general ability for each candidate
     train.py        train_model (L2-SP from losses/regularised.py, LoRA from lora.py)
+    timing.py       how long each checkpoint save took (training.json "timing")
     curves.py       loss and validation curves, TensorBoard scalars
     bake_off.py     train each candidate loss briefly, keep the best in plan.json
     ranks.py        inside a rank: rank helpers, DDP backend, RankRecorder

@@ -32,6 +32,7 @@ from .launch import launch_training
 from .lora import add_lora, check_lora, lora_trainer_class, merge_lora, parameter_counts
 from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
+from .timing import CheckpointTimer
 from .weights import snapshot, with_weights
 
 log = get_logger(__name__)
@@ -115,6 +116,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     if config.train.collapse_threshold is not None:
         collapse_guard = CollapseGuard(model, probe_texts(validation_dataset), config.train.collapse_threshold)
         callbacks.append(collapse_guard)
+    callbacks.append(timer := CheckpointTimer())  # last: the others' work at a validation is not saving
     # transformers 5 takes the TensorBoard folder from the environment, read when the trainer starts.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
     trainer_class = lora_trainer_class(SentenceTransformerTrainer) if lora else SentenceTransformerTrainer
@@ -207,6 +209,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "regularisation": {"l2sp_weight": config.train.l2sp_weight, "lora": lora,
                            "trainable_parameters": trainable_parameters, "total_parameters": total_parameters},
         "log_history": state.log_history,
+        "timing": timer.summary(),  # checkpoint saves, for the run's time report
     }
     if writes:
         atomic_write_json(run.training_summary_path, summary)

@@ -18,6 +18,7 @@ from ..config import RunConfig
 from ..core.errors import SettingError
 from ..core.reporting import get_logger
 from ..rundir import NOTEBOOKS, STAGES, RunDir, RunDirError, check_run_name
+from .time_report import record_stage_wall
 
 log = get_logger(__name__)
 KERNEL_NAME = "sttune"
@@ -272,7 +273,10 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
     results: list[StageResult] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(interrupts_as_exceptions())
+        kernel_started = time.perf_counter()
         manager = kernel if kernel is not None else stack.enter_context(stage_kernel(kernel_name, shared_kernel))
+        # Starting the shared kernel: the time report counts it as overhead (papermill starts the others).
+        kernel_seconds = time.perf_counter() - kernel_started if kernel is None and manager is not None else 0.0
         for position, stage in enumerate(stages, start=1):
             output = run.notebooks_dir / NOTEBOOKS[stage]
             log.info(f"[{position}/{len(stages)}] {stage:<15} {NOTEBOOKS[stage]} ...")
@@ -308,6 +312,7 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
                 error = f"{type(exc).__name__}: {exc}"
                 log.info(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
             seconds = time.perf_counter() - started
+            record_stage_wall(run, stage, seconds, kernel_seconds if position == 1 else 0.0)
             if error is not None:
                 # KeyboardInterrupt in the kernel (JupyterLab's interrupt, a signal sent to the kernel).
                 status = "interrupted" if error.startswith("KeyboardInterrupt") else "failed"

@@ -89,3 +89,7 @@ def test_stages_share_one_kernel_with_a_clean_namespace(tmp_path, monkeypatch, c
     pids = (run.root / "kernel-pids.txt").read_text().split()
     assert len(pids) == len(stages)
     assert len(set(pids)) == (1 if shared else len(stages))
+    # The runner records each stage's wall time (and the shared kernel's start) for the time report.
+    entries = run.manifest()["stages"]
+    assert all(entries[s]["wall_seconds"] >= entries[s]["seconds"] for s in stages)
+    assert ("kernel_start_seconds" in entries[stages[0]]) == shared

@@ -103,6 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting by its dotted key, e.g. -p sweep.trials=10 (repeatable)")
 
+    timing = commands.add_parser(
+        "time", help="print where a run's time went, and the settings that cut the largest parts",
+        description="Print a run's time by part: data, loss selection, training steps, validation during "
+                    "training, checkpoint saving, the choice of checkpoint and model selection after training, "
+                    "evaluation, viz, and papermill's and the kernel's overhead (a stage's wall time minus its own "
+                    "work), each with its share of the run, from RUN's manifest.json and training.json. `sttune run` "
+                    "prints the same at its end and writes it to RUN/time_report.json.",
+        epilog="examples:\n  sttune time runs/smoke-20250101-120000\n  sttune time smoke-20250101-120000 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    timing.add_argument("run", help="a run directory, or a run's name in --runs-dir")
+    timing.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are kept (default: ./runs)")
+    timing.add_argument("--json", action="store_true", help="print the report as JSON, as in time_report.json")
+
     lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
                               description="Start JupyterLab on the stage notebooks with this environment's kernel. "
                                           "Extra arguments go to `jupyter lab` (e.g. --port 8899 --no-browser).")
@@ -212,16 +225,33 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def report_results(name: str, run, results, total: float) -> int:
-    """Print how the run went; the exit code."""
+    """Print how the run went, then where its time went (also written to RUN/time_report.json); the exit code."""
+    from .runner.time_report import write_time_report
+
     if results and results[-1].status == "failed":
         print(f"run {name} stopped: stage {results[-1].stage!r} failed after {total:.1f} s "
               f"(manifest: {run.manifest_path})", file=sys.stderr)
+        print(write_time_report(run))
         return 1
     print(f"run {name} completed in {total:.1f} s: " + ", ".join(f"{r.stage} {r.seconds:.0f} s" for r in results))
     if run.metrics_path.is_file():
         from .evaluation import metrics_table
 
         print(metrics_table(json.loads(run.metrics_path.read_text())).to_string(index=False))
+    print(write_time_report(run))
+    return 0
+
+
+def command_time(args: argparse.Namespace) -> int:
+    from .rundir import RunDir
+    from .runner.time_report import format_time_report, report_dict, time_report, untimed_stages
+
+    folder = Path(args.run)
+    if not (folder / "manifest.json").is_file() and (args.runs_dir / args.run / "manifest.json").is_file():
+        folder = args.runs_dir / args.run
+    run = RunDir(folder.resolve())
+    rows = time_report(run)
+    print(json.dumps(report_dict(run, rows), indent=2) if args.json else format_time_report(rows, untimed_stages(run)))
     return 0
 
 
@@ -291,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_train(args)
         if args.command == "sweep":
             return command_sweep(args)
+        if args.command == "time":
+            return command_time(args)
         if args.command == "lab":
             return command_lab(args)
         if args.command == "data":

@@ -2,8 +2,11 @@
 up to the run, the hints go to the largest parts, and a run that stopped early is reported as far
 as it got; `sttune time` prints it."""
 
+import json
+
 import pytest
 
+from sttune_helpers.cli import main
 from sttune_helpers.config import RunConfig, load_preset
 from sttune_helpers.core.io import atomic_write_json, read_json
 from sttune_helpers.rundir import STAGES, RunDir
@@ -163,3 +166,25 @@ def test_record_stage_wall(tmp_path):
     entry = run.manifest()["stages"]["data_prep"]
     assert entry["wall_seconds"] == 12.35 and entry["kernel_start_seconds"] == 3.0 and entry["seconds"] == 10.0
 
+
+def test_sttune_time_prints_the_report(tmp_path, capsys):
+    run = fake_run(tmp_path)
+    assert main(["time", str(run.root)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("where the time went") and "training steps" in out
+    assert main(["time", "run", "--runs-dir", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_seconds"] == pytest.approx(414.0)
+    assert main(["time", str(tmp_path / "nothing")]) == 2
+    assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_the_end_of_sttune_run_prints_and_writes_the_report(tmp_path, capsys):
+    from sttune_helpers.cli import report_results
+    from sttune_helpers.runner.pipeline import StageResult
+
+    run = fake_run(tmp_path, completed=STAGES[:3])
+    results = [StageResult(stage, "completed", STAGE_SECONDS[stage][1], run.root) for stage in STAGES[:3]]
+    assert report_results("run", run, results, 330.0) == 0
+    out = capsys.readouterr().out
+    assert "where the time went" in out and "not timed: evaluation (pending)" in out
+    assert read_json(run.root / REPORT_FILE)["total_seconds"] == pytest.approx(327.0)

@@ -25,6 +25,14 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     assert [manifest["stages"][s]["status"] for s in STAGES] == ["completed"] * 5
     assert all(manifest["stages"][s]["seconds"] > 0 for s in STAGES)
     assert manifest["seed"] == 42 and "sentence-transformers" in manifest["versions"]
+    # The run ends with where its time went; the parts add up to the stages' wall times and the kernel's start.
+    assert "where the time went" in result.stdout
+    timing = json.loads((run_dir / "time_report.json").read_text())
+    assert timing["untimed_stages"] == {} and {"training steps", "validation", "papermill and kernel"} <= {
+        p["part"] for p in timing["parts"]}
+    walls = sum(manifest["stages"][s]["wall_seconds"] + manifest["stages"][s].get("kernel_start_seconds", 0)
+                for s in STAGES)
+    assert timing["total_seconds"] == pytest.approx(walls, abs=0.5)
 
     for split, rows in {"train": 128, "validation": 64, "test": 64}.items():
         lines = (run_dir / "data" / f"{split}.jsonl").read_text().splitlines()

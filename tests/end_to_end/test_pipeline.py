@@ -73,8 +73,15 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     assert set(parts) == {"snli", "squad"} and all(part["n_test"] == 100 for part in parts.values())
     assert any(e["part"] == "stsb" and "own source" in e["reason"] for e in metrics["reference"]["excluded"])
     assert [row["alpha"] for row in metrics["interpolation"]] == [0.0, 0.5, 1.0]
-    tuned = metrics["models"]["fine_tuned"]["metrics"]["spearman_cosine"]["value"]
-    assert metrics["interpolation"][-1]["task"] == tuned
+    # model/ is the selection's choice; the sweep mixes the pure fine-tuned model with the base.
+    selection = training["selection"]
+    assert selection["chosen"] in [c["name"] for c in selection["candidates"]]
+    assert selection["reference"]["parts"] == ["snli-selection", "squad-selection"]
+    chose_another = selection["differs_from_fine_tuned"]
+    assert ("before_selection" in metrics["models"]) == chose_another == (run_dir / "model_finetuned").is_dir()
+    pure = metrics["models"]["before_selection" if chose_another else "fine_tuned"]
+    assert metrics["interpolation"][-1]["task"] == pure["metrics"]["spearman_cosine"]["value"]
+    assert (run_dir / "eval" / "selection.png").stat().st_size > 10_000
     assert len((run_dir / "eval" / "errors.csv").read_text().splitlines()) == 65
 
     png = run_dir / "viz" / "umap_base_vs_fine_tuned.png"
@@ -202,16 +209,17 @@ def check_evaluation_run(run_dir, shape):
         assert set(metrics["models"][name]["metrics"]) == set(task_shape.metrics)
         primary = metrics["models"][name]["metrics"][task_shape.primary_metric]
         assert primary["ci95"][0] <= primary["value"] <= primary["ci95"][1], (shape, name, primary)
-    assert {(c["a"], c["b"]) for c in metrics["comparisons"]} == {("fine_tuned", "base")}
+    pure = "before_selection" if (run_dir / "model_finetuned").is_dir() else "fine_tuned"
+    assert {(c["a"], c["b"]) for c in metrics["comparisons"]} == {("fine_tuned", "base"), (pure, "base")}
     alphas = [0.0, 0.5, 1.0] if shape == "pair_binary" else [0.0, 1.0]
     assert [row["alpha"] for row in metrics["interpolation"]] == alphas
-    tuned = metrics["models"]["fine_tuned"]["metrics"][metrics["primary_metric"]]["value"]
+    tuned = metrics["models"][pure]["metrics"][metrics["primary_metric"]]["value"]
     assert metrics["interpolation"][-1]["task"] == tuned
     if shape == "unlabeled":  # no test labels: measured on the reference set, which is then the task
         assert metrics["test_set"].endswith("-report") and metrics["reference"] == {} and metrics["n_test"] == 40
     else:
         parts = metrics["reference"]["parts"].values()
-        assert parts and all(p["n_test"] == 40 and set(p["models"]) == {"base", "fine_tuned"} for p in parts)
+        assert parts and all(p["n_test"] == 40 and set(p["models"]) == {"base", "fine_tuned", pure} for p in parts)
         errors = (run_dir / "eval" / "errors.csv").read_text().splitlines()
         assert len(errors) == metrics["n_test"] + 1 and "error_change" in errors[0]
         assert (run_dir / "eval" / "similarities.npz").is_file()

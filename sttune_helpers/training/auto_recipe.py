@@ -175,8 +175,10 @@ def auto_recipe(run: RunDir, config: RunConfig, *, search_share: float = SEARCH_
     ``enqueue``: the first trials' parameters ({"loss", "learning_rate", "batch_size"}, all or
     some); by default one trial of the plan's loss at the configured learning rate and batch size."""
     import optuna
+    import torch
     from optuna.trial import TrialState
 
+    trial_errors = (*TRIAL_ERRORS, torch.OutOfMemoryError)  # a batch too large for the GPU is a result too
     budget_s = parse_budget(config.train.budget)
     search_budget_s = search_share * budget_s
     plan = read_json(run.plan_path)
@@ -251,7 +253,7 @@ def auto_recipe(run: RunDir, config: RunConfig, *, search_share: float = SEARCH_
                 summary = train_model(search, trial_config, callbacks=[reporter])
             except optuna.TrialPruned:
                 record["state"] = "pruned"
-            except TRIAL_ERRORS as exc:
+            except trial_errors as exc:
                 record["state"], record["error"] = "failed", str(exc).split(". ")[0]
             record["seconds"] = round(time.perf_counter() - trial_started, 2)
             record["steps"] = reporter.values[-1][0] if reporter.values else 0

@@ -99,3 +99,11 @@ def test_auto_recipe_searches_within_its_share_prunes_and_the_training_stage_use
     assert budget["total_s"] == pytest.approx(auto["search_s"] + budget["stage_s"], abs=0.11)
     assert budget["within"] == (budget["total_s"] <= 180)
     assert "budget 3m" in training_stage.describe(summary)
+
+
+def test_without_a_budget_stage_02_runs_no_recipe_and_with_one_skips_the_bake_off():
+    from sttune_helpers.stages import loss_selection
+
+    assert loss_selection.auto_recipe(None, RunConfig()) is None  # nothing is read or written
+    config = RunConfig().with_overrides({"loss.bake_off": True, "train.budget": "10m"})
+    assert loss_selection.bake_off(None, config) is None

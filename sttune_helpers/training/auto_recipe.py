@@ -63,9 +63,9 @@ TRIAL_ERRORS = (TrainingDivergedError, EmbeddingCollapseError)
 
 
 def _proxy_reporter(trial, metric: str, at_steps: set[int]):
-    """A TrainerCallback that has the trainer validate at ``at_steps`` (the same steps in every
-    trial, whatever its batch size), reports each value to the Optuna trial, stops the trial when the
-    pruner says so, and times each validation and checkpoint save."""
+    """A TrainerCallback that has the trainer validate at ``at_steps`` only (the same steps in every
+    trial, whatever its batch size) and save once, at the last of them; it reports each value to the
+    Optuna trial, stops the trial when the pruner says so, and times each validation and save."""
     import optuna
     from transformers import TrainerCallback
 
@@ -77,8 +77,10 @@ def _proxy_reporter(trial, metric: str, at_steps: set[int]):
             self._mark = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step in at_steps:
-                control.should_evaluate = True
+            # After the trainer's own schedule (every eval_steps, which a small epoch makes frequent):
+            # validation at the fixed steps only, and one checkpoint save, at the end, to time it.
+            control.should_evaluate = state.global_step in at_steps
+            control.should_save = state.global_step == max(at_steps)
             self._mark = time.perf_counter()
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
@@ -271,7 +273,7 @@ def auto_recipe(run: RunDir, config: RunConfig, *, search_share: float = SEARCH_
                 study.tell(trial, state=TrialState.FAIL)
             records.append(record)
             log.info(_trial_line(record, short_metric))
-        search_s = round(time.perf_counter() - started, 1)
+        search_s = round(time.perf_counter() - started, 2)
     finally:
         optuna.logging.set_verbosity(optuna_level)
         shutil.rmtree(search.root, ignore_errors=True)

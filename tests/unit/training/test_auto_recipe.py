@@ -64,7 +64,8 @@ def test_auto_recipe_searches_within_its_share_prunes_and_the_training_stage_use
     assert all(t["steps"] == 6 and [s for s, _ in t["values"]] == [3, 6] for t in trials[:2])
     # The search stays within its share (a trial that would overrun is not started; generous slack).
     assert auto["search_budget_s"] == pytest.approx(0.35 * 180)
-    assert sum(t["seconds"] for t in trials) <= auto["search_s"] <= auto["search_budget_s"] * 1.5 + 15
+    assert sum(t["seconds"] for t in trials) <= auto["search_s"] + 0.05
+    assert auto["search_s"] <= auto["search_budget_s"] * 1.5 + 15
     # The winner: the best complete trial, in the plan, in config.yaml and in the config in memory.
     winner = max(trials[:2], key=lambda t: t[metric])
     choice = auto["choice"]

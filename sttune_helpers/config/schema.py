@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional
 import yaml
 
 from ..shapes import SHAPES
+from .budget import parse_budget
 from .coercion import _build, _is_open_dict, _override_items, _unknown_key
 from .search import SearchParam, search_params
 
@@ -151,6 +152,11 @@ class TrainConfig:
     batch_size: int = 16
     epochs: float = 4.0
     max_steps: Optional[int] = None  # overrides epochs when set
+    # A wall-clock budget for training, the search before it and model selection after it, such as
+    # "20m", "90s" or "1h30m". When set, stage 02 runs the automatic recipe (training/auto_recipe.py):
+    # short proxy runs choose the loss, learning_rate and batch_size, and max_steps is set so that
+    # training fits the rest of the budget (never beyond epochs). None: train as configured.
+    budget: Optional[str] = None
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     scheduler: Scheduler = "linear"
@@ -298,6 +304,9 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "RunConfig":
+        train = raw.get("train") if isinstance(raw, dict) else None
+        if isinstance(train, dict) and train.get("budget") is not None:
+            parse_budget(train["budget"])  # "20m", not 20: the error names the form, before the type check
         config = _build(cls, raw, prefix="", source=source)
         cls.search_space(config.sweep.space, source)  # a bad sweep space fails here, naming its key
         return config

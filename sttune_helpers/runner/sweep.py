@@ -272,6 +272,9 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
     if getattr(config.train, "nproc", 1) > 1 or "train.nproc" in keys:
         raise ConfigError("sweep trials train in this process, where the pruning callback follows the validation "
                           "metric: set train.nproc: 1 (and leave it out of sweep.space)")
+    if config.train.budget or "train.budget" in keys:
+        raise ConfigError(f"train.budget={config.train.budget} runs the automatic recipe in each trial's stage 02, "
+                          "which would replace the values the sweep tries: set train.budget: null for a sweep")
     trials = config.sweep.trials if trials is None else trials
     if trials < 1:
         raise SettingError(f"a sweep needs at least 1 trial, got {trials}")

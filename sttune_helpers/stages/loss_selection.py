@@ -1,6 +1,7 @@
 """Stage 2 (notebook 02): the shape of the training data decides the loss; this stage records the
 choice, the reason and the alternatives in plan.json, and with loss.bake_off trains each candidate
-briefly and keeps the best."""
+briefly and keeps the best. With train.budget the automatic recipe chooses the loss, the learning
+rate, the batch size and the training length within the budget instead (training/auto_recipe.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 from .. import data, losses, training
 from ..config import RunConfig
 from ..core.io import read_json
+from ..core.reporting import get_logger
 from ..rundir import RunDir, open_run
 
 NAME = "loss_selection"
+log = get_logger(__name__)
 
 
 def start(run_dir: str | Path, preset: str | None = "default", config_path: str | Path | None = None,
@@ -33,13 +36,27 @@ def plan(run: RunDir, config: RunConfig) -> dict[str, Any]:
 
 def bake_off(run: RunDir, config: RunConfig):
     """With loss.bake_off: each candidate trains the same steps on the same rows and is scored on
-    validation; plan.json then names the best. Returns the table and the plan, or None when off."""
+    validation; plan.json then names the best. Returns the table and the plan, or None when off
+    (and with train.budget, whose automatic recipe compares the losses itself)."""
     if not config.loss.bake_off:
+        return None
+    if config.train.budget:
+        log.info("loss.bake_off is skipped: with train.budget the automatic recipe compares the losses")
         return None
     table = training.bake_off(run, config, max_steps=config.loss.bake_off_steps,
                               train_rows=config.loss.bake_off_train_rows)
     training.plot_bake_off(table, path=run.root / "bake_off.png")
     return table, read_json(run.plan_path)
+
+
+def auto_recipe(run: RunDir, config: RunConfig):
+    """With train.budget: proxy runs choose the loss, learning rate and batch size, and max_steps is
+    set to fit the budget; plan.json records the search under "auto" and config.yaml takes the
+    values. Returns the trials table and the plan, or None without a budget."""
+    if not config.train.budget:
+        return None
+    chosen = training.auto_recipe(run, config)
+    return training.auto_trials_table(chosen), chosen
 
 
 def complete(run: RunDir, chosen: dict[str, Any]) -> float:
@@ -54,5 +71,8 @@ def run(run_dir: str | Path | RunDir) -> dict[str, Any]:
         baked = bake_off(run, config)
         if baked is not None:
             chosen = baked[1]
+        automatic = auto_recipe(run, config)
+        if automatic is not None:
+            chosen = automatic[1]
         recorded["loss"] = chosen["loss"]["name"]
     return chosen

@@ -4,6 +4,7 @@ beyond the noise."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,8 +24,13 @@ def start(run_dir: str | Path, preset: str | None = "default", config_path: str 
 
 
 def train(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Sequence = ()) -> dict[str, Any]:
-    """Train (in train.nproc processes where asked); writes model/ and training.json."""
-    return training.train_model(run, config, resume=resume, callbacks=callbacks)
+    """Train (in train.nproc processes where asked); writes model/ and training.json. After the
+    automatic recipe (train.budget), training.json's "budget" holds the actual seconds against it."""
+    started = time.perf_counter()
+    summary = training.train_model(run, config, resume=resume, callbacks=callbacks)
+    if config.train.budget:
+        training.record_budget(run, summary, time.perf_counter() - started)
+    return summary
 
 
 def curves(run: RunDir):
@@ -41,6 +47,11 @@ def describe(summary: dict[str, Any]) -> str:
     if summary["checkpoint_choice"]:  # train.restore_best: the best checkpoint or the last model
         lines.append(summary["checkpoint_choice"]["reason"])
     lines.append(f"model weights from {summary['kept_checkpoint']}")
+    budget = summary.get("budget")
+    if budget:
+        lines.append(f"budget {budget['budget']}: search {budget['search_s']:.0f} s + training stage "
+                     f"{budget['stage_s']:.0f} s = {budget['total_s']:.0f} s of {budget['budget_s']:.0f} s"
+                     + (" (within)" if budget["within"] else " (over)"))
     selection = summary.get("selection")
     if selection:
         lines.append(f"model selection on validation: {selection['reason']}")

@@ -13,14 +13,17 @@ the validation noise (train.restore_best), save the model with its card.
     timing.py       how long each checkpoint save took (training.json "timing")
     curves.py       loss and validation curves, TensorBoard scalars
     bake_off.py     train each candidate loss briefly, keep the best in plan.json
+    auto_recipe.py  train.budget: proxy runs choose loss, learning rate, batch; max_steps fits the budget
     ranks.py        inside a rank: rank helpers, DDP backend, RankRecorder
     launch.py       several processes under torchrun, and their failures
     errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
 
-Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch, lora <- train <- bake_off.
+Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch, lora <- train <- bake_off, auto_recipe.
 Each rank's entry point is runner/worker.py, which runs the training stage's step.
 """
 
+from .auto_recipe import auto_recipe, record_budget
+from .auto_recipe import trials_table as auto_trials_table
 from .bake_off import bake_off, plot_bake_off
 from .checkpoints import compare_checkpoints
 from .curves import plot_curves, plot_tensorboard, tensorboard_scalars
@@ -33,7 +36,7 @@ from .setup import checkpointing_argument, plan_training
 from .train import train_model
 
 __all__ = ["CollapseGuard", "DistributedTrainingError", "EmbeddingCollapseError", "NonFiniteLossGuard",
-           "TrainingDivergedError", "TrainingError", "bake_off", "check_devices", "checkpointing_argument",
-           "compare_checkpoints", "launch_training", "mean_pairwise_cosine", "plan_training", "plot_bake_off",
-           "plot_curves", "plot_selection", "plot_tensorboard", "select_model", "tensorboard_scalars",
-           "train_model"]
+           "TrainingDivergedError", "TrainingError", "auto_recipe", "auto_trials_table", "bake_off", "check_devices",
+           "checkpointing_argument", "compare_checkpoints", "launch_training", "mean_pairwise_cosine", "plan_training",
+           "plot_bake_off", "plot_curves", "plot_selection", "plot_tensorboard", "record_budget", "select_model",
+           "tensorboard_scalars", "train_model"]

@@ -72,3 +72,31 @@ def test_bad_files(tmp_path):
 def test_malformed_override():
     with pytest.raises(ConfigError, match="must look like key=value"):
         RunConfig().with_overrides(["train.learning_rate"])
+
+
+def test_budget_parses_hours_minutes_seconds_strictly():
+    from sttune_helpers.config import parse_budget
+    from sttune_helpers.core.errors import SettingError
+
+    assert parse_budget("20m") == 1200
+    assert parse_budget("90s") == 90
+    assert parse_budget("1h30m") == 5400
+    assert parse_budget("1h5m30s") == 3930
+    for bad in ["20", "1.5h", "20 min", "20M", "30m1h", "m", "", " 20m", "0s", "0h0m", 20, None]:
+        with pytest.raises(SettingError, match=r"train\.budget .*\"20m\"") as caught:
+            parse_budget(bad)
+        assert repr(bad) in str(caught.value)
+
+
+def test_auto_preset_is_the_default_with_a_budget():
+    auto, default = load_preset("auto"), load_preset("default")
+    assert auto.train.budget == "20m" and default.train.budget is None
+    auto.train.budget = None
+    assert auto == default
+    # A bad budget fails when the config is read, naming the key and the form (a bare number too).
+    from sttune_helpers.core.errors import SettingError
+
+    for bad in ["20 minutes", 90]:
+        with pytest.raises(SettingError, match=r"train\.budget must be .*\"1h30m\""):
+            RunConfig().with_overrides({"train.budget": bad})
+    assert RunConfig().with_overrides(["train.budget=1h30m"]).train.budget == "1h30m"

@@ -197,6 +197,14 @@ def test_sweeping_epochs_under_a_step_cap_is_refused(tmp_path):
         run_sweep(config, "epochs", tmp_path, trials=1)
 
 
+def test_a_budget_is_refused_in_a_sweep(tmp_path):
+    # train.budget's recipe would replace the swept values in every trial.
+    config = load_preset("auto").with_overrides({"sweep.space": {"train.learning_rate": {"low": 1e-5, "high": 1e-4}}})
+    with pytest.raises(ConfigError, match="train.budget=20m runs the automatic recipe"):
+        run_sweep(config, "budget", tmp_path, trials=1)
+    assert not (tmp_path / "budget").exists()
+
+
 @pytest.mark.parametrize("space,message", [
     ({"train.learnin_rate": {"low": 1e-5, "high": 1e-4}}, "unknown config key 'train.learnin_rate' "
                                                           "\\(did you mean 'train.learning_rate'\\?\\)"),

@@ -286,23 +286,9 @@ def test_figure(entry: dict) -> dict:
     return {"value": entry["value"], "ci95": entry.get("ci95")}
 
 
-def chosen_candidate(selection) -> str | None:
-    """The name of the candidate that training.json's "selection" chose (None: no selection)."""
-    if not selection:
-        return None
-    if isinstance(selection, str):
-        return selection
-    for key in ("chosen", "candidate", "name", "model"):
-        value = selection.get(key)
-        if isinstance(value, str):
-            return value
-        if isinstance(value, dict) and isinstance(value.get("name"), str):
-            return value["name"]
-    return "?"
-
-
-# --- the plain recipe ----------------------------------------------------------------------------
-
+def chosen_candidate(selection: dict | None) -> str | None:
+    """The candidate that training.json's "selection" chose (None: no selection)."""
+    return selection["chosen"] if selection else None
 
 def train_plain(train_dataset, loss_name: str, epochs: float, seed: int, max_seq_length: int | None,
                 output_dir: Path):

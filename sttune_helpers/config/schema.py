@@ -162,6 +162,10 @@ class TrainConfig:
     batch_sampler: BatchSampler = "auto"
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2
+    # Retrieval: validation (training's evaluator and model selection) ranks against a fixed, seeded
+    # sub-corpus of this many documents (every document relevant to a validation query plus random
+    # distractors, NanoBEIR-style) where the corpus is larger; None: the whole corpus. Test: always whole.
+    validation_corpus_size: Optional[int] = None
     early_stopping_patience: Optional[int] = 3  # None disables early stopping
     early_stopping_threshold: float = 0.0
     # The validation metric for early stopping and the best checkpoint, as the evaluator names it

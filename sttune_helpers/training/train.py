@@ -98,7 +98,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     gathers = any(getattr(module, "gather_across_devices", False) is True for module in loss.modules())
     recorder = ranks.RankRecorder(model) if world_size > 1 else None
     evaluator = build_evaluator(data_shape, validation_dataset, name="validation", batch_size=config.eval.batch_size,
-                                run=run)
+                                run=run, corpus_size=config.train.validation_corpus_size, seed=config.seed)
     # The validation loss is computed only where there is no evaluator (it is then what early stopping follows).
     eval_dataset = None if evaluator is not None else fit_columns(validation_dataset, data_shape, choice.name, labels,
                                                                   seed=config.seed)
@@ -183,6 +183,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "truncated_texts": truncation,
         "steps_per_epoch": setup.steps_per_epoch,
         "eval_steps": setup.eval_steps,
+        "validation_corpus_size": len(evaluator.corpus) if hasattr(evaluator, "corpus") else None,  # retrieval
         "global_step": state.global_step,
         "max_steps": max_steps,
         "stopped_early": state.global_step < max_steps,

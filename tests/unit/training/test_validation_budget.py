@@ -118,8 +118,8 @@ def linear_dtypes_in_encode(run, config):
         def on_evaluate(self, args, state, control, **kwargs):
             validating[0] = False
 
-    train_model(run, config, callbacks=[Spy()])
-    return seen
+    summary = train_model(run, config, callbacks=[Spy()])
+    return seen, summary
 
 
 @pytest.mark.parametrize("setting,dtype", [("auto", "bfloat16"), ("fp32", "float32")])
@@ -129,5 +129,12 @@ def test_validation_encodes_in_bf16_with_bf16_training_unless_fp32_is_asked(tmp_
     run, config = prepare_tiny_run(tmp_path, tiny_folder, [
         "train.precision=bf16", f"train.validation_precision={setting}", "train.max_steps=2",
         "train.evaluations_per_epoch=1", "train.collapse_threshold=null", "train.max_validation_share=null",
-        f"data.source={REPO / 'tests' / 'data' / 'scifact-mini'}", "data.shape=auto", "data.max_train_rows=16"])
-    assert linear_dtypes_in_encode(run, config) == {getattr(torch, dtype)}
+        f"data.source={REPO / 'tests' / 'data' / 'scifact-mini'}", "data.shape=auto", "data.max_train_rows=16",
+        "train.validation_corpus_size=30"])
+    seen, summary = linear_dtypes_in_encode(run, config)
+    assert seen == {getattr(torch, dtype)}
+    # train.validation_corpus_size: training.json records the corpus the evaluator ranked against.
+    from sttune_helpers.scoring import load_task
+
+    assert summary["validation_corpus_size"] == len(load_task(run, config, split="validation").corpus)
+    assert 30 <= summary["validation_corpus_size"] < len(load_task(run, config, split="test").corpus)

@@ -168,6 +168,15 @@ class TrainConfig:
     batch_sampler: BatchSampler = "auto"
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2
+    # Retrieval: validation (training's evaluator and model selection) ranks against a fixed, seeded
+    # sub-corpus of this many documents (every document relevant to a validation query plus random
+    # distractors, NanoBEIR-style) where the corpus is larger; None: the whole corpus. Test: always whole.
+    validation_corpus_size: Optional[int] = None
+    # "auto": validation encodes in bf16 autocast where training runs in bf16; "fp32" forces fp32.
+    validation_precision: Literal["auto", "fp32"] = "auto"
+    # After the first validation, evaluations (and the checkpoints saved with them) are spaced out
+    # so that validation takes at most this share of the training time; None: never spaced out.
+    max_validation_share: Optional[float] = 0.1
     early_stopping_patience: Optional[int] = 3  # None disables early stopping
     early_stopping_threshold: float = 0.0
     # The validation metric for early stopping and the best checkpoint, as the evaluator names it

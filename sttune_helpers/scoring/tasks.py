@@ -5,6 +5,7 @@ general-ability reference's STS part (scoring/reference.py)."""
 from __future__ import annotations
 
 import json
+import random
 
 from .. import shapes
 from ..config import RunConfig
@@ -14,11 +15,28 @@ from .errors import EvaluationError
 from .reference import sts_reference
 from .taskset import TaskSet
 
-__all__ = ["TaskSet", "load_task", "retrieval_tables"]  # TaskSet is re-exported: callers import it here
+__all__ = ["TaskSet", "load_task", "retrieval_tables", "sub_corpus"]  # TaskSet is re-exported: callers import it here
 
 
-def retrieval_tables(run: RunDir, split: str) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
-    """Corpus, the split's queries, and their relevant documents, from the data stage's files."""
+def sub_corpus(corpus: dict[str, str], relevant: dict[str, set[str]], size: int | None,
+               seed: int = 0) -> dict[str, str]:
+    """``corpus`` cut to ``size`` documents (NanoBEIR-style): every document relevant to a query in
+    ``relevant``, plus distractors drawn at random with ``seed`` up to ``size``; the same documents
+    on every call, in the corpus's order. The whole corpus where ``size`` is None or not smaller;
+    more than ``size`` where the relevant documents alone are more."""
+    if size is None or len(corpus) <= size:
+        return corpus
+    needed = {d for wanted in relevant.values() for d in wanted if d in corpus}
+    others = sorted(d for d in corpus if d not in needed)
+    keep = needed | set(random.Random(seed).sample(others, max(0, min(len(others), size - len(needed)))))
+    return {d: text for d, text in corpus.items() if d in keep}
+
+
+def retrieval_tables(run: RunDir, split: str, corpus_size: int | None = None,
+                     seed: int = 0) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
+    """Corpus, the split's queries, and their relevant documents, from the data stage's files.
+    ``corpus_size`` (train.validation_corpus_size, for the validation split) cuts the corpus with
+    :func:`sub_corpus` and ``seed``; None keeps it whole."""
 
     def records(name):
         path = run.data_dir / name
@@ -32,7 +50,13 @@ def retrieval_tables(run: RunDir, split: str) -> tuple[dict[str, str], dict[str,
     for r in records("qrels.jsonl"):
         if r["split"] == split and float(r.get("score", 1)) > 0:
             relevant.setdefault(r["query_id"], set()).add(r["doc_id"])
-    return corpus, {q: all_queries[q] for q in relevant}, relevant
+    return sub_corpus(corpus, relevant, corpus_size, seed), {q: all_queries[q] for q in relevant}, relevant
+
+
+def validation_corpus_size(config: RunConfig, split: str) -> int | None:
+    """The corpus size a retrieval ``split`` is scored with: train.validation_corpus_size for the
+    validation split (training's evaluator and model selection agree), the whole corpus otherwise."""
+    return config.train.validation_corpus_size if split == "validation" else None
 
 
 def load_task(run: RunDir, config: RunConfig, split: str = "test") -> TaskSet:
@@ -50,7 +74,7 @@ def load_task(run: RunDir, config: RunConfig, split: str = "test") -> TaskSet:
         raise EvaluationError(f"{run.split_path(split)} has no rows: the {split} split is empty; give "
                               f"data.{split}_fraction or a {split} file")
     if shape.uses_corpus:
-        corpus, queries, relevant = retrieval_tables(run, split)
+        corpus, queries, relevant = retrieval_tables(run, split, validation_corpus_size(config, split), config.seed)
         ids = list(relevant)
         import pandas as pd
 

@@ -24,9 +24,12 @@ def validation_metric(shape: str, chosen: str | None = None) -> tuple[str, bool]
     return f"eval_validation_{metric}", True
 
 
-def build_evaluator(shape: str, dataset, name: str, batch_size: int = 64, run: RunDir | None = None):
+def build_evaluator(shape: str, dataset, name: str, batch_size: int = 64, run: RunDir | None = None,
+                    corpus_size: int | None = None, seed: int = 0):
     """The sentence-transformers evaluator for a split of ``shape``, or None where the shape has
-    none (early stopping then follows the validation loss)."""
+    none (early stopping then follows the validation loss). A retrieval split ranks against the
+    corpus cut to ``corpus_size`` documents with ``seed`` (scoring/tasks.py's sub_corpus; None: whole)."""
     task_shape = shapes.get(shape)
-    tables = retrieval_tables(run, name) if task_shape.uses_corpus and run is not None else None
+    tables = (retrieval_tables(run, name, corpus_size, seed) if task_shape.uses_corpus and run is not None
+              else None)
     return task_shape.build_evaluator(dataset, name, batch_size, tables)

@@ -9,6 +9,7 @@ the validation noise (train.restore_best), save the model with its card.
     weights.py      weight snapshots, soups and mixes with the base weights
     selection.py    eval.select_model: the candidates, scored on validation and the reference, and the rule
     selection_plot.py  validation metric against general ability for each candidate
+    validation_budget.py  validation's settings, precision (train.validation_precision) and share of the time
     train.py        train_model (L2-SP from losses/regularised.py, LoRA from lora.py)
     timing.py       how long each checkpoint save took (training.json "timing")
     curves.py       loss and validation curves, TensorBoard scalars

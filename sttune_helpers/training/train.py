@@ -33,6 +33,7 @@ from .lora import add_lora, check_lora, lora_trainer_class, merge_lora, paramete
 from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
 from .timing import CheckpointTimer
+from .validation_budget import check_validation_settings, validation_budget, with_validation_precision
 from .weights import snapshot, with_weights
 
 log = get_logger(__name__)
@@ -52,6 +53,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         raise TrainingError(f"train.nproc must be at least 1, got {config.train.nproc}")
     check_l2sp_weight(config.train.l2sp_weight)
     check_lora(config.train)
+    check_validation_settings(config.train)
     if config.train.nproc > 1 and not ranks.in_worker():
         if callbacks:
             raise TrainingError("callbacks run in this process and cannot be passed to training in several "
@@ -99,7 +101,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     gathers = any(getattr(module, "gather_across_devices", False) is True for module in loss.modules())
     recorder = ranks.RankRecorder(model) if world_size > 1 else None
     evaluator = build_evaluator(data_shape, validation_dataset, name="validation", batch_size=config.eval.batch_size,
-                                run=run)
+                                run=run, corpus_size=config.train.validation_corpus_size, seed=config.seed)
+    evaluator = with_validation_precision(evaluator, config.train.validation_precision)
     # The validation loss is computed only where there is no evaluator (it is then what early stopping follows).
     eval_dataset = None if evaluator is not None else fit_columns(validation_dataset, data_shape, choice.name, labels,
                                                                   seed=config.seed)
@@ -109,6 +112,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
                                                early_stopping_threshold=config.train.early_stopping_threshold))
     if config.train.stop_on_nan:
         callbacks.append(NonFiniteLossGuard(config.train.learning_rate, setup.precision))
+    budget = validation_budget(config.train.max_validation_share)  # spaces evaluations out where they cost much
+    callbacks += [budget] if budget else []
     collapse_guard = None
     history = WeightHistory(config.eval.soup_size) if selects else None
     if history is not None:
@@ -185,6 +190,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "truncated_texts": truncation,
         "steps_per_epoch": setup.steps_per_epoch,
         "eval_steps": setup.eval_steps,
+        "validation_budget": budget.record() if budget else None,  # the share validation took; eval_steps after
+        "validation_corpus_size": len(evaluator.corpus) if hasattr(evaluator, "corpus") else None,  # retrieval
         "global_step": state.global_step,
         "max_steps": max_steps,
         "stopped_early": state.global_step < max_steps,

@@ -220,3 +220,33 @@ def test_two_processes_train_with_length_grouped_batches(tmp_path, tiny_folder):
     ranks = summary["ranks"]
     assert [r["texts_encoded"] for r in ranks] == [2 * 4 * 2, 2 * 4 * 2]  # full batches of 4 pairs on each
     assert ranks[0]["first_batch_digest"] != ranks[1]["first_batch_digest"]
+
+
+def test_a_lora_run_resumed_mid_epoch_draws_the_same_length_grouped_batches(tmp_path, tiny_folder):
+    # Resuming skips the batches already trained on, so the sampler must draw the same ones again: an
+    # interrupted LoRA run ends with the weights of the same run straight through.
+    from sentence_transformers import SentenceTransformer
+    from transformers import TrainerCallback
+
+    class Interrupt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    def weights(folder):
+        return SentenceTransformer(str(folder), device="cpu").state_dict()
+
+    overrides = ["train.batch_sampler=length_grouped", "train.lora_rank=2", "train.learning_rate=2e-3",
+                 "train.max_steps=4", "train.evaluations_per_epoch=2", "train.early_stopping_patience=null",
+                 "train.restore_best=never"]
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, overrides)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(run, config, callbacks=[Interrupt()])
+    summary = train_model(run, config, resume=True)
+    assert (summary["resumed_from_step"], summary["global_step"], summary["batch_sampler"]) == \
+        (2, 4, "length_grouped")
+    straight_run, straight_config = prepare_tiny_run(tmp_path, tiny_folder, overrides, name="straight")
+    train_model(straight_run, straight_config)
+    resumed, straight = weights(run.model_dir), weights(straight_run.model_dir)
+    assert sum(float(((resumed[k] - straight[k]) ** 2).sum()) for k in resumed
+               if resumed[k].is_floating_point()) < 1e-8

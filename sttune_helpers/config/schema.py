@@ -23,7 +23,7 @@ TaskShape = Literal[("auto", *SHAPES)]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Pooling = Literal["model", "mean", "max", "cls"]
-BatchSampler = Literal["auto", "batch_sampler", "no_duplicates"]
+BatchSampler = Literal["auto", "batch_sampler", "no_duplicates", "length_grouped"]
 Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"]
 
 
@@ -164,7 +164,10 @@ class TrainConfig:
     precision: Precision = "auto"
     gradient_checkpointing: bool = False
     # "auto": no duplicate texts within a batch for in-batch-negative losses (a duplicate would be
-    # scored as a negative of itself), the plain sampler otherwise.
+    # scored as a negative of itself), the plain sampler otherwise. "length_grouped": rows of similar
+    # text length share a batch (less padding: faster on long texts, training/samplers.py), with no
+    # duplicate texts in a batch for in-batch-negative losses. Not part of "auto": its accuracy
+    # against random batches is unmeasured (bench/RESULTS.md, length-grouped batches).
     batch_sampler: BatchSampler = "auto"
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2

@@ -107,11 +107,13 @@ def check_score_scale(task: TaskSet, similarity: np.ndarray | None = None) -> Fi
 def check_batch_duplicates(train, plan: dict[str, Any], batch_sampler: str) -> Finding:
     """In-batch-negative losses score every other row of a batch as a negative: a duplicate text in
     the same batch is then a false negative."""
+    from ..training.samplers import NO_DUPLICATE_SAMPLERS
+
     if not plan.get("in_batch_negatives"):
         return Finding("duplicates in in-batch-negative batches", False, "the loss does not use in-batch negatives")
-    if batch_sampler == "no_duplicates":
+    if batch_sampler in NO_DUPLICATE_SAMPLERS or batch_sampler == "length_grouped":  # the config's name for it
         return Finding("duplicates in in-batch-negative batches", False,
-                       "the no_duplicates batch sampler keeps duplicate texts out of a batch")
+                       f"the {batch_sampler} batch sampler keeps duplicate texts out of a batch")
     columns = [c for c in ("anchor", "positive", "sentence1", "sentence2") if c in train.columns]
     duplicated = {c: int(train[c].duplicated().sum()) for c in columns}
     total = sum(duplicated.values())

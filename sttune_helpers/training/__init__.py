@@ -3,6 +3,7 @@ stopping on the validation metric, keep the best checkpoint where it beats the l
 the validation noise (train.restore_best), save the model with its card.
 
     setup.py        TrainingSetup, the validation metric, TrainingArguments from the config
+    samplers.py     length-grouped batches (train.batch_sampler=length_grouped), with no duplicates
     guards.py       stop on a NaN loss or collapsed embeddings
     checkpoints.py  the last complete checkpoint; train.restore_best's best-or-last choice
     lora.py         LoRA adapters (train.lora_rank): inject, plain checkpoints + adapter file, merge before saving
@@ -19,7 +20,8 @@ the validation noise (train.restore_best), save the model with its card.
     launch.py       several processes under torchrun, and their failures
     errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
 
-Imports run one way: errors <- ranks <- setup <- checkpoints, guards, launch, lora <- train <- bake_off, auto_recipe.
+Imports run one way: errors <- ranks <- samplers <- setup <- checkpoints, guards, launch, lora <- train <- bake_off,
+auto_recipe.
 Each rank's entry point is runner/worker.py, which runs the training stage's step.
 """
 

@@ -56,6 +56,8 @@ def plan_training(config: RunConfig, n_train: int, device: str, shape: str | Non
     sampler = train.batch_sampler
     if sampler == "auto":
         sampler = "no_duplicates" if loss_name in IN_BATCH_NEGATIVE_LOSSES else "batch_sampler"
+    elif sampler == "length_grouped" and loss_name in IN_BATCH_NEGATIVE_LOSSES:
+        sampler = "length_grouped_no_duplicates"  # training/samplers.py
     return TrainingSetup(device, precision, reason, steps_per_epoch, eval_steps, metric, greater_is_better, sampler,
                          world_size=world_size, per_device_batch_size=train.batch_size,
                          gradient_accumulation_steps=train.gradient_accumulation_steps)
@@ -76,6 +78,8 @@ def checkpointing_argument(enabled: bool) -> dict[str, bool]:
 def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetup):
     from sentence_transformers import SentenceTransformerTrainingArguments
 
+    from .samplers import trainer_batch_sampler
+
     train = config.train
     return SentenceTransformerTrainingArguments(
         output_dir=str(run.checkpoints_dir),
@@ -93,7 +97,7 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
         use_cpu=setup.device == "cpu",
         ddp_backend=ddp_backend(setup.device) if setup.world_size > 1 else None,
         **checkpointing_argument(train.gradient_checkpointing),
-        batch_sampler=setup.batch_sampler,
+        batch_sampler=trainer_batch_sampler(setup.batch_sampler),
         eval_strategy="steps",
         eval_steps=setup.eval_steps,
         save_strategy="steps",

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config.ranges import check_value
 from .core.errors import SettingError, SttuneError
 from .core.hardware import pick_device
 
@@ -94,9 +95,8 @@ def dropout_overrides(source_location: str, hidden: float | None, attention: flo
     architecture: BERT's hidden_dropout_prob, DistilBERT's dropout, ...)."""
     if hidden is None and attention is None:
         return {}
-    for value, what in ((hidden, "model.hidden_dropout"), (attention, "model.attention_dropout")):
-        if value is not None and not 0.0 <= value < 1.0:
-            raise SettingError(f"{what} must be in [0, 1), got {value}")
+    check_value("model.hidden_dropout", hidden)
+    check_value("model.attention_dropout", attention)
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(source_location, local_files_only=local_files_only).to_dict()

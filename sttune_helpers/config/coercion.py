@@ -11,11 +11,11 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from ..core.errors import SttuneError
+from ..core.errors import SettingError
 
 
-class ConfigError(SttuneError, ValueError):
-    """A config key is unknown, or its value has the wrong type."""
+class ConfigError(SettingError):
+    """A config key is unknown, or its value has the wrong type or is out of range (config/ranges.py)."""
 
 
 def _override_items(overrides: dict[str, Any] | list[str] | None) -> list[tuple[str, Any]]:

@@ -16,6 +16,7 @@ import yaml
 from ..shapes import SHAPES
 from .budget import parse_budget
 from .coercion import _build, _is_open_dict, _override_items, _unknown_key
+from .ranges import check_ranges
 from .search import SearchParam, search_params
 
 # "auto" or a registered shape: a new file in shapes/ is a valid data.shape without touching this one.
@@ -322,6 +323,7 @@ class RunConfig:
         if isinstance(train, dict) and train.get("budget") is not None:
             parse_budget(train["budget"])  # "20m", not 20: the error names the form, before the type check
         config = _build(cls, raw, prefix="", source=source)
+        check_ranges(config, source)  # every number in its range (config/ranges.py), naming the key
         cls.search_space(config.sweep.space, source)  # a bad sweep space fails here, naming its key
         return config
 

@@ -5,23 +5,19 @@ It imports torch, so ``losses/__init__`` does not import it: training imports it
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..core.errors import SettingError
+from ..config.ranges import check_value
 
 L2SP_KEY = "train.l2sp_weight"
 
 
 def check_l2sp_weight(weight: float | None) -> None:
-    """A SettingError naming train.l2sp_weight unless it is None or a finite number >= 0."""
-    if weight is None:
-        return
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight < 0:
-        raise SettingError(f"{L2SP_KEY} must be a finite number >= 0 (or null to turn L2-SP off), got {weight!r}")
+    """A SettingError naming train.l2sp_weight unless it is None or in its range (config/ranges.py)."""
+    check_value(L2SP_KEY, weight)
 
 
 class L2SPLoss(nn.Module):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import re
 from pathlib import Path
 from typing import Any
 
+from ..config import check_value
 from ..core.reporting import get_logger
 from .errors import TrainingError
 
@@ -29,15 +29,9 @@ LORA_SUGGESTED_LR = 2e-4
 
 
 def check_lora(train) -> None:
-    """A TrainingError (a SettingError) naming the key of a LoRA setting that cannot work."""
-    rank, alpha, dropout = train.lora_rank, train.lora_alpha, train.lora_dropout
-    if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 1):
-        raise TrainingError(f"train.lora_rank must be an integer >= 1 (or null for full fine-tuning), got {rank!r}")
-    if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
-        raise TrainingError(f"train.lora_alpha must be a number above 0 (or null for 2 x train.lora_rank), "
-                            f"got {alpha!r}")
-    if not (math.isfinite(dropout) and 0.0 <= dropout < 1.0):
-        raise TrainingError(f"train.lora_dropout must be in [0, 1), got {dropout!r}")
+    """A SettingError naming the key of a LoRA setting out of its range (config/ranges.py)."""
+    for name in ("lora_rank", "lora_alpha", "lora_dropout"):
+        check_value(f"train.{name}", getattr(train, name))
 
 
 def _transformer(model):

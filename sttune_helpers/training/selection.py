@@ -13,7 +13,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from .. import shapes
-from ..config import RunConfig
+from ..config import RunConfig, check_value
 from ..core.reporting import get_logger
 from ..core.statistics import Bootstrap, paired_comparison
 from ..data import read_report
@@ -221,16 +221,7 @@ def _mark_noise(candidates: list[Candidate], item_scores: dict[str, Any], scorer
 
 
 def check_selection_settings(config: RunConfig) -> None:
-    """Refuse selection settings that cannot work, before training starts."""
-    from .errors import TrainingError
-
-    settings = config.eval
-    for alpha in settings.selection_alphas:
-        if not 0.0 < alpha < 1.0:
-            raise TrainingError(f"eval.selection_alphas: {alpha} is not strictly between 0 and 1 (0 is the base "
-                                "model, 1 the fine-tuned one, which is always a candidate)")
-    if settings.soup_size < 0:
-        raise TrainingError(f"eval.soup_size must be 0 or more, got {settings.soup_size}")
-    if settings.max_forgetting is not None and not settings.max_forgetting >= 0:
-        raise TrainingError(f"eval.max_forgetting must be 0 or more (or null for no budget), "
-                            f"got {settings.max_forgetting}")
+    """Refuse selection settings out of their range (config/ranges.py), before training starts: for a
+    config edited in code (one read from YAML or overrides was checked when it was built)."""
+    for name in ("selection_alphas", "soup_size", "max_forgetting"):
+        check_value(f"eval.{name}", getattr(config.eval, name))

@@ -14,7 +14,7 @@ import shutil
 import time
 from typing import Any, Sequence
 
-from ..config import RunConfig
+from ..config import RunConfig, check_value
 from ..core.hardware import pick_device
 from ..core.io import atomic_directory, atomic_write_json, read_json
 from ..core.reporting import get_logger
@@ -49,8 +49,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
 
     With ``train.nproc > 1`` this launches that many processes under torchrun (launch.py),
     each of which calls this function; rank 0 alone writes into the run directory."""
-    if config.train.nproc < 1:
-        raise TrainingError(f"train.nproc must be at least 1, got {config.train.nproc}")
+    check_value("train.nproc", config.train.nproc)
     check_l2sp_weight(config.train.l2sp_weight)
     check_lora(config.train)
     check_validation_settings(config.train)

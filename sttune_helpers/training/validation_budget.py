@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 from transformers import TrainerCallback
 
+from ..config import check_value
 from ..core.reporting import get_logger
 from . import ranks
 from .errors import TrainingError
@@ -29,18 +30,13 @@ MIN_VALIDATION_SECONDS = 1.0
 
 
 def check_validation_settings(train) -> None:
-    """A TrainingError (a SettingError) naming the key of a validation setting that cannot work."""
-    size = train.validation_corpus_size
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise TrainingError(f"train.validation_corpus_size must be an integer >= 1 (or null for the whole corpus), "
-                            f"got {size!r}")
+    """A SettingError naming the key of a validation setting that cannot work (for a config edited in
+    code: one read from YAML or overrides was range-checked when it was built)."""
+    check_value("train.validation_corpus_size", train.validation_corpus_size)
+    check_value("train.max_validation_share", train.max_validation_share)
     if train.validation_precision not in VALIDATION_PRECISIONS:
         raise TrainingError(f"train.validation_precision must be one of {', '.join(VALIDATION_PRECISIONS)}, "
                             f"got {train.validation_precision!r}")
-    share = train.max_validation_share
-    if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float))
-                              or not (math.isfinite(share) and 0.0 < share <= 1.0)):
-        raise TrainingError(f"train.max_validation_share must be in (0, 1] (or null for no limit), got {share!r}")
 
 
 @contextlib.contextmanager

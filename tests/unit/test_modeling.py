@@ -104,5 +104,5 @@ def test_dropout_settings_reach_the_transformer(tiny_folder):
     assert config.hidden_dropout_prob == 0.3 and config.attention_probs_dropout_prob == 0.25
     rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
     assert 0.3 in rates
-    with pytest.raises(ValueError, match=r"model.hidden_dropout must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"model\.hidden_dropout: 1\.5 is out of range; expected a number in \[0, 1\)"):
         load_model(tiny_folder, device="cpu", hidden_dropout=1.5)

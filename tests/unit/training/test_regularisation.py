@@ -187,11 +187,17 @@ def test_lora_falls_back_to_all_linear_layers_for_other_architectures():
     ("train.lora_dropout=-0.1", "train.lora_dropout"),
 ])
 def test_bad_regularisation_settings_are_refused_naming_the_key(tmp_path, override, key):
-    from sttune_helpers.config import load_preset
+    import yaml
+
+    from sttune_helpers.config import ConfigError, load_preset
     from sttune_helpers.rundir import RunDir
 
-    config = load_preset("smoke").with_overrides(["train.lora_rank=4", override])
-    # Refused before any data or model is read: the run directory is empty.
+    # Refused when the config is built from overrides (config/ranges.py)...
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ": .* is out of range"):
+        load_preset("smoke").with_overrides(["train.lora_rank=4", override])
+    # ...and, for a config edited in code, by training before any data or model is read.
+    config = load_preset("smoke").with_overrides(["train.lora_rank=4"])
+    setattr(config.train, key.split(".")[1], yaml.safe_load(override.split("=", 1)[1]))
     with pytest.raises(SettingError, match=key.replace(".", r"\.")):
         train_model(RunDir(tmp_path / "run"), config)
 

@@ -4,7 +4,8 @@ rule with its forgetting budget, and the whole step on a tiny model."""
 import pytest
 import torch
 
-from sttune_helpers.config import load_preset
+from sttune_helpers.config import ConfigError, load_preset
+from sttune_helpers.core.errors import SettingError
 from sttune_helpers.training import TrainingError
 from sttune_helpers.training.selection import (
     Candidate,
@@ -94,12 +95,19 @@ def test_without_a_reference_the_best_validation_metric_wins():
     assert chosen.name == "best" and "no reference" in reason
 
 
-@pytest.mark.parametrize("override, message", [("eval.selection_alphas=[0.5, 1.0]", "strictly between 0 and 1"),
-                                               ("eval.soup_size=-1", "eval.soup_size"),
-                                               ("eval.max_forgetting=-0.1", "eval.max_forgetting")])
-def test_selection_settings_that_cannot_work_are_refused(override, message):
-    with pytest.raises(TrainingError, match=message):
-        check_selection_settings(load_preset("smoke").with_overrides([override]))
+@pytest.mark.parametrize("name, value, message", [
+    ("selection_alphas", [0.5, 1.0], r"eval\.selection_alphas\[1\]: 1\.0 is out of range; expected a number in \(0, 1\)"
+     ),
+    ("soup_size", -1, r"eval\.soup_size: -1 is out of range; expected an integer >= 0"),
+    ("max_forgetting", -0.1, r"eval\.max_forgetting: -0\.1 is out of range")])
+def test_selection_settings_that_cannot_work_are_refused(name, value, message):
+    # Refused when the config is built (config/ranges.py), and by training for a config edited in code.
+    with pytest.raises(ConfigError, match=message):
+        load_preset("smoke").with_overrides({f"eval.{name}": value})
+    config = load_preset("smoke")
+    setattr(config.eval, name, value)
+    with pytest.raises(SettingError, match=message):
+        check_selection_settings(config)
 
 
 def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_path):

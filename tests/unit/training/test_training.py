@@ -28,8 +28,9 @@ def tiny_folder(tmp_path_factory):
 
 
 def test_early_stopping_stops_when_validation_stops_improving(tmp_path, tiny_folder):
-    # A learning rate of 0 keeps the validation metric flat: no evaluation after the first improves it.
-    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.learning_rate=0", "train.warmup_ratio=0",
+    # A learning rate of 1e-30 (0 is out of range) changes no float32 weight: no evaluation after the
+    # first improves the validation metric.
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.learning_rate=1e-30", "train.warmup_ratio=0",
                                                        "train.max_steps=30", "train.evaluations_per_epoch=6",
                                                        "train.early_stopping_patience=2"])
     summary = train_model(run, config)
@@ -204,9 +205,9 @@ def test_training_warns_of_texts_longer_than_max_seq_length_and_records_them(tmp
 
 
 def test_the_last_model_is_kept_unless_the_best_checkpoint_is_better_beyond_the_noise(tmp_path, tiny_folder):
-    # A learning rate of 0: every checkpoint holds the same weights, so the best (step 1) cannot beat
-    # the last (step 3) and the last is kept.
-    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.learning_rate=0", "train.warmup_ratio=0",
+    # A learning rate of 1e-30 changes no float32 weight: every checkpoint holds the same weights, so
+    # the best (step 1) cannot beat the last (step 3) and the last is kept.
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.learning_rate=1e-30", "train.warmup_ratio=0",
                                                        "train.max_steps=30", "train.evaluations_per_epoch=6",
                                                        "train.early_stopping_patience=2"])
     summary = train_model(run, config)

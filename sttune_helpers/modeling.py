@@ -42,8 +42,25 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-def resolve_model_source(name: str) -> ModelSource:
-    """Decide where ``name`` comes from, failing within seconds with what was tried."""
+# A local model folder holds one of these: a SentenceTransformer's modules, or a transformers model's config.
+MODEL_FOLDER_FILES = ("modules.json", "config.json")
+
+
+def check_model_folder(name: str, key: str = "model.name") -> None:
+    """Where ``name`` is a local folder, refuse it unless it holds a model (MODEL_FOLDER_FILES), naming
+    ``key``, the folder and what was expected; anything else is left to :func:`resolve_model_source`.
+    Reads no file: it takes milliseconds, so it runs before a run starts."""
+    if name == DEFAULT_MODEL:
+        return
+    path = Path(name).expanduser()
+    if path.is_dir() and not any((path / file).is_file() for file in MODEL_FOLDER_FILES):
+        raise ModelNotFoundError(f"{key}: the folder {str(path.resolve())!r} is not a model: expected modules.json "
+                                 "(a folder saved by SentenceTransformer.save) or config.json (a transformers "
+                                 "model) in it")
+
+
+def resolve_model_source(name: str, key: str = "model.name") -> ModelSource:
+    """Decide where ``name`` (the setting ``key``) comes from, failing within seconds with what was tried."""
     if name == DEFAULT_MODEL:
         return ModelSource("packaged", packaged_model_path())
     path = Path(name).expanduser()
@@ -51,6 +68,7 @@ def resolve_model_source(name: str) -> ModelSource:
         if not path.is_dir():
             raise ModelNotFoundError(f"model path {name!r} is a file; a model is a folder saved by "
                                      "SentenceTransformer.save")
+        check_model_folder(name, key)
         return ModelSource("path", str(path.resolve()))
     tried_path = f"tried the local path {str(path.absolute())!r} (it does not exist)"
     if name.startswith((".", "/", "~")) or not _HUB_ID.match(name):

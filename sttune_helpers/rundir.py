@@ -374,13 +374,18 @@ def open_run(
     run = RunDir(Path(run_dir).resolve())
     if run.config_path.is_file() and not config_path:
         config = run.load_config()
+        changed = bool(overrides)
         if overrides:
             config = config.with_overrides(overrides)
-            run.save_config(config)
     else:
         if stage != STAGES[0]:
             run.require_completed(stage)  # names the stage to run first
         config = resolve_config(preset, config_path, overrides)
+        changed = True
+    from .modeling import check_model_folder
+
+    check_model_folder(config.model.name)  # a folder that holds no model: before anything is written
+    if changed:
         run.root.mkdir(parents=True, exist_ok=True)
         run.save_config(config)
     config = run.stage_config(config, stage)

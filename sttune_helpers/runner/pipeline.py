@@ -122,11 +122,12 @@ def preflight(config: RunConfig, stages: Sequence[str]) -> None:
         from ..data import resolve_source
 
         resolve_source(config.data.source)
+    from ..modeling import check_model_folder, resolve_model_source
+
+    check_model_folder(config.model.name)  # a local folder that holds no model: whatever the stages (open_run's check)
     needs_model = bool({"training", "evaluation"} & set(stages)) or (
         STAGES[0] in stages and (config.data.negatives.enabled or config.data.augment.synonyms))
     if needs_model:
-        from ..modeling import resolve_model_source
-
         resolve_model_source(config.model.name)
 
 

@@ -23,6 +23,15 @@ def test_local_path_loads(tmp_path):
     assert load_model(path).get_embedding_dimension() == 384
 
 
+def test_a_folder_that_holds_no_model_fails_fast_and_says_what_was_expected(tmp_path):
+    (tmp_path / "notes.txt").write_text("no model here")
+    with pytest.raises(ModelNotFoundError, match=r"model\.name: the folder .* is not a model: expected modules\.json "
+                                                 r"\(a folder saved by SentenceTransformer\.save\) or config\.json"):
+        resolve_model_source(str(tmp_path))
+    (tmp_path / "config.json").write_text("{}")  # a transformers model's folder: SentenceTransformer wraps it
+    assert resolve_model_source(str(tmp_path)).kind == "path"
+
+
 def test_missing_path_fails_fast_and_says_so(tmp_path):
     with pytest.raises(ModelNotFoundError, match=r"tried the local path .*does not exist.*not a valid hub name"):
         resolve_model_source(str(tmp_path / "no-model"))

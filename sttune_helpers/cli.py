@@ -21,6 +21,27 @@ USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, er
                        errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG}
 
 
+def text_argument(text: str) -> str:
+    """An option's value that must say something: empty text (or only spaces) would silently mean
+    the option's default (``--name ''`` a generated name, ``--from ''`` every stage)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty (or only spaces): give a value, or leave the option out")
+    return text
+
+
+def path_argument(text: str) -> Path:
+    """A path option's value; empty text would silently be the current folder (Path('') is '.')."""
+    return Path(text_argument(text))
+
+
+def override_argument(text: str) -> str:
+    """One -p KEY=VALUE; the value may be empty (null), the key may not."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} must look like KEY=VALUE, e.g. -p train.learning_rate=3e-5")
+    return text
+
+
 def _stage_list() -> str:
     return ", ".join(f"{i:02d} {s}" for i, s in enumerate(STAGES, start=1))
 
@@ -43,16 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = run.add_mutually_exclusive_group()
-    source.add_argument("--preset", help=f"a shipped preset: {', '.join(preset_names())} (default: default)")
-    source.add_argument("--config", type=Path, help="a RunConfig YAML file, e.g. a run's own config.yaml")
-    run.add_argument("--name", help="run name (letters, digits, . _ -); default: PRESET-DATE-TIME")
-    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are kept (default: ./runs)")
+    source.add_argument("--preset", type=text_argument,
+                        help=f"a shipped preset: {', '.join(preset_names())} (default: default)")
+    source.add_argument("--config", type=path_argument, help="a RunConfig YAML file, e.g. a run's own config.yaml")
+    run.add_argument("--name", type=text_argument, help="run name (letters, digits, . _ -); default: PRESET-DATE-TIME")
+    run.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
+                     help="where runs are kept (default: ./runs)")
     run.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     type=override_argument,
                      help="override a setting by its dotted key, e.g. -p train.learning_rate=3e-5 (repeatable)")
     where = run.add_mutually_exclusive_group()
-    where.add_argument("--from", dest="from_stage", metavar="STAGE",
+    where.add_argument("--from", dest="from_stage", metavar="STAGE", type=text_argument,
                        help="continue an existing run from this stage (name or number)")
-    where.add_argument("--only", dest="only_stage", metavar="STAGE", help="run just this stage of an existing run")
+    where.add_argument("--only", dest="only_stage", metavar="STAGE", type=text_argument,
+                       help="run just this stage of an existing run")
     where.add_argument("--resume", action="store_true",
                        help="continue an interrupted run from its first unfinished stage; training continues from "
                             "its last checkpoint")
@@ -70,11 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "(nccl), or N CPU processes (gloo); train.batch_size is per process.",
         epilog="examples:\n  sttune train --name a --nproc 2\n  sttune train --name a -p train.batch_size=64 --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("--name", required=True, help="the run to train")
-    train.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are kept (default: ./runs)")
+    train.add_argument("--name", required=True, type=text_argument, help="the run to train")
+    train.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
+                       help="where runs are kept (default: ./runs)")
     train.add_argument("--nproc", type=int, metavar="N",
                        help="processes for data-parallel training (sets train.nproc; default: the run's config)")
     train.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       type=override_argument,
                        help="override a setting by its dotted key, written to the run's config.yaml (repeatable)")
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint in checkpoints/")
 
@@ -92,15 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
                "  sttune sweep --config sweep.yaml --name lr --storage postgresql://user@host/optuna",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep_source = sweep.add_mutually_exclusive_group()
-    sweep_source.add_argument("--preset", help=f"a shipped preset: {', '.join(preset_names())} (default: default)")
-    sweep_source.add_argument("--config", type=Path, help="a RunConfig YAML file with a sweep section")
-    sweep.add_argument("--name", help="the sweep's folder in RUNS_DIR and its study name (default: sweep.study_name, "
-                                      "else sweep-DATE-TIME)")
-    sweep.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are kept (default: ./runs)")
+    sweep_source.add_argument("--preset", type=text_argument,
+                              help=f"a shipped preset: {', '.join(preset_names())} (default: default)")
+    sweep_source.add_argument("--config", type=path_argument, help="a RunConfig YAML file with a sweep section")
+    sweep.add_argument("--name", type=text_argument,
+                       help="the sweep's folder in RUNS_DIR and its study name (default: sweep.study_name, "
+                            "else sweep-DATE-TIME)")
+    sweep.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
+                       help="where runs are kept (default: ./runs)")
     sweep.add_argument("--trials", type=int, metavar="N", help="trials to run here (default: sweep.trials)")
-    sweep.add_argument("--storage", metavar="URL", help="an SQLAlchemy URL (default: sweep.storage, else SQLite in "
-                                                        "the sweep's folder)")
+    sweep.add_argument("--storage", metavar="URL", type=text_argument,
+                       help="an SQLAlchemy URL (default: sweep.storage, else SQLite in the sweep's folder)")
     sweep.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       type=override_argument,
                        help="override a setting by its dotted key, e.g. -p sweep.trials=10 (repeatable)")
 
     timing = commands.add_parser(
@@ -112,8 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "prints the same at its end and writes it to RUN/time_report.json.",
         epilog="examples:\n  sttune time runs/smoke-20250101-120000\n  sttune time smoke-20250101-120000 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    timing.add_argument("run", help="a run directory, or a run's name in --runs-dir")
-    timing.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are kept (default: ./runs)")
+    timing.add_argument("run", type=text_argument, help="a run directory, or a run's name in --runs-dir")
+    timing.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
+                        help="where runs are kept (default: ./runs)")
     timing.add_argument("--json", action="store_true", help="print the report as JSON, as in time_report.json")
 
     lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
@@ -136,11 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  sttune data inspect pairs.csv\n  sttune data inspect faq.tsv --map question=anchor "
                "--map answer=positive\n  sttune data inspect snli.tsv --shape pair_class",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    inspect.add_argument("path", help="data source")
-    inspect.add_argument("--shape", default="auto", help="task shape (default: detect it)")
+    inspect.add_argument("path", type=text_argument, help="data source")
+    inspect.add_argument("--shape", default="auto", type=text_argument, help="task shape (default: detect it)")
     inspect.add_argument("--map", dest="mapping", action="append", default=[], metavar="USER_COL=CANONICAL",
                          help="map a column to a canonical one, e.g. --map question=anchor (repeatable)")
-    inspect.add_argument("--labels", help="the declared label set of pair_class data, comma-separated")
+    inspect.add_argument("--labels", type=text_argument,
+                         help="the declared label set of pair_class data, comma-separated")
     return parser
 
 

@@ -23,8 +23,9 @@ def load_config(path: str | Path) -> RunConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if raw is None:
-        raw = {}
+    if raw is None:  # nothing, or only comments: never what a run meant (write {} for every default)
+        raise ConfigError(f"{path} is empty: it holds no settings (nothing, or only comments); a config file is "
+                          "a mapping of settings such as 'train: {epochs: 2}', or '{}' for every default")
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(raw).__name__}")
     return RunConfig.from_dict(raw, source=str(path))

@@ -93,3 +93,115 @@ def test_stages_share_one_kernel_with_a_clean_namespace(tmp_path, monkeypatch, c
     entries = run.manifest()["stages"]
     assert all(entries[s]["wall_seconds"] >= entries[s]["seconds"] for s in stages)
     assert ("kernel_start_seconds" in entries[stages[0]]) == shared
+
+
+# --- refused before anything starts: exit 2, the message, no run directory ----------------------------
+
+@pytest.fixture
+def no_stage_runs(monkeypatch):
+    """Fail the test if a stage (a kernel) would start."""
+    from sttune_helpers.runner import pipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a stage started")
+
+    monkeypatch.setattr(pipeline, "run_stages", refuse)
+
+
+def run_cli(*argv: str) -> int:
+    from sttune_helpers.cli import main
+
+    return main(list(argv))
+
+
+def test_an_out_of_range_setting_stops_sttune_run_before_any_kernel_starts(tmp_path, capsys, no_stage_runs):
+    runs = tmp_path / "runs"
+    assert run_cli("run", "-p", "train.batch_size=0", "--name", "x", "--runs-dir", str(runs)) == 2
+    assert "sttune: error: override: train.batch_size: 0 is out of range; expected an integer >= 1" in \
+        capsys.readouterr().err
+    assert not runs.exists()
+    # The same from a config file, which the message names; and NaN, for a float.
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  learning_rate: .nan\n")
+    assert run_cli("run", "--config", str(config), "--name", "x", "--runs-dir", str(runs)) == 2
+    assert f"{config}: train.learning_rate: nan is out of range; expected a finite number > 0" in \
+        capsys.readouterr().err
+    assert not runs.exists()
+
+
+def test_sttune_run_exits_2_for_an_out_of_range_setting(tmp_path):
+    """The command as a user types it, in its own process (it fails before torch is imported)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "sttune_helpers.cli", "run", "-p", "train.batch_size=0",
+                           "--name", "x"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 2, done.stderr
+    assert "train.batch_size: 0 is out of range; expected an integer >= 1" in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no runs/ folder
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n\n", "   \n"])
+def test_an_empty_config_file_is_refused(tmp_path, capsys, no_stage_runs, text):
+    config = tmp_path / "empty.yaml"
+    config.write_text(text)
+    runs = tmp_path / "runs"
+    assert run_cli("run", "--config", str(config), "--name", "x", "--runs-dir", str(runs)) == 2
+    assert f"sttune: error: {config} is empty: it holds no settings" in capsys.readouterr().err
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["run", "--name", ""], "--name"),
+    (["run", "--name", "   "], "--name"),
+    (["run", "--runs-dir", ""], "--runs-dir"),
+    (["run", "--preset", ""], "--preset"),
+    (["run", "--config", " "], "--config"),
+    (["run", "--name", "x", "--from", ""], "--from"),
+    (["run", "--name", "x", "--only", ""], "--only"),
+    (["run", "-p", "train.learning_rate"], "-p/--param"),
+    (["run", "-p", "=3e-5"], "-p/--param"),
+    (["train", "--name", ""], "--name"),
+    (["sweep", "--storage", ""], "--storage"),
+    (["time", ""], "run"),
+    (["data", "inspect", ""], "path"),
+    (["data", "inspect", "x.csv", "--labels", ""], "--labels"),
+])
+def test_empty_options_are_refused_naming_the_option(tmp_path, monkeypatch, capsys, no_stage_runs, argv, flag):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as caught:
+        run_cli(*argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"error: argument {flag}: " in err and ("is empty" in err or "must look like KEY=VALUE" in err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_folder_without_a_model_fails_before_the_run_starts(tmp_path, capsys, no_stage_runs):
+    folder = tmp_path / "not-a-model"
+    folder.mkdir()
+    (folder / "weights.txt").write_text("not a model")
+    runs = tmp_path / "runs"
+    assert run_cli("run", "--name", "x", "--runs-dir", str(runs), "-p", f"model.name={folder}") == 2
+    err = capsys.readouterr().err
+    assert (f"model.name: the folder {str(folder)!r} is not a model: expected modules.json (a folder saved by "
+            "SentenceTransformer.save) or config.json") in err, err
+    assert not runs.exists()
+    # --only data_prep needs no model, but such a folder is still a mistake: refused the same way.
+    assert run_cli("run", "--name", "x", "--runs-dir", str(runs), "--only", "data_prep",
+                   "-p", f"model.name={folder}") == 2
+    assert "is not a model" in capsys.readouterr().err and not runs.exists()
+
+
+def test_open_run_refuses_a_model_folder_without_a_model_before_writing(tmp_path):
+    from sttune_helpers.modeling import ModelNotFoundError
+    from sttune_helpers.rundir import open_run
+
+    folder = tmp_path / "empty-folder"
+    folder.mkdir()
+    with pytest.raises(ModelNotFoundError, match=r"model\.name: the folder .*empty-folder' is not a model"):
+        open_run(tmp_path / "run", "data_prep", preset="smoke", overrides=[f"model.name={folder}"])
+    assert not (tmp_path / "run").exists()

@@ -4,6 +4,7 @@ Every control edits one dotted config key. A change is checked by ``RunConfig.wi
 same typing the YAML files and ``-p key=value`` get) before it reaches the config, so the config is
 always valid: an invalid entry is named in the panel's status line and the config keeps its value.
 Headless runs (papermill) skip the panel: ``show_panel(..., interactive=False)`` does nothing.
+The controls' bounds come from the settings' range table (config/ranges.py, :func:`control_bounds`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import ipywidgets as widgets
 import yaml
 from IPython.display import display
 
-from ..config import ConfigError, ModelConfig, RunConfig, TrainConfig
+from ..config import RANGES, ConfigError, ModelConfig, RunConfig, TrainConfig
 from ..core.errors import SttuneError
 from ..core.io import read_json
 from ..losses import loss_choices
@@ -39,6 +40,32 @@ def literal_options(section: type, field_name: str) -> tuple[Any, ...]:
     if typing.get_origin(hint) is not typing.Literal:
         raise TypeError(f"{section.__name__}.{field_name} is not a Literal field")
     return typing.get_args(hint)
+
+
+def control_bounds(key: str, low: float | None = None, high: float | None = None) -> tuple[float, float]:
+    """A control's (min, max) for ``key``: the range table's bound where the table has a closed end
+    (train.warmup_ratio's 0, train.max_steps' 1), else the practical limit ``low`` / ``high`` of the
+    control, which must lie within the range (an open end such as learning_rate's > 0, or no end)."""
+    allowed = RANGES[key]
+    if allowed.low is not None and not allowed.low_open:
+        low = allowed.low
+    if allowed.high is not None and not allowed.high_open:
+        high = allowed.high
+    for bound in (low, high):
+        if bound is None or not allowed.contains(bound):
+            raise ValueError(f"{key}: a control bound {bound!r} is outside the setting's range "
+                             f"({allowed.describe()}) or missing")  # a bug in this module
+    return low, high
+
+
+def log_bounds(key: str, value: float | None, low: float, high: float) -> tuple[float, float]:
+    """A FloatLogSlider's exponent range for ``key``: the practical ``low``..``high`` (a log scale
+    reaches no 0), which must lie within the key's range, widened to the config's value."""
+    allowed = RANGES[key]
+    if not (allowed.contains(low) and allowed.contains(high)):
+        raise ValueError(f"{key}: a slider range {low!r}..{high!r} is outside the setting's range "
+                         f"({allowed.describe()})")  # a bug in this module
+    return _log_bounds(value, low, high)
 
 
 class InvalidEntry(SttuneError, ValueError):
@@ -264,7 +291,7 @@ class ConfigPanel:
         options = [(f"{c.name} (default)" if i == 0 else c.name, c.name) for i, c in enumerate(self.choices)]
         if loss.name is not None and loss.name not in {c.name for c in self.choices}:
             options.append((f"{loss.name} (from the config)", loss.name))
-        temperature_range = _log_bounds(loss.temperature, 0.005, 1.0)
+        temperature_range = log_bounds("loss.temperature", loss.temperature, 0.005, 1.0)
         return [
             self._bind("loss.name", widgets.Dropdown(description="loss", options=options, layout=_WIDE),
                        to_control=lambda name: name or self.choices[0].name,
@@ -289,7 +316,13 @@ class ConfigPanel:
 
     def _optimisation_controls(self) -> list[widgets.Widget]:
         train = self._config.train
-        lr_range = _log_bounds(train.learning_rate, 1e-6, 1e-3)
+        lr_range = log_bounds("train.learning_rate", train.learning_rate, 1e-6, 1e-3)
+        epochs_min, epochs_max = control_bounds("train.epochs", 0.1, 20.0)
+        steps_min, steps_max = control_bounds("train.max_steps", high=10**9)
+        warmup_min, warmup_max = control_bounds("train.warmup_ratio", high=0.5)
+        decay_min, decay_max = control_bounds("train.weight_decay", high=0.3)
+        accumulation_min, accumulation_max = control_bounds("train.gradient_accumulation_steps", high=1024)
+        seed_min, seed_max = control_bounds("seed")
         return [
             self._bind("train.learning_rate",
                        widgets.FloatLogSlider(description="learning rate", base=10, min=lr_range[0], max=lr_range[1],
@@ -297,22 +330,24 @@ class ConfigPanel:
             self._bind("train.batch_size", widgets.Dropdown(description="batch size", options=BATCH_SIZES),
                        help_text="in-batch-negative losses gain from bigger batches"),
             self._bind("train.epochs",
-                       widgets.FloatSlider(description="epochs", min=0.1, max=max(20.0, train.epochs), step=0.1,
-                                           layout=_WIDE)),
-            self._bind("train.max_steps", widgets.BoundedIntText(description="max steps", min=1, max=10**9,
-                                                                 value=1000),
+                       widgets.FloatSlider(description="epochs", min=epochs_min, max=max(epochs_max, train.epochs),
+                                           step=0.1, layout=_WIDE)),
+            self._bind("train.max_steps", widgets.BoundedIntText(description="max steps", min=steps_min,
+                                                                 max=steps_max, value=1000),
                        unset_label="no cap (epochs decide)", help_text="overrides epochs when set"),
             self._bind("train.warmup_ratio",
-                       widgets.FloatSlider(description="warmup ratio", min=0.0, max=max(0.5, train.warmup_ratio),
-                                           step=0.01, layout=_WIDE),
+                       widgets.FloatSlider(description="warmup ratio", min=warmup_min,
+                                           max=max(warmup_max, train.warmup_ratio), step=0.01, layout=_WIDE),
                        help_text="share of the steps over which the learning rate rises from 0"),
             self._bind("train.weight_decay",
-                       widgets.FloatSlider(description="weight decay", min=0.0, max=max(0.3, train.weight_decay),
-                                           step=0.005, readout_format=".3f", layout=_WIDE)),
+                       widgets.FloatSlider(description="weight decay", min=decay_min,
+                                           max=max(decay_max, train.weight_decay), step=0.005, readout_format=".3f",
+                                           layout=_WIDE)),
             self._bind("train.scheduler", widgets.Dropdown(description="scheduler",
                                                            options=literal_options(TrainConfig, "scheduler"))),
             self._bind("train.gradient_accumulation_steps",
-                       widgets.BoundedIntText(description="gradient accumulation steps", min=1, max=1024),
+                       widgets.BoundedIntText(description="gradient accumulation steps", min=accumulation_min,
+                                              max=accumulation_max),
                        help_text="one optimiser step per this many batches; in-batch negatives still see one batch"),
             self._bind("train.precision",
                        widgets.Dropdown(description="precision", options=literal_options(TrainConfig, "precision")),
@@ -324,19 +359,25 @@ class ConfigPanel:
                        widgets.Dropdown(description="batch sampler",
                                         options=literal_options(TrainConfig, "batch_sampler")),
                        help_text="auto: no duplicate texts in a batch for in-batch-negative losses"),
-            self._bind("seed", widgets.IntText(description="seed")),
+            self._bind("seed", widgets.BoundedIntText(description="seed", min=seed_min, max=seed_max)),
         ]
 
     def _early_stopping_controls(self) -> list[widgets.Widget]:
+        evaluations_min, evaluations_max = control_bounds("train.evaluations_per_epoch", high=1000)
+        patience_min, patience_max = control_bounds("train.early_stopping_patience", high=1000)
+        threshold_min, threshold_max = control_bounds("train.early_stopping_threshold", high=1.0)
         return [
             self._bind("train.evaluations_per_epoch",
-                       widgets.BoundedIntText(description="evaluations per epoch", min=1, max=1000),
+                       widgets.BoundedIntText(description="evaluations per epoch", min=evaluations_min,
+                                              max=evaluations_max),
                        help_text="validation (and a checkpoint) this many times per epoch"),
             self._bind("train.early_stopping_patience",
-                       widgets.BoundedIntText(description="patience (evaluations)", min=1, max=1000, value=3),
+                       widgets.BoundedIntText(description="patience (evaluations)", min=patience_min,
+                                              max=patience_max, value=3),
                        unset_label="off", help_text="stop after this many evaluations without improvement"),
             self._bind("train.early_stopping_threshold",
-                       widgets.BoundedFloatText(description="threshold", min=0.0, max=1.0, step=0.001),
+                       widgets.BoundedFloatText(description="threshold", min=threshold_min, max=threshold_max,
+                                                step=0.001),
                        help_text="the least gain that counts as an improvement"),
             self._bind("train.early_stopping_metric",
                        widgets.Text(description="metric", placeholder="the shape's primary metric",
@@ -351,7 +392,10 @@ class ConfigPanel:
 
     def _regularisation_controls(self) -> list[widgets.Widget]:
         train = self._config.train
-        l2sp_range = _log_bounds(train.l2sp_weight, 1e-4, 10.0)
+        l2sp_range = log_bounds("train.l2sp_weight", train.l2sp_weight, 1e-4, 10.0)
+        rank_min, rank_max = control_bounds("train.lora_rank", high=1024)
+        alpha_min, alpha_max = control_bounds("train.lora_alpha", 1e-3, 1e4)
+        dropout_min, dropout_max = control_bounds("train.lora_dropout", high=0.5)
         return [
             self._bind("train.l2sp_weight",
                        widgets.FloatLogSlider(description="L2-SP weight", base=10, min=l2sp_range[0],
@@ -359,15 +403,16 @@ class ConfigPanel:
                                               layout=_WIDE),
                        unset_label="off",
                        help_text="adds this x the squared distance of the weights from the base's to the loss"),
-            self._bind("train.lora_rank", widgets.BoundedIntText(description="LoRA rank", min=1, max=1024, value=16),
+            self._bind("train.lora_rank", widgets.BoundedIntText(description="LoRA rank", min=rank_min, max=rank_max,
+                                                                 value=16),
                        unset_label="off (full fine-tuning)",
                        help_text="train low-rank adapters instead of every weight; try a learning rate of ~2e-4"),
             self._bind("train.lora_alpha",
-                       widgets.BoundedFloatText(description="LoRA alpha", min=1e-3, max=1e4, value=32.0),
+                       widgets.BoundedFloatText(description="LoRA alpha", min=alpha_min, max=alpha_max, value=32.0),
                        unset_label="2 x rank", help_text="the adapters' scale is alpha / rank"),
             self._bind("train.lora_dropout",
-                       widgets.FloatSlider(description="LoRA dropout", min=0.0, max=max(0.5, train.lora_dropout),
-                                           step=0.01, layout=_WIDE),
+                       widgets.FloatSlider(description="LoRA dropout", min=dropout_min,
+                                           max=max(dropout_max, train.lora_dropout), step=0.01, layout=_WIDE),
                        help_text="dropout on the adapters' input"),
         ]
 
@@ -379,12 +424,14 @@ class ConfigPanel:
         dropouts = {"model.hidden_dropout": "hidden dropout", "model.attention_dropout": "attention dropout"}
         for key, label in dropouts.items():
             current = _get_key(self._config, key)
-            rows.append(self._bind(key, widgets.FloatSlider(description=label, min=0.0, value=0.1, step=0.01,
-                                                            max=max(0.5, current or 0.0), layout=_WIDE),
+            low, high = control_bounds(key, high=0.5)
+            rows.append(self._bind(key, widgets.FloatSlider(description=label, min=low, value=0.1, step=0.01,
+                                                            max=max(high, current or 0.0), layout=_WIDE),
                                    unset_label="model's own"))
+        length_min, length_max = control_bounds("model.max_seq_length", high=10**6)
         rows.append(self._bind("model.max_seq_length",
-                               widgets.BoundedIntText(description="max sequence length (tokens)", min=1, max=10**6,
-                                                      value=model.max_seq_length or 256),
+                               widgets.BoundedIntText(description="max sequence length (tokens)", min=length_min,
+                                                      max=length_max, value=model.max_seq_length or 256),
                                unset_label="model's own", help_text="longer texts are truncated"))
         return rows
 

@@ -11,7 +11,7 @@ from IPython.display import display
 
 from ..config import ConfigError, RunConfig
 from ..rundir import RunDir
-from .config_panel import _STYLE, _WIDE, _escape
+from .config_panel import _STYLE, _WIDE, _escape, control_bounds
 
 
 class SweepPanel:
@@ -31,9 +31,10 @@ class SweepPanel:
         self.result = None  # the last sweep.SweepResult
         self.status = widgets.HTML()
         self.output = widgets.Output()
+        trials_min, trials_max = control_bounds("sweep.trials", high=10_000)
         self.controls: dict[str, widgets.ValueWidget] = {
-            "trials": widgets.BoundedIntText(description="trials", min=1, max=10_000, value=config.sweep.trials,
-                                             style=_STYLE),
+            "trials": widgets.BoundedIntText(description="trials", min=trials_min, max=trials_max,
+                                             value=config.sweep.trials, style=_STYLE),
             "storage": widgets.Text(description="storage", value=config.sweep.storage or "", style=_STYLE,
                                     placeholder=f"sqlite in {self.runs_dir / name}; or any SQLAlchemy URL",
                                     layout=_WIDE, continuous_update=False),

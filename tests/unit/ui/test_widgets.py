@@ -240,3 +240,35 @@ def test_regularisation_controls_are_off_until_set(panel):
     assert train.lora_dropout == pytest.approx(0.1)
     panel.unset_boxes["train.lora_rank"].value = True
     assert panel.config.train.lora_rank is None
+
+
+def test_control_bounds_come_from_the_range_table(panel):
+    from sttune_helpers.config import RANGES
+
+    # A closed end of the setting's range is the control's bound.
+    for key in ("train.max_steps", "train.gradient_accumulation_steps", "train.evaluations_per_epoch",
+                "train.early_stopping_patience", "train.lora_rank", "model.max_seq_length", "seed",
+                "train.warmup_ratio", "train.weight_decay", "train.lora_dropout", "model.hidden_dropout",
+                "model.attention_dropout", "train.early_stopping_threshold"):
+        assert panel.controls[key].min == RANGES[key].low, key
+    assert panel.controls["seed"].max == RANGES["seed"].high
+    # An open or missing end gets a practical limit inside the range (a log slider's ends are exponents).
+    for key in ("train.epochs", "train.lora_alpha", "train.warmup_ratio", "train.lora_dropout", "train.max_steps"):
+        control = panel.controls[key]
+        assert RANGES[key].contains(control.min) and RANGES[key].contains(control.max), key
+    for key in ("train.learning_rate", "loss.temperature", "train.l2sp_weight"):
+        control = panel.controls[key]
+        assert RANGES[key].contains(control.base ** control.min) and RANGES[key].contains(control.base ** control.max)
+
+
+def test_a_control_bound_outside_the_setting_range_is_a_bug():
+    from sttune_helpers.ui.config_panel import control_bounds, log_bounds
+
+    assert control_bounds("train.warmup_ratio", high=0.5) == (0.0, 0.5)
+    assert control_bounds("seed") == (0, 2**32 - 1)
+    with pytest.raises(ValueError, match="train.lora_dropout"):
+        control_bounds("train.lora_dropout", high=1.0)  # 1 is outside [0, 1)
+    with pytest.raises(ValueError, match="train.epochs"):
+        control_bounds("train.epochs", 0.0, 20.0)  # epochs > 0
+    with pytest.raises(ValueError, match="loss.temperature"):
+        log_bounds("loss.temperature", None, -1.0, 1.0)

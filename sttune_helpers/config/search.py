@@ -1,5 +1,5 @@
-"""The sweep's search space: ``sweep.space`` entries checked against the config's types and turned
-into typed dimensions (float or int ranges, or choices) that Optuna samples."""
+"""The sweep's search space: ``sweep.space`` entries checked against the config's types and ranges
+(ranges.py) and turned into typed dimensions (float or int ranges, or choices) that Optuna samples."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, Union
 
 from .coercion import ConfigError, _coerce, _type_name, _unknown_key
+from .ranges import RANGES
 
 # Keys a sweep cannot vary, and why (its own settings are refused separately).
 _NOT_SWEEPABLE = {"train.early_stopping_metric": "it names the validation metric that the sweep optimises"}
@@ -65,10 +66,27 @@ def search_params(space: dict[str, Any], root: type, source: str = "config") -> 
             also = f" (unknown field {unknown[0]!r})" if unknown else ""
             raise ConfigError(f"{where}: {key!r} must be {_SPEC_FORMS}, got {spec!r}{also}")
         if "choices" in spec:
-            params.append(_choices_param(key, spec, hint, where))
+            param = _choices_param(key, spec, hint, where)
         else:
-            params.append(_range_param(key, spec, base, hint, where))
+            param = _range_param(key, spec, base, hint, where)
+        _check_within_range(param, where)
+        params.append(param)
     return params
+
+
+def _check_within_range(param: SearchParam, where: str) -> None:
+    """Refuse a range end or a choice outside the setting's own range: a trial would be refused."""
+    allowed = RANGES.get(param.key)
+    if allowed is None:
+        return
+    if param.kind == "categorical":
+        values = [("choice", c) for c in param.choices if c is not None]
+    else:
+        values = [("low", param.low), ("high", param.high)]
+    for name, value in values:
+        if not allowed.contains(value):
+            raise ConfigError(f"{where}: {param.key!r}: {name} {value} is out of the setting's range; expected "
+                              f"{allowed.describe()}")
 
 
 def _setting_hint(root: type, key: str, where: str) -> Any:

@@ -108,3 +108,18 @@ def test_a_config_file_out_of_range_is_named_with_its_key(tmp_path):
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: train\.batch_size: 0 is out of range; "
                                           r"expected an integer >= 1$"):
         load_config(path)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"train.batch_size": {"low": 0, "high": 64}}, r"'train\.batch_size': low 0 is out of the setting's range; "
+                                                   r"expected an integer >= 1"),
+    ({"train.batch_size": {"choices": [16, 0]}}, r"'train\.batch_size': choice 0 is out of the setting's range"),
+    ({"train.warmup_ratio": {"low": 0.0, "high": 1.0}}, r"'train\.warmup_ratio': high 1\.0 is out of the setting's "
+                                                        r"range; expected a number in \[0, 1\)"),
+])
+def test_a_sweep_space_outside_a_setting_range_is_refused(spec, message):
+    with pytest.raises(ConfigError, match=r"override: sweep\.space: " + message):
+        RunConfig().with_overrides({"sweep.space": spec})
+    # Inside the range it is fine.
+    RunConfig().with_overrides({"sweep.space": {"train.batch_size": {"low": 1, "high": 64},
+                                                "train.warmup_ratio": {"low": 0.0, "high": 0.5}}})

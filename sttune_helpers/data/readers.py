@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .detection import COLUMN_ALIASES
+from .paths import require_regular_file
 from .problems import DataError, Problem
 from .sources import TABLE_SUFFIXES, Source
 
@@ -28,8 +29,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read CSV, TSV, JSONL or Parquet into a DataFrame of strings, with a ``_row`` column that
     holds each record's row number as a spreadsheet (or, for JSONL, an editor) shows it."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError([Problem(str(path), None, None, "file does not exist")])
+    require_regular_file(path)  # before opening it: a named pipe would block
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         expected = ", ".join(sorted(TABLE_SUFFIXES))

@@ -84,7 +84,15 @@ def test_wrong_delimiter(tmp_path):
 def test_ragged_row_names_its_line(tmp_path):
     path = pairs_file(tmp_path, [*good_rows(3), "too,many,fields,here"])
     code, out = inspect(path, cwd=tmp_path)
-    assert code == 1 and f"{path}: cannot be parsed with delimiter ','" in out and "line 5" in out
+    assert code == 1 and f"{path}, row 5: cannot be parsed with delimiter ','" in out and "line 5" in out
+
+
+def test_unbalanced_quote_names_its_spreadsheet_row(tmp_path):
+    # header row 1, good rows 2-4, a blank line 5 (counted), the opening quote on row 6
+    path = pairs_file(tmp_path, [*good_rows(3), "", '"an open quote,never closed,1', *good_rows(2, 3)])
+    code, out = inspect(path, cwd=tmp_path)
+    assert code == 1 and f"{path}, row 6: cannot be parsed with delimiter ','" in out, out
+    assert "is never closed (an unbalanced '\"')" in out
 
 
 def odd_paths(tmp_path):

@@ -1,5 +1,6 @@
 """Low-level file I/O that every layer uses: atomic writes (a killed process never leaves a
-half-written file that a later stage trusts), JSON reading and file hashing. Imports nothing above it."""
+half-written file that a later stage trusts), CSV that a spreadsheet will not run as formulas, JSON
+reading and file hashing. Imports nothing above it."""
 
 from __future__ import annotations
 
@@ -50,6 +51,27 @@ def atomic_write_text(path: Path, text: str) -> None:
         if isinstance(exc, OSError):
             raise _write_error(path, exc) from exc
         raise
+
+
+# A cell that starts with one of these is run as a formula by a spreadsheet (OWASP: CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: Any) -> Any:
+    """A copy of a DataFrame whose text cells that start like a formula (``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return) get the usual ``'`` prefix, so that a spreadsheet shows them as
+    text instead of running them. Only text (object or string) columns: a negative number in a
+    numeric column stays a number."""
+    safe = frame.copy()
+    for column in safe.select_dtypes(include=["object", "string"]).columns:
+        safe[column] = safe[column].map(
+            lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v)
+    return safe
+
+
+def atomic_write_csv(path: Path, frame: Any) -> None:
+    """Write a DataFrame that may hold user text as CSV, atomically and :func:`spreadsheet_safe`."""
+    atomic_write_text(path, spreadsheet_safe(frame).to_csv(index=False))
 
 
 def atomic_write_json(path: Path, data: Any) -> None:

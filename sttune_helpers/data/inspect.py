@@ -66,6 +66,9 @@ def inspect_data(source: str, shape: str = "auto", columns: dict[str, str] | Non
     except DataError as exc:
         inspection.fatal = str(exc)
         return inspection
+    except OSError as exc:  # unreadable data is unusable data: exit 1 like any other, not a crash or 2
+        inspection.fatal = f"{exc.filename}: {exc.strerror or exc}" if exc.filename else str(exc)
+        return inspection
     inspection.shape, inspection.reason = loaded.decision.shape, loaded.decision.reason
     inspection.counts = {part: len(f) for part, f in loaded.frames.items()}
     inspection.problems = list(loaded.problems)

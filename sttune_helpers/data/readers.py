@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .detection import COLUMN_ALIASES
+from .paths import require_regular_file
 from .problems import DataError, Problem
 from .sources import TABLE_SUFFIXES, Source
 
@@ -28,8 +29,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """Read CSV, TSV, JSONL or Parquet into a DataFrame of strings, with a ``_row`` column that
     holds each record's row number as a spreadsheet (or, for JSONL, an editor) shows it."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError([Problem(str(path), None, None, "file does not exist")])
+    require_regular_file(path)  # before opening it: a named pipe would block
     suffix = path.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         expected = ", ".join(sorted(TABLE_SUFFIXES))
@@ -90,6 +90,21 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     return frame
 
 
+def _parser_error_row(message: str) -> tuple[int | None, str]:
+    """The spreadsheet row (the header is row 1) that a pandas parser error is about, and its words.
+    pandas counts records from 1 in "Expected 3 fields in line 5, saw 4" (a spreadsheet's row), but
+    from 0 in "EOF inside string starting at row 3" (the header is row 0)."""
+    import re
+
+    if match := re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message):
+        expected, line, saw = match.groups()
+        return int(line), f"expected {expected} fields, saw {saw} (pandas: Expected {expected} fields in line {line})"
+    if match := re.search(r"EOF inside string starting at row (\d+)", message):
+        return int(match.group(1)) + 1, ("a quoted field that starts on this row is never closed "
+                                         "(an unbalanced '\"'); the file ends inside it")
+    return None, message
+
+
 def _read_delimited(path: Path, text: str, delimiter: str) -> pd.DataFrame:
     import csv
     import io
@@ -99,8 +114,9 @@ def _read_delimited(path: Path, text: str, delimiter: str) -> pd.DataFrame:
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
                             quoting=csv.QUOTE_MINIMAL, skip_blank_lines=False)
     except pd.errors.ParserError as exc:
-        raise DataError([Problem(str(path), None, None,
-                                 f"cannot be parsed with delimiter {delimiter!r}: {exc}")]) from None
+        row, detail = _parser_error_row(str(exc).strip())
+        raise DataError([Problem(str(path), row, None,
+                                 f"cannot be parsed with delimiter {delimiter!r}: {detail}")]) from None
     if frame.shape[1] == 1:
         header = frame.columns[0]
         found = [d for d in (",", "\t", ";", "|") if d != delimiter and d in header]

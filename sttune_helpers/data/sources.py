@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.io import file_sha256
+from .paths import DIRECTORY, MISSING, REGULAR_FILE, describe_path
 from .problems import DataError, Problem
 
 EMBEDDED_DIR = Path(__file__).parent.parent / "datasets"
@@ -28,8 +29,25 @@ class Source:
     parts: dict[str, Any]  # part ("all" or a split) -> file path, HF split name, or qrels file
 
 
+BEIR_MEMBERS = {"corpus.jsonl": REGULAR_FILE, "queries.jsonl": REGULAR_FILE, "qrels": DIRECTORY}
+
+
+def beir_gaps(path: Path) -> list[str]:
+    """What a folder lacks to be a BEIR folder ("corpus.jsonl is missing", "qrels/ is a broken
+    symbolic link to X, not a directory"); empty when it is one."""
+    gaps = []
+    for name, expected in BEIR_MEMBERS.items():
+        kind = describe_path(path / name)
+        label = name + "/" if expected == DIRECTORY else name
+        if kind == MISSING:
+            gaps.append(f"{label} is missing")
+        elif kind != expected:
+            gaps.append(f"{label} is {kind}, not {expected}")
+    return gaps
+
+
 def is_beir_folder(path: Path) -> bool:
-    return (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file() and (path / "qrels").is_dir()
+    return not beir_gaps(path)
 
 
 def is_hf_disk_folder(path: Path) -> bool:
@@ -48,17 +66,31 @@ def resolve_source(source: str) -> Source:
             raise DataError(f"unknown embedded data set {name!r}; embedded: {', '.join(known)}")
     else:
         path = Path(source).expanduser()
-        if not path.exists():
+        what = describe_path(path)  # before anything opens it: a named pipe would block
+        if what == MISSING:
             raise DataError([Problem(str(path), None, None, "data source does not exist (data.source)")])
+        if what not in (REGULAR_FILE, DIRECTORY):
+            raise DataError([Problem(str(path), None, None,
+                                     f"not a regular file: {what}; expected a data file "
+                                     f"({', '.join(sorted(TABLE_SUFFIXES))}) or a folder (data.source)")])
     if path.is_file():
         return Source("file", path, {"all": path})
-    if is_beir_folder(path):
+    gaps = beir_gaps(path)
+    if not gaps:
         qrels = split_files(path / "qrels")
         kind = "beir"
     elif is_hf_disk_folder(path):
         return Source("hf_disk", path, hf_disk_splits(path))
     else:
-        qrels = split_files(path)
+        try:
+            qrels = split_files(path)
+        except DataError:
+            if len(gaps) == len(BEIR_MEMBERS):  # nothing of BEIR: a folder of split files was meant
+                raise
+            raise DataError([Problem(str(path), None, None,
+                                     f"a directory that is not a BEIR folder: {'; '.join(gaps)} (a BEIR folder "
+                                     "holds corpus.jsonl, queries.jsonl and qrels/; a folder of split files "
+                                     "holds files named like train.csv, dev.tsv, test.jsonl)")]) from None
         kind = "folder"
     if split:
         if split not in qrels:
@@ -69,7 +101,8 @@ def resolve_source(source: str) -> Source:
 
 def split_files(folder: Path) -> dict[str, Path]:
     """Find train / validation / test files in a folder by their names."""
-    tables = [p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in TABLE_SUFFIXES]
+    # Not only regular files: a named pipe or a broken link called train.csv is named when it is read.
+    tables = [p for p in sorted(folder.iterdir()) if not p.is_dir() and p.suffix.lower() in TABLE_SUFFIXES]
     found: dict[str, Path] = {}
     for split, words in SPLIT_FILE_WORDS.items():
         matches = [p for p in tables if any(w in p.stem.lower().replace("-", "_").split("_") or p.stem.lower() == w

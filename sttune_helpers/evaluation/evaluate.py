@@ -11,7 +11,7 @@ from typing import Any
 from .. import shapes
 from ..config import RunConfig
 from ..core.hardware import resolve_encoding_precision
-from ..core.io import atomic_write_json
+from ..core.io import atomic_write_csv, atomic_write_json
 from ..core.statistics import Bootstrap, paired_comparison
 from ..modeling import load_model, resolve_model_source
 from ..rundir import RunDir
@@ -134,6 +134,6 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     report["final_model"] = None
     run.eval_dir.mkdir(parents=True, exist_ok=True)
     save_embeddings(run, task, scores)
-    error_table(task, scores).to_csv(run.eval_dir / "errors.csv", index=False)
+    atomic_write_csv(run.eval_dir / "errors.csv", error_table(task, scores))  # texts: formula-safe
     atomic_write_json(run.metrics_path, report)
     return Evaluation(report, task, scores, reference, reference_scores, loaded)

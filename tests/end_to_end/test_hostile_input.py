@@ -8,7 +8,9 @@ Most data cases go through `sttune data inspect` (a second or two each); a few g
 import errno
 import json
 import os
+import re
 import time
+from pathlib import Path
 
 import pytest
 from conftest import REPO, sttune
@@ -82,7 +84,77 @@ def test_wrong_delimiter(tmp_path):
 def test_ragged_row_names_its_line(tmp_path):
     path = pairs_file(tmp_path, [*good_rows(3), "too,many,fields,here"])
     code, out = inspect(path, cwd=tmp_path)
-    assert code == 1 and f"{path}: cannot be parsed with delimiter ','" in out and "line 5" in out
+    assert code == 1 and f"{path}, row 5: cannot be parsed with delimiter ','" in out and "line 5" in out
+
+
+def test_unbalanced_quote_names_its_spreadsheet_row(tmp_path):
+    # header row 1, good rows 2-4, a blank line 5 (counted), the opening quote on row 6
+    path = pairs_file(tmp_path, [*good_rows(3), "", '"an open quote,never closed,1', *good_rows(2, 3)])
+    code, out = inspect(path, cwd=tmp_path)
+    assert code == 1 and f"{path}, row 6: cannot be parsed with delimiter ','" in out, out
+    assert "is never closed (an unbalanced '\"')" in out
+
+
+def odd_paths(tmp_path):
+    """(path, what sttune must say it is) for paths that are not regular files or folders."""
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop.csv"
+    loop.symlink_to(tmp_path / "loop2.csv")
+    (tmp_path / "loop2.csv").symlink_to(loop)
+    broken = tmp_path / "broken.csv"
+    broken.symlink_to(tmp_path / "gone.csv")
+    cases = [(fifo, "not a regular file: a named pipe (FIFO)"), (loop, "not a regular file: a symbolic link loop"),
+             (broken, f"not a regular file: a broken symbolic link to {tmp_path / 'gone.csv'}")]
+    if os.path.exists("/dev/zero"):
+        cases.append((Path("/dev/zero"), "not a regular file: a character device"))
+    return cases
+
+
+def test_paths_that_are_not_regular_files_are_named_without_reading_them(tmp_path):
+    # A FIFO with no writer would block a reader for ever: the timeout is the test that none opens it.
+    from sttune_helpers.config import DataConfig
+    from sttune_helpers.data import DataError
+    from sttune_helpers.data.prepare import load_data
+
+    for path, what in odd_paths(tmp_path):
+        code, out = inspect(path, cwd=tmp_path)
+        assert code == 1 and f"{path}: {what}; expected a data file" in out, out
+        assert "Traceback" not in out
+        with pytest.raises(DataError, match=re.escape(f"{path}: {what}")):
+            load_data(DataConfig(source=str(path)))  # the data stage's reader says the same
+    # inside a folder of split files: the FIFO is named when its split is read
+    folder = tmp_path / "splits"
+    folder.mkdir()
+    os.mkfifo(folder / "train.csv")
+    pairs_file(folder, good_rows(), name="test.csv")
+    code, out = inspect(folder, cwd=tmp_path)
+    assert code == 1 and f"{folder / 'train.csv'}: not a regular file: a named pipe (FIFO)" in out, out
+
+
+def test_a_fifo_as_data_source_stops_a_run_before_it_starts(tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    result = sttune("run", "--preset", "smoke", "--name", "f", "-p", f"data.source={fifo}", cwd=tmp_path,
+                    timeout=QUICK_S)
+    assert result.returncode == 2 and f"{fifo}: not a regular file: a named pipe (FIFO)" in result.stderr
+    assert_no_run_directory(tmp_path)
+
+
+def test_beir_folder_missing_a_part_names_it(tmp_path):
+    from sttune_helpers.data import DataError, resolve_source
+
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "queries.jsonl").write_text((SCIFACT / "queries.jsonl").read_text())
+    (folder / "qrels" / "test.tsv").write_text((SCIFACT / "qrels" / "test.tsv").read_text())
+    code, out = inspect(folder, cwd=tmp_path)
+    assert code == 1 and f"{folder}: a directory that is not a BEIR folder: corpus.jsonl is missing" in out, out
+    (folder / "corpus.jsonl").write_text((SCIFACT / "corpus.jsonl").read_text())
+    (folder / "queries.jsonl").unlink()
+    (folder / "queries.jsonl").symlink_to(tmp_path / "gone.jsonl")
+    with pytest.raises(DataError, match=re.escape(f"queries.jsonl is a broken symbolic link to {tmp_path}")):
+        resolve_source(str(folder))
 
 
 def test_invalid_and_mixed_encodings(tmp_path):

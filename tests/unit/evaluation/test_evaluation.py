@@ -403,3 +403,19 @@ def test_evaluate_writes_every_reference_part_and_what_was_left_out(tmp_path):
     parts = reference["parts"].values()
     mean = sum(p["models"]["base"]["metrics"][p["primary_metric"]]["value"] for p in parts) / 2
     assert rows[0]["reference"] == pytest.approx(mean) and rows[1]["reference"] == pytest.approx(mean, abs=1e-5)
+
+
+def test_spreadsheet_safe_prefixes_formula_texts_and_leaves_numbers(tmp_path):
+    import pandas as pd
+
+    from sttune_helpers.core.io import atomic_write_csv, spreadsheet_safe
+
+    frame = pd.DataFrame({"text": ["=1+2", "+x", "-y", "@SUM(A1)", "\tz", "\rw", "plain", "a=b"],
+                          "score": [-0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]})
+    safe = spreadsheet_safe(frame)
+    assert list(safe["text"]) == ["'=1+2", "'+x", "'-y", "'@SUM(A1)", "'\tz", "'\rw", "plain", "a=b"]
+    assert safe["score"].tolist()[0] == -0.5 and safe["score"].dtype == float
+    assert frame["text"][0] == "=1+2"  # the caller's frame is left alone
+    atomic_write_csv(tmp_path / "errors.csv", frame)
+    back = pd.read_csv(tmp_path / "errors.csv")
+    assert back["text"][0] == "'=1+2" and back["score"][0] == -0.5

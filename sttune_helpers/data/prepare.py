@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,18 +109,16 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
         for p in loaded.problems:
             by_part[p.file].append(p)
         for part, frame in frames.items():
-            found = by_part.get(frame["_file"].iloc[0], [])
+            found = by_part.pop(frame["_file"].iloc[0], [])
             bad_rows = {p.row for p in found}
-            by_reason: dict[str, Dropped] = {}
-            for p in found:
-                reason = f"{p.column}: {p.message.split(',')[0]}"
-                if p.column == "label" and "outside the declared set" in p.message:
-                    reason = "label: outside the declared set"
-                by_reason.setdefault(reason, Dropped(part, reason)).add({"row": p.row, "problem": p.message})
-            dropped.extend(by_reason.values())
+            dropped.extend(_dropped_by_reason(part, found))
             frames[part] = frame[~frame["_row"].isin(bad_rows)]
             if bad_rows:
                 counts[part]["invalid_dropped"] = len(bad_rows)
+        # Records of files that are no split of their own (a BEIR corpus.jsonl or queries.jsonl):
+        # the reader left them out (a repeated _id keeps its first record); counted under the file's name.
+        for file, found in by_part.items():
+            dropped.extend(_dropped_by_reason(Path(file).stem, found))
 
     report: dict[str, Any] = {"source": config.source, "source_kind": loaded.source.kind, "shape": shape,
                               "shape_reason": loaded.decision.reason}
@@ -189,6 +188,17 @@ def prepare_data(config: DataConfig, seed: int) -> PreparedData:
             # Not an error: encoding keeps a text's first max_seq_length tokens; training counts them exactly.
             log.warning(long_text_warning(longest))
     return PreparedData(splits=splits, report=report, retrieval=retrieval)
+
+
+def _dropped_by_reason(part: str, found: list[Problem]) -> list[Dropped]:
+    """The problems of one part's dropped rows, counted per reason."""
+    by_reason: dict[str, Dropped] = {}
+    for p in found:
+        reason = f"{p.column}: {p.message.split(',')[0]}"
+        if p.column == "label" and "outside the declared set" in p.message:
+            reason = "label: outside the declared set"
+        by_reason.setdefault(reason, Dropped(part, reason)).add({"row": p.row, "problem": p.message})
+    return list(by_reason.values())
 
 
 def longest_text(frames: dict[str, pd.DataFrame], shape: str) -> dict[str, Any] | None:

@@ -154,6 +154,22 @@ def read_hf_disk(path: Path, split_name: str) -> pd.DataFrame:
 
 
 
+def _is_repeated_id(record: dict[str, Any], first_lines: dict[str, int], path: Path,
+                    problems: list[Problem]) -> bool:
+    """Whether the record's ``_id`` was on an earlier line (a problem naming both lines; the first
+    record is the one kept): a later text would otherwise silently replace the first."""
+    record_id = record.get("_id", "")
+    if not record_id:
+        return False  # reported as an id-less record
+    if record_id in first_lines:
+        problems.append(Problem(str(path), int(record["_row"]), "_id",
+                                f"duplicate _id, {record_id!r} is already on line {first_lines[record_id]} "
+                                "(with data.on_invalid=drop the first is kept)"))
+        return True
+    first_lines[record_id] = int(record["_row"])
+    return False
+
+
 @dataclass
 class RetrievalTables:
     """Documents and queries by id, for retrieval evaluation over the whole corpus."""
@@ -167,18 +183,24 @@ def read_beir(source: Source) -> tuple[dict[str, pd.DataFrame], RetrievalTables,
     problems: list[Problem] = []
     corpus: dict[str, str] = {}
     corpus_file = source.path / "corpus.jsonl"
+    corpus_lines: dict[str, int] = {}
     for record in read_table(corpus_file).to_dict("records"):
         text = " ".join(part for part in (record.get("title", "").strip(), record.get("text", "").strip()) if part)
         if not record.get("_id"):
             problems.append(Problem(str(corpus_file), record["_row"], "_id", "document without an id"))
         elif not text:
             problems.append(Problem(str(corpus_file), record["_row"], "text", "empty document (no title, no text)"))
+        if _is_repeated_id(record, corpus_lines, corpus_file, problems):
+            continue
         corpus[record.get("_id", "")] = text
     queries: dict[str, str] = {}
+    query_lines: dict[str, int] = {}
     queries_file = source.path / "queries.jsonl"
     for record in read_table(queries_file).to_dict("records"):
         if not record.get("text", "").strip():
             problems.append(Problem(str(queries_file), record["_row"], "text", "empty query text"))
+        if _is_repeated_id(record, query_lines, queries_file, problems):
+            continue
         queries[record.get("_id", "")] = record.get("text", "")
 
     frames = {}

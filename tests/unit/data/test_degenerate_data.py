@@ -1,0 +1,44 @@
+"""Degenerate data (issue 19, class 4): repeated ids, repeated header names, JSON values that are not
+texts, a score column with one value, triplets whose texts repeat. Each is refused with its file, row
+and column, or, with data.on_invalid=drop, dropped and counted with its reason."""
+
+import json
+import shutil
+
+import pytest
+from conftest import DATA
+
+from sttune_helpers.config import DataConfig
+from sttune_helpers.data import DataError, prepare_data
+
+SCIFACT = DATA / "scifact-mini"
+
+
+def beir_with_a_repeated_id(tmp_path, name):
+    """scifact-mini with the first record of ``name`` repeated at its end under another text."""
+    folder = tmp_path / "beir"
+    shutil.copytree(SCIFACT, folder)
+    lines = (folder / name).read_text().splitlines()
+    first = json.loads(lines[0])
+    lines.append(json.dumps({**first, "text": "a different text under the same id"}))
+    (folder / name).write_text("\n".join(lines) + "\n")
+    return folder, first["_id"], len(lines)
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl"])
+def test_a_repeated_beir_id_names_the_file_both_lines_and_the_id(tmp_path, name):
+    folder, record_id, last_line = beir_with_a_repeated_id(tmp_path, name)
+    with pytest.raises(DataError) as raised:
+        prepare_data(DataConfig(source=str(folder)), seed=0)
+    assert (f"{name}, row {last_line}, column '_id': duplicate _id, {record_id!r} is already on line 1"
+            in str(raised.value))
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl"])
+def test_a_repeated_beir_id_is_dropped_keeping_the_first(tmp_path, name):
+    folder, record_id, last_line = beir_with_a_repeated_id(tmp_path, name)
+    prepared = prepare_data(DataConfig(source=str(folder), on_invalid="drop"), seed=0)
+    entries = [d for d in prepared.report["dropped"] if d["reason"] == "_id: duplicate _id"]
+    assert [(d["split"], d["count"], d["examples"][0]["row"]) for d in entries] == [(name[:-6], 1, last_line)]
+    table = prepared.retrieval.corpus if name == "corpus.jsonl" else prepared.retrieval.queries
+    assert table[record_id] != "a different text under the same id"

@@ -105,10 +105,32 @@ def _parser_error_row(message: str) -> tuple[int | None, str]:
     return None, message
 
 
+def _refuse_repeated_header_names(path: Path, text: str, delimiter: str) -> None:
+    """A name twice in the header (row 1) is refused: pandas would rename the second 'sentence1.1',
+    a column the file does not have."""
+    import csv
+    import io
+
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return  # the parser below says what is wrong
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(header, start=1):
+        if name.strip():
+            positions.setdefault(name.strip(), []).append(position)
+    problems = [Problem(str(path), 1, name, f"the header names this column {len(at)} times (fields "
+                        f"{', '.join(map(str, at))}); rename all but one of them, or remove the copies")
+                for name, at in positions.items() if len(at) > 1]
+    if problems:
+        raise DataError(problems)
+
+
 def _read_delimited(path: Path, text: str, delimiter: str) -> pd.DataFrame:
     import csv
     import io
 
+    _refuse_repeated_header_names(path, text, delimiter)
     try:
         # Blank lines are read as empty rows and dropped below, so that row numbers match a spreadsheet's.
         frame = pd.read_csv(io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,

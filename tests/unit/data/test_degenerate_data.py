@@ -9,7 +9,7 @@ import pytest
 from conftest import DATA
 
 from sttune_helpers.config import DataConfig
-from sttune_helpers.data import DataError, prepare_data
+from sttune_helpers.data import DataError, prepare_data, read_table
 
 SCIFACT = DATA / "scifact-mini"
 
@@ -42,3 +42,16 @@ def test_a_repeated_beir_id_is_dropped_keeping_the_first(tmp_path, name):
     assert [(d["split"], d["count"], d["examples"][0]["row"]) for d in entries] == [(name[:-6], 1, last_line)]
     table = prepared.retrieval.corpus if name == "corpus.jsonl" else prepared.retrieval.queries
     assert table[record_id] != "a different text under the same id"
+
+
+@pytest.mark.parametrize("name, header", [("pairs.csv", "sentence1,sentence2,sentence1,score"),
+                                          ("pairs.tsv", "sentence1\tsentence2\tsentence1\tscore")])
+def test_a_repeated_header_name_is_refused_naming_it(tmp_path, name, header):
+    delimiter = "," if name.endswith(".csv") else "\t"
+    path = tmp_path / name
+    path.write_text(header + "\n" + delimiter.join(["a", "b", "c", "1"]) + "\n")
+    with pytest.raises(DataError) as raised:
+        read_table(path)
+    message = str(raised.value)
+    assert f"{name}, row 1, column 'sentence1': the header names this column 2 times (fields 1, 3)" in message
+    assert "sentence1.1" not in message

@@ -22,7 +22,7 @@ from .cleaning import cross_split_overlap, decontaminate, deduplicate, load_eval
 from .detection import ShapeDecision, apply_column_mapping
 from .labels import encode_labels, normalise_scores
 from .problems import DataError, Dropped, Problem
-from .readers import RetrievalTables, read_beir, read_parts
+from .readers import JSON_TYPES, RetrievalTables, json_type_problems, read_beir, read_parts
 from .sources import Source, resolve_source, source_checksums
 from .splits import SPLITS, cap_rows, split_frames
 from .validation import find_problems
@@ -80,8 +80,14 @@ def load_data(config: DataConfig) -> LoadedData:
     else:
         shape = config.shape
         for part, (frame, label) in zip(source.parts, read_parts(source)):
+            json_types = frame.attrs.get(JSON_TYPES, {})
             frame, decided = apply_column_mapping(frame, config.columns, shape, label, config.group_by)
             shape = decided.shape  # every part must have the first part's shape
+            task = shapes.get(shape)
+            canonical = {column: decided.renamed.get(column, column) for column in json_types}
+            text_columns = {column: name for column, name in canonical.items()
+                            if name in task.text_columns or name.startswith("negative_")}
+            problems += json_type_problems(json_types, text_columns, label)
             decisions.append(decided)
             frame["_file"] = label
             frames[part] = frame

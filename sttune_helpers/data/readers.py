@@ -74,6 +74,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     records, rows = [], []
+    json_types: dict[str, dict[int, str]] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -85,9 +86,39 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
             raise DataError([Problem(str(path), number, None, "expected a JSON object per line")])
         records.append(record)
         rows.append(number)
+        for column, value in record.items():
+            if value is not None and not isinstance(value, str):
+                found = json_types.setdefault(column, {})
+                found[number] = f"{_json_type(value)} {_preview(value)}"
     frame = pd.DataFrame.from_records(records).map(_stringify)
     frame.insert(0, "_row", rows)
+    frame.attrs[JSON_TYPES] = json_types
     return frame
+
+
+# frame.attrs key of a JSONL frame: column -> {line: "object {...}"} for each value that is not a
+# JSON string (or null), so that a text column can refuse it once the columns are known.
+JSON_TYPES = "json_types"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "object" if isinstance(value, dict) else "array"
+
+
+def _preview(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def json_type_problems(json_types: dict[str, dict[int, str]], columns: dict[str, str], file: str) -> list[Problem]:
+    """A problem for each value of the text ``columns`` (the file's name -> the name to report)
+    that was not a JSON string: an object or a list would become its Python repr, e.g. "{'a': 1}"."""
+    return [Problem(file, line, reported, f"expected a text (a JSON string), found a JSON {found}")
+            for column, reported in columns.items() for line, found in sorted(json_types.get(column, {}).items())]
 
 
 def _parser_error_row(message: str) -> tuple[int | None, str]:
@@ -206,7 +237,10 @@ def read_beir(source: Source) -> tuple[dict[str, pd.DataFrame], RetrievalTables,
     corpus: dict[str, str] = {}
     corpus_file = source.path / "corpus.jsonl"
     corpus_lines: dict[str, int] = {}
-    for record in read_table(corpus_file).to_dict("records"):
+    corpus_frame = read_table(corpus_file)
+    problems += json_type_problems(corpus_frame.attrs.get(JSON_TYPES, {}), {"title": "title", "text": "text"},
+                                   str(corpus_file))
+    for record in corpus_frame.to_dict("records"):
         text = " ".join(part for part in (record.get("title", "").strip(), record.get("text", "").strip()) if part)
         if not record.get("_id"):
             problems.append(Problem(str(corpus_file), record["_row"], "_id", "document without an id"))
@@ -218,7 +252,9 @@ def read_beir(source: Source) -> tuple[dict[str, pd.DataFrame], RetrievalTables,
     queries: dict[str, str] = {}
     query_lines: dict[str, int] = {}
     queries_file = source.path / "queries.jsonl"
-    for record in read_table(queries_file).to_dict("records"):
+    queries_frame = read_table(queries_file)
+    problems += json_type_problems(queries_frame.attrs.get(JSON_TYPES, {}), {"text": "text"}, str(queries_file))
+    for record in queries_frame.to_dict("records"):
         if not record.get("text", "").strip():
             problems.append(Problem(str(queries_file), record["_row"], "text", "empty query text"))
         if _is_repeated_id(record, query_lines, queries_file, problems):

@@ -55,3 +55,45 @@ def test_a_repeated_header_name_is_refused_naming_it(tmp_path, name, header):
     message = str(raised.value)
     assert f"{name}, row 1, column 'sentence1': the header names this column 2 times (fields 1, 3)" in message
     assert "sentence1.1" not in message
+
+
+def pairs_jsonl(tmp_path, odd_values):
+    """30 scored pairs, then one pair per odd sentence2 value."""
+    rows = [{"sentence1": f"first {i}", "sentence2": f"second {i}", "score": i % 5} for i in range(30)]
+    rows += [{"sentence1": f"odd {i}", "sentence2": value, "score": 1} for i, value in enumerate(odd_values)]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_json_value_that_is_not_a_string_is_refused_as_a_text(tmp_path):
+    path = pairs_jsonl(tmp_path, [{"a": 1}, ["x", "y"], 42, True])
+    with pytest.raises(DataError) as raised:
+        prepare_data(DataConfig(source=str(path)), seed=0)
+    message = str(raised.value)
+    for line, found in ((31, 'object {"a": 1}'), (32, 'array ["x", "y"]'), (33, "number 42"), (34, "boolean true")):
+        assert f"pairs.jsonl, row {line}, column 'sentence2': expected a text (a JSON string), found a JSON {found}" \
+            in message
+    assert "row 3," not in message  # numbers are fine as scores
+
+
+def test_a_json_value_that_is_not_a_string_is_dropped_with_its_reason(tmp_path):
+    path = pairs_jsonl(tmp_path, [{"a": 1}, ["x", "y"]])
+    prepared = prepare_data(DataConfig(source=str(path), on_invalid="drop"), seed=0)
+    reasons = {d["reason"]: d["count"] for d in prepared.report["dropped"]}
+    assert reasons == {"sentence2: expected a text (a JSON string)": 2}
+    texts = {t for f in prepared.splits.values() for t in f["sentence2"]}
+    assert "{'a': 1}" not in texts and len(texts) == 30
+
+
+def test_a_beir_document_whose_text_is_an_object_is_refused(tmp_path):
+    folder = tmp_path / "beir"
+    shutil.copytree(SCIFACT, folder)
+    lines = (folder / "corpus.jsonl").read_text().splitlines()
+    lines[1] = json.dumps({**json.loads(lines[1]), "text": {"abstract": "x"}, "metadata": {"kept": True}})
+    (folder / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError) as raised:
+        prepare_data(DataConfig(source=str(folder)), seed=0)
+    assert "corpus.jsonl, row 2, column 'text': expected a text (a JSON string), found a JSON object" \
+        in str(raised.value)
+    assert "metadata" not in str(raised.value)

@@ -45,6 +45,13 @@ def normalise_scores(frames: dict[str, pd.DataFrame], config: DataConfig, counts
     every_score = np.concatenate([f["score"].to_numpy(dtype=float) for f in frames.values()])
     if len(every_score) == 0:
         raise DataError("no usable rows are left")
+    if len(np.unique(every_score)) == 1:
+        files = dict.fromkeys(file for frame in frames.values() for file in frame["_file"])
+        raise DataError([Problem(file, None, "score",
+                                 f"every score is {every_score[0]:g} ({len(every_score)} rows): the model cannot "
+                                 "learn which pairs are more similar, and Spearman correlation is undefined; "
+                                 "check the column mapping (data.columns) or use data with varied scores")
+                         for file in files])
     if config.score_range is not None:
         if len(config.score_range) != 2 or config.score_range[0] >= config.score_range[1]:
             raise DataError(f"data.score_range must be [low, high] with low < high, got {config.score_range}")

@@ -97,3 +97,12 @@ def test_a_beir_document_whose_text_is_an_object_is_refused(tmp_path):
     assert "corpus.jsonl, row 2, column 'text': expected a text (a JSON string), found a JSON object" \
         in str(raised.value)
     assert "metadata" not in str(raised.value)
+
+
+def test_a_score_column_with_a_single_value_is_refused(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("sentence1,sentence2,score\n" + "".join(f"a{i},b{i},3\n" for i in range(30)))
+    with pytest.raises(DataError) as raised:
+        prepare_data(DataConfig(source=str(path)), seed=0)
+    assert "pairs.csv, column 'score': every score is 3 (30 rows)" in str(raised.value)
+    assert "Spearman correlation is undefined" in str(raised.value)

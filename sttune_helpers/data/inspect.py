@@ -12,7 +12,7 @@ import numpy as np
 from .. import shapes
 from ..config import DataConfig
 from .cleaning import cross_split_overlap, deduplicate
-from .labels import detect_score_scale, score_locations
+from .labels import detect_score_scale, score_locations, single_score_problems
 from .prepare import LONG_TEXT_CHARS, load_data, long_text_warning, longest_text
 from .problems import DataError, Problem
 
@@ -76,6 +76,7 @@ def inspect_data(source: str, shape: str = "auto", columns: dict[str, str] | Non
              for part, f in loaded.frames.items()}
     label_column = shapes.get(inspection.shape).label_column
     if label_column == "score":
+        inspection.problems += single_score_problems(valid.values())
         scores = np.concatenate([f["score"].to_numpy(dtype=float) for f in valid.values()])
         try:
             inspection.details["score range"] = (list(detect_score_scale(scores, score_locations(valid.values())))

@@ -37,6 +37,19 @@ def score_locations(frames) -> list[str]:
     return [f"{file}, row {row}, column 'score'" for f in frames for file, row in zip(f["_file"], f["_row"])]
 
 
+def single_score_problems(frames) -> list[Problem]:
+    """A problem per file when every score of ``frames`` is the same value: nothing to learn from,
+    and Spearman correlation is undefined (a scale guess would map them all to one number)."""
+    frames = list(frames)
+    every_score = np.concatenate([f["score"].to_numpy(dtype=float) for f in frames]) if frames else np.array([])
+    if len(every_score) == 0 or len(np.unique(every_score)) > 1:
+        return []
+    files = dict.fromkeys(file for frame in frames for file in frame["_file"])
+    return [Problem(file, None, "score", f"every score is {every_score[0]:g} ({len(every_score)} rows): the model "
+                    "cannot learn which pairs are more similar, and Spearman correlation is undefined; check the "
+                    "column mapping (data.columns) or use data with varied scores") for file in files]
+
+
 def normalise_scores(frames: dict[str, pd.DataFrame], config: DataConfig, counts: dict,
                      dropped: list[Dropped]) -> dict[str, Any]:
     """Scores mapped from their scale to 0..1, one scale for every split; rows outside it are
@@ -45,13 +58,8 @@ def normalise_scores(frames: dict[str, pd.DataFrame], config: DataConfig, counts
     every_score = np.concatenate([f["score"].to_numpy(dtype=float) for f in frames.values()])
     if len(every_score) == 0:
         raise DataError("no usable rows are left")
-    if len(np.unique(every_score)) == 1:
-        files = dict.fromkeys(file for frame in frames.values() for file in frame["_file"])
-        raise DataError([Problem(file, None, "score",
-                                 f"every score is {every_score[0]:g} ({len(every_score)} rows): the model cannot "
-                                 "learn which pairs are more similar, and Spearman correlation is undefined; "
-                                 "check the column mapping (data.columns) or use data with varied scores")
-                         for file in files])
+    if single := single_score_problems(frames.values()):
+        raise DataError(single)
     if config.score_range is not None:
         if len(config.score_range) != 2 or config.score_range[0] >= config.score_range[1]:
             raise DataError(f"data.score_range must be [low, high] with low < high, got {config.score_range}")

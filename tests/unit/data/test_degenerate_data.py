@@ -9,7 +9,7 @@ import pytest
 from conftest import DATA
 
 from sttune_helpers.config import DataConfig
-from sttune_helpers.data import DataError, prepare_data, read_table
+from sttune_helpers.data import DataError, inspect_data, prepare_data, read_table
 
 SCIFACT = DATA / "scifact-mini"
 
@@ -106,3 +106,10 @@ def test_a_score_column_with_a_single_value_is_refused(tmp_path):
         prepare_data(DataConfig(source=str(path)), seed=0)
     assert "pairs.csv, column 'score': every score is 3 (30 rows)" in str(raised.value)
     assert "Spearman correlation is undefined" in str(raised.value)
+
+
+def test_inspect_names_a_score_column_with_a_single_value(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("sentence1,sentence2,score\n" + "".join(f"a{i},b{i},0.5\n" for i in range(10)))
+    problems = [str(p) for p in inspect_data(str(path)).problems]
+    assert any("pairs.csv, column 'score': every score is 0.5 (10 rows)" in p for p in problems)

@@ -21,6 +21,7 @@ def find_problems(frame: pd.DataFrame, shape: str, file: str,
         blank = (frame[column].str.strip() == "").to_numpy()
         for row in rows[blank]:
             problems.append(Problem(file, int(row), column, "empty text (or only whitespace)"))
+    problems += [Problem(file, row, column, message) for row, column, message in task.row_problems(frame)]
     found, frame = task.parse_labels(frame, labels)
     problems += [Problem(file, row, column, message) for row, column, message in found]
     return problems, frame

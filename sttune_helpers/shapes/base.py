@@ -102,6 +102,11 @@ class TaskShape:
         ``declared`` is the label set of data.labels. A shape without labels has nothing to check."""
         return [], frame
 
+    def row_problems(self, frame: pd.DataFrame) -> list[tuple[int, str, str]]:
+        """Rows that are well-formed but useless to this shape (a triplet whose texts repeat), as
+        (row, column, message). Empty texts are reported elsewhere and skipped here."""
+        return []
+
     def mining_rows(self, frame: pd.DataFrame, positive: bool) -> pd.DataFrame:
         """The rows that hold positive pairs (``positive``) or stated negatives for mining."""
         return frame

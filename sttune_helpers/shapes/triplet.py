@@ -18,6 +18,21 @@ class Triplet(TaskShape):
     mining_columns = ("anchor", "positive")
     stated_negative_columns = ("anchor", "negative")
 
+    def row_problems(self, frame):
+        """A positive that is its anchor teaches nothing; a negative that is its positive asks the
+        model to rank a text above itself."""
+        found = []
+        texts = {column: frame[column].str.strip().to_numpy() for column in ("anchor", "positive", "negative")}
+        for position, row in enumerate(frame["_row"].to_numpy()):
+            anchor, positive, negative = (texts[c][position] for c in ("anchor", "positive", "negative"))
+            if positive and positive == anchor:
+                found.append((int(row), "positive", "same text as the anchor, so the pair teaches nothing "
+                              "(columns 'anchor' and 'positive')"))
+            if negative and negative == positive:
+                found.append((int(row), "negative", "same text as the positive, so the text would be ranked "
+                              "above itself (columns 'positive' and 'negative')"))
+        return found
+
     # --- losses ---------------------------------------------------------------------------------
 
     in_batch_default = True

@@ -113,3 +113,27 @@ def test_inspect_names_a_score_column_with_a_single_value(tmp_path):
     path.write_text("sentence1,sentence2,score\n" + "".join(f"a{i},b{i},0.5\n" for i in range(10)))
     problems = [str(p) for p in inspect_data(str(path)).problems]
     assert any("pairs.csv, column 'score': every score is 0.5 (10 rows)" in p for p in problems)
+
+
+def triplets_csv(tmp_path):
+    rows = [f"anchor {i},positive {i},negative {i}" for i in range(30)]
+    rows += ["same,same,other", "a,b, b "]
+    path = tmp_path / "triplets.csv"
+    path.write_text("anchor,positive,negative\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_triplet_whose_texts_repeat_is_a_row_problem(tmp_path):
+    with pytest.raises(DataError) as raised:
+        prepare_data(DataConfig(source=str(triplets_csv(tmp_path))), seed=0)
+    message = str(raised.value)
+    assert "triplets.csv, row 32, column 'positive': same text as the anchor" in message
+    assert "triplets.csv, row 33, column 'negative': same text as the positive" in message
+    assert "(columns 'positive' and 'negative')" in message
+
+
+def test_a_triplet_whose_texts_repeat_is_dropped_with_its_reason(tmp_path):
+    prepared = prepare_data(DataConfig(source=str(triplets_csv(tmp_path)), on_invalid="drop"), seed=0)
+    reasons = {d["reason"]: d["count"] for d in prepared.report["dropped"]}
+    assert reasons == {"positive: same text as the anchor": 1, "negative: same text as the positive": 1}
+    assert sum(len(f) for f in prepared.splits.values()) == 30

@@ -100,11 +100,14 @@ def load_data(config: DataConfig) -> LoadedData:
     return LoadedData(source, frames, decision, problems, retrieval)
 
 
-def prepare_data(config: DataConfig, seed: int) -> PreparedData:
-    """Load, validate, normalise, de-duplicate, decontaminate and split the configured data."""
-    loaded = load_data(config)
+def prepare_data(config: DataConfig, seed: int, loaded: LoadedData | None = None) -> PreparedData:
+    """Load, validate, normalise, de-duplicate, decontaminate and split the configured data.
+
+    ``loaded`` is what :func:`load_data` read for ``config`` (``sttune data inspect`` passes it so as
+    not to read the source twice); it is left as it was."""
+    loaded = load_data(config) if loaded is None else loaded
     shape = loaded.decision.shape
-    frames = loaded.frames
+    frames = dict(loaded.frames)
     counts: dict[str, dict[str, int]] = {part: {"rows_read": len(f)} for part, f in frames.items()}
     dropped: list[Dropped] = []
 

@@ -1,19 +1,24 @@
 """``sttune data inspect``: check a data source without a run and say what the data stage would
-make of it (the shape and why, counts, every problem, duplicates, overlap between given splits)."""
+make of it (the shape and why, counts, every problem, duplicates, overlap between given splits).
+
+"usable: yes" means the data stage passes: where no row has a problem, inspect runs the stage's own
+:func:`prepare_data` (the default preset's data settings and seed, plus what inspect is given), so
+cleaning, de-duplication and the split sizes after them are checked as a run checks them. No model
+is loaded."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .. import shapes
-from ..config import DataConfig
+from ..config import load_preset
 from .cleaning import cross_split_overlap, deduplicate
 from .labels import detect_score_scale, score_locations, single_score_problems
-from .prepare import LONG_TEXT_CHARS, load_data, long_text_warning, longest_text
+from .prepare import LONG_TEXT_CHARS, load_data, long_text_warning, longest_text, prepare_data
 from .problems import DataError, Problem
 
 
@@ -59,7 +64,8 @@ def inspect_data(source: str, shape: str = "auto", columns: dict[str, str] | Non
                  labels: list[str] | None = None) -> Inspection:
     """Check a data source without a run: the detected shape and why, counts per part, every
     problem with its file, row and column, duplicates, and the overlap between given splits."""
-    config = DataConfig(source=source, shape=shape, columns=dict(columns or {}), labels=labels)
+    defaults = load_preset("default")
+    config = replace(defaults.data, source=source, shape=shape, columns=dict(columns or {}), labels=labels)
     inspection = Inspection(source=source)
     try:
         loaded = load_data(config)
@@ -97,4 +103,11 @@ def inspect_data(source: str, shape: str = "auto", columns: dict[str, str] | Non
     if len(valid) > 1:
         inspection.details["cross-split overlap"] = {k: {"items": v["items"], "texts": v["texts"]} for k, v in
                                                      cross_split_overlap(valid, inspection.shape).items()}
+    if inspection.usable:
+        # The rest of the data stage (scales, labels, de-duplication, splits and their sizes after
+        # cleaning): what stops it stops a run, with the same message.
+        try:
+            prepare_data(config, defaults.seed, loaded=loaded)
+        except DataError as exc:
+            inspection.fatal = str(exc)
     return inspection

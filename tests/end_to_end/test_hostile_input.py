@@ -242,12 +242,55 @@ def test_qrels_that_reference_missing_documents_and_queries(tmp_path):
 
 def test_a_one_megabyte_text_is_usable_with_a_warning(tmp_path):
     huge = "word " * 200_000  # 1,000,000 characters in one cell
-    path = pairs_file(tmp_path, [*good_rows(4), f"{huge},a short sentence,3", *good_rows(4, 4)])
+    path = pairs_file(tmp_path, [*good_rows(4), f"{huge},a short sentence,3", *good_rows(26, 4)])
     assert path.stat().st_size > 1_000_000
     code, out = inspect(path, cwd=tmp_path)
     assert code == 0 and "usable: yes" in out
     assert (f"warning: 1 text(s) longer than 10,000 characters; the longest, 1,000,000 characters, is at {path}, "
             "row 6, column 'sentence1'") in out and "cut off when it is encoded" in out
+
+
+def one_row_file(tmp_path):
+    return pairs_file(tmp_path, ["what is a cat,a cat is a small animal"], name="one.csv", header="anchor,positive")
+
+
+def all_duplicates_file(tmp_path):
+    return pairs_file(tmp_path, ["the same question,the same answer"] * 20, name="dups.csv", header="anchor,positive")
+
+
+def beir_with_only_test_qrels(tmp_path):
+    folder = tmp_path / "beir"
+    (folder / "qrels").mkdir(parents=True)
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        (folder / name).write_text((SCIFACT / name).read_text())
+    return folder
+
+
+@pytest.mark.parametrize("make, message", [
+    (one_row_file, "data: the validation split is empty after cleaning; add data or change the split fractions"),
+    (all_duplicates_file, "data: the validation split is empty after cleaning; add data or change the split "
+                          "fractions"),
+    (beir_with_only_test_qrels, "data: the source has test but no train split"),
+], ids=["one-row", "every-row-a-duplicate", "beir-only-test-qrels"])
+def test_inspect_refuses_what_the_data_stage_refuses_with_its_message(tmp_path, make, message):
+    """Rows without a problem are not enough: inspect runs the data stage's cleaning and splitting,
+    and says "cannot be used" with the stage's own message where the stage would stop."""
+    from sttune_helpers.data import DataError
+    from sttune_helpers.stages import data_prep
+
+    source = make(tmp_path)
+    code, out = inspect(source, cwd=tmp_path)
+    assert code == 1 and f"cannot be used: {message}" in out and "usable: no" in out, out
+    config = load_preset("default").with_overrides({"data.source": str(source)})
+    with pytest.raises(DataError) as raised:
+        data_prep.prepare(config)
+    assert str(raised.value) == message
+
+
+def test_a_good_small_file_stays_usable(tmp_path):
+    path = pairs_file(tmp_path, good_rows(30))
+    code, out = inspect(path, cwd=tmp_path)
+    assert code == 0 and "usable: yes" in out and "cannot be used" not in out, out
 
 
 # --- config, model and run-directory problems: `sttune run` fails before any kernel starts ------------

@@ -222,7 +222,9 @@ def test_inspect_reports_problems_and_exit_status(tmp_path, capsys):
     assert "shape: pair_binary" in out and "usable: yes" in out
 
     mapped = tmp_path / "mapped.csv"
-    mapped.write_text("left,right,sim\na,b,0.5\nc,d,0.25\n")
+    # Enough rows for the data stage's validation and test splits: inspect says "usable: yes" only
+    # where the stage passes (two rows would leave them empty).
+    mapped.write_text("left,right,sim\n" + "".join(f"text {i},other {i},{i % 5 / 4}\n" for i in range(30)))
     assert sttune_main(["data", "inspect", str(mapped), "--map", "left=sentence1", "--map", "right=sentence2",
                         "--map", "sim=score"]) == 0
     assert "shape: pair_score" in capsys.readouterr().out

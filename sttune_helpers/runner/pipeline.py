@@ -85,13 +85,15 @@ def default_run_name(preset: str | None) -> str:
     return f"{preset or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continuing: bool, overwrite: bool) -> RunDir:
-    """Create (or, when continuing, reuse) the run directory and write its config."""
+def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continuing: bool, overwrite: bool,
+                    missing_hint: str = "start it without --from/--only/--resume") -> RunDir:
+    """Create (or, when continuing, reuse) the run directory and write its config. ``missing_hint``
+    ends the error for a run to continue that does not exist: what the calling command should say."""
     check_run_name(name)
     run = RunDir((runs_dir / name).resolve())
     if continuing:
         if not run.config_path.is_file():
-            raise RunDirError(f"run {name!r} does not exist in {runs_dir}; start it without --from/--only/--resume")
+            raise RunDirError(f"run {name!r} does not exist in {runs_dir}; {missing_hint}")
     elif run.root.exists():
         if not overwrite:
             raise RunDirError(f"run {name!r} already exists in {runs_dir}: pass --overwrite to replace it, "

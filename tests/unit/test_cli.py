@@ -205,3 +205,24 @@ def test_open_run_refuses_a_model_folder_without_a_model_before_writing(tmp_path
     with pytest.raises(ModelNotFoundError, match=r"model\.name: the folder .*empty-folder' is not a model"):
         open_run(tmp_path / "run", "data_prep", preset="smoke", overrides=[f"model.name={folder}"])
     assert not (tmp_path / "run").exists()
+
+
+def test_train_on_a_missing_run_suggests_only_commands_that_exist(tmp_path, capsys):
+    """Each `sttune ...` command the message suggests parses, and every flag it mentions is in one."""
+    import re
+    import shlex
+
+    assert run_cli("train", "--name", "nope", "--runs-dir", str(tmp_path)) == 2
+    message = capsys.readouterr().err
+    assert "does not exist" in message
+    commands = re.findall(r"`(sttune [^`]*)`", message)
+    assert commands
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"the message suggests {command!r}, which `sttune` refuses:\n{message}")
+    outside = re.sub(r"`[^`]*`", "", message)
+    assert not re.findall(r"(?<!\w)--?[a-z][\w-]*", outside), message
+    assert not (tmp_path / "nope").exists()

@@ -231,6 +231,32 @@ def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | Non
                 manager.shutdown_kernel(now=True)
 
 
+class ConsoleWarnings:
+    """papermill's ``stdout_file`` for a stage: passes the lines the ``sttune`` logger prints as
+    warnings in the kernel (``warning: ...``, e.g. data_prep's very long texts or dropped rows) on
+    to the console's logger, so that `sttune run` shows them as the notebook does."""
+
+    PREFIX = "warning: "
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.emit(self.pending)
+            self.pending = ""
+
+    def emit(self, line: str) -> None:
+        if line.startswith(self.PREFIX):
+            log.warning(line[len(self.PREFIX):])
+
+
 def reset_kernel_namespace(manager) -> None:
     """Clear the shared kernel's variables between stage notebooks; restart it if it died."""
     if not manager.is_alive():
@@ -291,12 +317,18 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
                     if position > 1 or kernel is not None:
                         reset_kernel_namespace(manager)
                     engine_options["km"] = manager
-                papermill.execute_notebook(
-                    str(source / NOTEBOOKS[stage]), str(output),
-                    parameters=notebook_parameters(source / NOTEBOOKS[stage], run, parameters),
-                    kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
-                    **engine_options,
-                )
+                # With log_output papermill prints every line already, the warnings among them.
+                warnings_out = None if log_output else ConsoleWarnings()
+                try:
+                    papermill.execute_notebook(
+                        str(source / NOTEBOOKS[stage]), str(output),
+                        parameters=notebook_parameters(source / NOTEBOOKS[stage], run, parameters),
+                        kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
+                        stdout_file=warnings_out, **engine_options,
+                    )
+                finally:
+                    if warnings_out is not None:
+                        warnings_out.flush()
             except KeyboardInterrupt as exc:
                 signal_name = getattr(exc, "signal_name", "SIGINT")
                 for signum in INTERRUPTING_SIGNALS:  # a second Ctrl-C must not cut the clean-up short

@@ -226,3 +226,20 @@ def test_train_on_a_missing_run_suggests_only_commands_that_exist(tmp_path, caps
     outside = re.sub(r"`[^`]*`", "", message)
     assert not re.findall(r"(?<!\w)--?[a-z][\w-]*", outside), message
     assert not (tmp_path / "nope").exists()
+
+
+def test_sttune_run_shows_the_data_warnings(tmp_path, monkeypatch, capfd):
+    """The data stage's warnings (a very long text, a dropped row) reach `sttune run`'s console."""
+    import csv
+
+    rows = [("anchor", "positive"), *((f"question {i} about cats", f"answer {i} about dogs") for i in range(40)),
+            ("a very long one", "word " * 2500), ("an empty positive", "")]
+    with open(tmp_path / "pairs.csv", "w", newline="") as file:
+        csv.writer(file).writerows(rows)
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", "--preset", "smoke", "--name", "warned", "--only", "data_prep",
+                   "-p", f"data.source={tmp_path / 'pairs.csv'}", "-p", "data.on_invalid=drop") == 0
+    captured = capfd.readouterr()
+    console = captured.out + captured.err
+    assert "warning: 1 invalid row(s) dropped (data.on_invalid: drop)" in captured.out, console
+    assert "warning: 1 text(s) longer than 10,000 characters" in captured.out, console

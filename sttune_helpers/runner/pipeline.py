@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -209,6 +210,21 @@ SHARED_KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False"]
 
 
 @contextlib.contextmanager
+def kernel_transport() -> Iterator[dict]:
+    """KernelManager settings for a kernel reached over local IPC sockets, in a private temporary
+    folder (removed afterwards), instead of TCP ports on localhost, over which ipykernel warns that
+    nothing is encrypted on every start. On Windows, where zmq has no IPC transport: TCP ({})."""
+    if os.name == "nt":
+        yield {}
+        return
+    folder = tempfile.mkdtemp(prefix="sttune-")  # short: a socket's path has ~100 characters at most
+    try:
+        yield {"transport": "ipc", "ip": os.path.join(folder, "kernel")}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | None]:
     """A started kernel for all the stage notebooks of a run (None with ``shared=False``: a fresh
     kernel per notebook). Importing torch and sentence-transformers costs from seconds to minutes
@@ -221,14 +237,16 @@ def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | Non
     # nbclient executes with the manager's client(): an asynchronous one, because the blocking one's
     # get_msg blocks the event loop, so that after an interrupt (or a dead kernel) nbclient never
     # returns and `sttune run` hangs.
-    manager = KernelManager(kernel_name=kernel_name, client_class="jupyter_client.asynchronous.AsyncKernelClient")
-    manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
-    try:
-        yield manager
-    finally:
-        if manager.has_kernel:  # stop_stage_process may have stopped it already
-            with contextlib.suppress(KeyboardInterrupt):
-                manager.shutdown_kernel(now=True)
+    with kernel_transport() as transport:
+        manager = KernelManager(kernel_name=kernel_name, client_class="jupyter_client.asynchronous.AsyncKernelClient",
+                                **transport)
+        manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
+        try:
+            yield manager
+        finally:
+            if manager.has_kernel:  # stop_stage_process may have stopped it already
+                with contextlib.suppress(KeyboardInterrupt):
+                    manager.shutdown_kernel(now=True)
 
 
 class ConsoleWarnings:
@@ -317,6 +335,10 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
                     if position > 1 or kernel is not None:
                         reset_kernel_namespace(manager)
                     engine_options["km"] = manager
+                else:  # papermill starts the kernel: the same transport as a shared one's
+                    from traitlets.config import Config
+
+                    engine_options["config"] = Config({"KernelManager": stack.enter_context(kernel_transport())})
                 # With log_output papermill prints every line already, the warnings among them.
                 warnings_out = None if log_output else ConsoleWarnings()
                 try:

@@ -228,8 +228,9 @@ def test_train_on_a_missing_run_suggests_only_commands_that_exist(tmp_path, caps
     assert not (tmp_path / "nope").exists()
 
 
-def test_sttune_run_shows_the_data_warnings(tmp_path, monkeypatch, capfd):
-    """The data stage's warnings (a very long text, a dropped row) reach `sttune run`'s console."""
+def test_sttune_run_shows_the_data_warnings_and_no_kernel_transport_warning(tmp_path, monkeypatch, capfd):
+    """The data stage's warnings (a very long text, a dropped row) reach `sttune run`'s console, and
+    the kernel, on IPC sockets, prints no warning that TCP is unencrypted (capfd: the kernel's own stderr)."""
     import csv
 
     rows = [("anchor", "positive"), *((f"question {i} about cats", f"answer {i} about dogs") for i in range(40)),
@@ -243,3 +244,4 @@ def test_sttune_run_shows_the_data_warnings(tmp_path, monkeypatch, capfd):
     console = captured.out + captured.err
     assert "warning: 1 invalid row(s) dropped (data.on_invalid: drop)" in captured.out, console
     assert "warning: 1 text(s) longer than 10,000 characters" in captured.out, console
+    assert "without encryption" not in console and "IPKernelApp" not in console, console

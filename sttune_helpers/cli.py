@@ -294,7 +294,12 @@ def command_train(args: argparse.Namespace) -> int:
 
     if args.nproc is not None and args.nproc < 1:
         raise SettingError(f"--nproc must be at least 1, got {args.nproc}")
-    existing = prepare_run_dir(args.runs_dir, args.name, None, continuing=True, overwrite=False)
+    where = f"--name {args.name} --runs-dir {args.runs_dir}"
+    # `sttune train` has no --from/--only: name the commands that create the run and its first stages.
+    existing = prepare_run_dir(
+        args.runs_dir, args.name, None, continuing=True, overwrite=False,
+        missing_hint=f"create it and run the stages before training with `sttune run {where} --only data_prep` "
+                     f"then `sttune run {where} --only loss_selection`, or run every stage with `sttune run {where}`")
     overrides = [*args.overrides, *([f"train.nproc={args.nproc}"] if args.nproc is not None else [])]
     run, config, _ = training.start(existing.root, overrides=overrides)
     print(f"run {args.name}: training in {config.train.nproc} process{'es' if config.train.nproc > 1 else ''}")

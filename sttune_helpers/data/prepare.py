@@ -128,6 +128,9 @@ def prepare_data(config: DataConfig, seed: int, loaded: LoadedData | None = None
         # the reader left them out (a repeated _id keeps its first record); counted under the file's name.
         for file, found in by_part.items():
             dropped.extend(_dropped_by_reason(Path(file).stem, found))
+        invalid = len({(p.file, p.row) for p in loaded.problems})
+        log.warning(f"{invalid} invalid row(s) dropped (data.on_invalid: drop); why is in the data report "
+                    "(data/report.json, 'dropped')")
 
     report: dict[str, Any] = {"source": config.source, "source_kind": loaded.source.kind, "shape": shape,
                               "shape_reason": loaded.decision.reason}

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -85,13 +86,15 @@ def default_run_name(preset: str | None) -> str:
     return f"{preset or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continuing: bool, overwrite: bool) -> RunDir:
-    """Create (or, when continuing, reuse) the run directory and write its config."""
+def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continuing: bool, overwrite: bool,
+                    missing_hint: str = "start it without --from/--only/--resume") -> RunDir:
+    """Create (or, when continuing, reuse) the run directory and write its config. ``missing_hint``
+    ends the error for a run to continue that does not exist: what the calling command should say."""
     check_run_name(name)
     run = RunDir((runs_dir / name).resolve())
     if continuing:
         if not run.config_path.is_file():
-            raise RunDirError(f"run {name!r} does not exist in {runs_dir}; start it without --from/--only/--resume")
+            raise RunDirError(f"run {name!r} does not exist in {runs_dir}; {missing_hint}")
     elif run.root.exists():
         if not overwrite:
             raise RunDirError(f"run {name!r} already exists in {runs_dir}: pass --overwrite to replace it, "
@@ -207,6 +210,21 @@ SHARED_KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False"]
 
 
 @contextlib.contextmanager
+def kernel_transport() -> Iterator[dict]:
+    """KernelManager settings for a kernel reached over local IPC sockets, in a private temporary
+    folder (removed afterwards), instead of TCP ports on localhost, over which ipykernel warns that
+    nothing is encrypted on every start. On Windows, where zmq has no IPC transport: TCP ({})."""
+    if os.name == "nt":
+        yield {}
+        return
+    folder = tempfile.mkdtemp(prefix="sttune-")  # short: a socket's path has ~100 characters at most
+    try:
+        yield {"transport": "ipc", "ip": os.path.join(folder, "kernel")}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | None]:
     """A started kernel for all the stage notebooks of a run (None with ``shared=False``: a fresh
     kernel per notebook). Importing torch and sentence-transformers costs from seconds to minutes
@@ -219,14 +237,42 @@ def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | Non
     # nbclient executes with the manager's client(): an asynchronous one, because the blocking one's
     # get_msg blocks the event loop, so that after an interrupt (or a dead kernel) nbclient never
     # returns and `sttune run` hangs.
-    manager = KernelManager(kernel_name=kernel_name, client_class="jupyter_client.asynchronous.AsyncKernelClient")
-    manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
-    try:
-        yield manager
-    finally:
-        if manager.has_kernel:  # stop_stage_process may have stopped it already
-            with contextlib.suppress(KeyboardInterrupt):
-                manager.shutdown_kernel(now=True)
+    with kernel_transport() as transport:
+        manager = KernelManager(kernel_name=kernel_name, client_class="jupyter_client.asynchronous.AsyncKernelClient",
+                                **transport)
+        manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
+        try:
+            yield manager
+        finally:
+            if manager.has_kernel:  # stop_stage_process may have stopped it already
+                with contextlib.suppress(KeyboardInterrupt):
+                    manager.shutdown_kernel(now=True)
+
+
+class ConsoleWarnings:
+    """papermill's ``stdout_file`` for a stage: passes the lines the ``sttune`` logger prints as
+    warnings in the kernel (``warning: ...``, e.g. data_prep's very long texts or dropped rows) on
+    to the console's logger, so that `sttune run` shows them as the notebook does."""
+
+    PREFIX = "warning: "
+
+    def __init__(self) -> None:
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.emit(self.pending)
+            self.pending = ""
+
+    def emit(self, line: str) -> None:
+        if line.startswith(self.PREFIX):
+            log.warning(line[len(self.PREFIX):])
 
 
 def reset_kernel_namespace(manager) -> None:
@@ -289,12 +335,22 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
                     if position > 1 or kernel is not None:
                         reset_kernel_namespace(manager)
                     engine_options["km"] = manager
-                papermill.execute_notebook(
-                    str(source / NOTEBOOKS[stage]), str(output),
-                    parameters=notebook_parameters(source / NOTEBOOKS[stage], run, parameters),
-                    kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
-                    **engine_options,
-                )
+                else:  # papermill starts the kernel: the same transport as a shared one's
+                    from traitlets.config import Config
+
+                    engine_options["config"] = Config({"KernelManager": stack.enter_context(kernel_transport())})
+                # With log_output papermill prints every line already, the warnings among them.
+                warnings_out = None if log_output else ConsoleWarnings()
+                try:
+                    papermill.execute_notebook(
+                        str(source / NOTEBOOKS[stage]), str(output),
+                        parameters=notebook_parameters(source / NOTEBOOKS[stage], run, parameters),
+                        kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
+                        stdout_file=warnings_out, **engine_options,
+                    )
+                finally:
+                    if warnings_out is not None:
+                        warnings_out.flush()
             except KeyboardInterrupt as exc:
                 signal_name = getattr(exc, "signal_name", "SIGINT")
                 for signum in INTERRUPTING_SIGNALS:  # a second Ctrl-C must not cut the clean-up short

@@ -205,3 +205,43 @@ def test_open_run_refuses_a_model_folder_without_a_model_before_writing(tmp_path
     with pytest.raises(ModelNotFoundError, match=r"model\.name: the folder .*empty-folder' is not a model"):
         open_run(tmp_path / "run", "data_prep", preset="smoke", overrides=[f"model.name={folder}"])
     assert not (tmp_path / "run").exists()
+
+
+def test_train_on_a_missing_run_suggests_only_commands_that_exist(tmp_path, capsys):
+    """Each `sttune ...` command the message suggests parses, and every flag it mentions is in one."""
+    import re
+    import shlex
+
+    assert run_cli("train", "--name", "nope", "--runs-dir", str(tmp_path)) == 2
+    message = capsys.readouterr().err
+    assert "does not exist" in message
+    commands = re.findall(r"`(sttune [^`]*)`", message)
+    assert commands
+    for command in commands:
+        argv = shlex.split(command)[1:]
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"the message suggests {command!r}, which `sttune` refuses:\n{message}")
+    outside = re.sub(r"`[^`]*`", "", message)
+    assert not re.findall(r"(?<!\w)--?[a-z][\w-]*", outside), message
+    assert not (tmp_path / "nope").exists()
+
+
+def test_sttune_run_shows_the_data_warnings_and_no_kernel_transport_warning(tmp_path, monkeypatch, capfd):
+    """The data stage's warnings (a very long text, a dropped row) reach `sttune run`'s console, and
+    the kernel, on IPC sockets, prints no warning that TCP is unencrypted (capfd: the kernel's own stderr)."""
+    import csv
+
+    rows = [("anchor", "positive"), *((f"question {i} about cats", f"answer {i} about dogs") for i in range(40)),
+            ("a very long one", "word " * 2500), ("an empty positive", "")]
+    with open(tmp_path / "pairs.csv", "w", newline="") as file:
+        csv.writer(file).writerows(rows)
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("run", "--preset", "smoke", "--name", "warned", "--only", "data_prep",
+                   "-p", f"data.source={tmp_path / 'pairs.csv'}", "-p", "data.on_invalid=drop") == 0
+    captured = capfd.readouterr()
+    console = captured.out + captured.err
+    assert "warning: 1 invalid row(s) dropped (data.on_invalid: drop)" in captured.out, console
+    assert "warning: 1 text(s) longer than 10,000 characters" in captured.out, console
+    assert "without encryption" not in console and "IPKernelApp" not in console, console

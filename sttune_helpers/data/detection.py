@@ -64,9 +64,45 @@ def _label_kind(values: pd.Series) -> str:
     return "class"
 
 
-def detect_shape(frame: pd.DataFrame, requested: str = "auto") -> ShapeDecision:
+def _single_row_labels(frame: pd.DataFrame, column: str, kind: str, file: str) -> None:
+    """Refuse a detected shape that rests on a label value found in a single row (a stray ``2`` in a
+    0/1 column would otherwise turn pair_binary into a three-class pair_class)."""
+    raw = frame[column].str.strip()
+    lowered = raw.str.lower()
+    if kind == "score":  # the fractional numbers are what made it a score
+        numbers = pd.to_numeric(lowered, errors="coerce")
+        deciding = (numbers % 1 != 0) & (lowered != "")
+        if int(deciding.sum()) != 1:
+            return
+        once = deciding
+    else:
+        values = raw[raw != ""]
+        counts = values.value_counts()
+        single = set(counts[counts == 1].index)
+        if not single:
+            return
+        once = raw.isin(single)
+    rest_binary = lowered[~once & (lowered != "")].isin(list(BINARY_LABELS)).all()
+    rows = frame["_row"].to_numpy() if "_row" in frame.columns else range(1, len(frame) + 1)
+    shape = "pair_score" if kind == "score" else "pair_class"
+    found = "is the only fractional value" if kind == "score" else "occurs in this row only"
+    problems = []
+    for row, value in zip([r for r, o in zip(rows, once.to_numpy()) if o], raw[once]):
+        ways = (f"set data.shape=pair_binary and fix row {int(row)} or drop it (data.on_invalid: drop), or "
+                if rest_binary else "")
+        problems.append(Problem(file, int(row), column,
+                                f"label {value!r} {found}, and the detected shape {shape} rests "
+                                f"on it; {ways}set data.shape={shape} if it really is "
+                                f"{'a score' if kind == 'score' else 'a class'}"))
+    raise DataError(problems)
+
+
+def detect_shape(frame: pd.DataFrame, requested: str = "auto", file: str | None = None,
+                 declared_labels: list[str] | None = None) -> ShapeDecision:
     """Decide the task shape from the columns (after the user's mapping) and, for a label column,
-    its values; explain the decision. A requested shape only resolves its columns."""
+    its values; explain the decision. A requested shape only resolves its columns. With ``file``,
+    a shape that rests on a label value found in a single row is refused (set data.shape), unless
+    the labels are declared (data.labels: values outside them are the rows' own problems)."""
     def decision(shape: str, columns: dict[str, str], why: str) -> ShapeDecision:
         renamed = {src: dst for dst, src in columns.items() if src != dst}
         if renamed:
@@ -92,6 +128,8 @@ def detect_shape(frame: pd.DataFrame, requested: str = "auto") -> ShapeDecision:
         return decision("pair_score", cols, "a sentence pair with a numeric score column")
     if (cols := _resolve_columns(frame, ("sentence1", "sentence2", "label"))) is not None:
         kind = _label_kind(frame[cols["label"]])
+        if file is not None and kind != "binary" and not declared_labels:
+            _single_row_labels(frame, cols["label"], kind, file)
         if kind == "binary":
             return decision("pair_binary", cols, "a sentence pair whose label values are all 0 or 1")
         if kind == "score":
@@ -111,7 +149,8 @@ def detect_shape(frame: pd.DataFrame, requested: str = "auto") -> ShapeDecision:
 
 
 def apply_column_mapping(frame: pd.DataFrame, mapping: dict[str, str], shape: str, file: str,
-                         group_by: str | None = None) -> tuple[pd.DataFrame, ShapeDecision]:
+                         group_by: str | None = None,
+                         labels: list[str] | None = None) -> tuple[pd.DataFrame, ShapeDecision]:
     """Rename the user's columns to the canonical ones, decide the shape, and keep only what the
     shape uses (plus provenance columns starting with ``_``)."""
     unknown_targets = sorted(set(mapping.values()) - set(CANONICAL_COLUMNS))
@@ -125,7 +164,7 @@ def apply_column_mapping(frame: pd.DataFrame, mapping: dict[str, str], shape: st
             raise DataError([Problem(file, 1, group_by, f"data.group_by names column {group_by!r}, which the file "
                                      f"lacks; found {', '.join(c for c in frame.columns if not c.startswith('_'))}")])
         frame["_group"] = frame[group_by]
-    decided = detect_shape(frame, shape)
+    decided = detect_shape(frame, shape, file, labels)
     frame = frame.rename(columns=decided.renamed)
     task = shapes.get(decided.shape)
     required = task.columns

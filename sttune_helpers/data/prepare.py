@@ -81,7 +81,8 @@ def load_data(config: DataConfig) -> LoadedData:
         shape = config.shape
         for part, (frame, label) in zip(source.parts, read_parts(source)):
             json_types = frame.attrs.get(JSON_TYPES, {})
-            frame, decided = apply_column_mapping(frame, config.columns, shape, label, config.group_by)
+            frame, decided = apply_column_mapping(frame, config.columns, shape, label, config.group_by,
+                                                   config.labels)
             shape = decided.shape  # every part must have the first part's shape
             task = shapes.get(shape)
             canonical = {column: decided.renamed.get(column, column) for column in json_types}

@@ -142,10 +142,10 @@ def detect_shape(frame: pd.DataFrame, requested: str = "auto", file: str | None 
     if (cols := _resolve_columns(frame, ("text",))) is not None:
         return decision("unlabeled", cols, "a single text column and no labels: unlabeled text")
     found = ", ".join(c for c in frame.columns if not c.startswith("_"))
-    raise DataError(f"cannot tell the task shape from the columns {found}. The shapes need: "
-                    + "; ".join(f"{s.name}: {', '.join(s.columns)}" for s in shapes.REGISTRY.values())
-                    + ". Map your columns with data.columns (e.g. -p data.columns.question=anchor) "
-                    "or set data.shape")
+    message = (f"cannot tell the task shape from the columns {found}. The shapes need: "
+               + "; ".join(f"{s.name}: {', '.join(s.columns)}" for s in shapes.REGISTRY.values())
+               + ". Map your columns with data.columns (e.g. -p data.columns.question=anchor) or set data.shape")
+    raise DataError([Problem(file, 1, None, message)] if file is not None else message)
 
 
 def apply_column_mapping(frame: pd.DataFrame, mapping: dict[str, str], shape: str, file: str,

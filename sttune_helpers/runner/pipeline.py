@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -28,13 +29,20 @@ NOTEBOOKS_ENV = "STTUNE_NOTEBOOKS"
 
 
 def notebooks_dir() -> Path:
-    """The stage notebooks: $STTUNE_NOTEBOOKS, else the repository's notebooks/ folder."""
+    """The stage notebooks: $STTUNE_NOTEBOOKS, else those installed with the package (a wheel ships
+    them as sttune_helpers/notebooks/, see setup.py), else the source checkout's notebooks/ (an
+    editable install or a checkout on the path)."""
     configured = os.environ.get(NOTEBOOKS_ENV)
-    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "notebooks"
-    if not all((folder / nb).is_file() for nb in NOTEBOOKS.values()):
-        raise RunDirError(f"the stage notebooks are not in {folder}; set {NOTEBOOKS_ENV} to the folder that holds "
-                          f"{', '.join(NOTEBOOKS.values())}")
-    return folder
+    if configured:
+        candidates = [Path(configured)]
+    else:
+        candidates = [Path(str(resources.files("sttune_helpers") / "notebooks")),
+                      Path(__file__).resolve().parents[2] / "notebooks"]
+    for folder in candidates:
+        if all((folder / nb).is_file() for nb in NOTEBOOKS.values()):
+            return folder
+    raise RunDirError(f"the stage notebooks are not in {' nor in '.join(map(str, candidates))}; set {NOTEBOOKS_ENV} "
+                      f"to the folder that holds {', '.join(NOTEBOOKS.values())}")
 
 
 def parse_stage(text: str) -> str:

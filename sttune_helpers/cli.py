@@ -42,6 +42,11 @@ def override_argument(text: str) -> str:
     return text
 
 
+def add_runs_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
+                        help="where runs are kept (default: ./runs)")
+
+
 def _stage_list() -> str:
     return ", ".join(f"{i:02d} {s}" for i, s in enumerate(STAGES, start=1))
 
@@ -68,8 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"a shipped preset: {', '.join(preset_names())} (default: default)")
     source.add_argument("--config", type=path_argument, help="a RunConfig YAML file, e.g. a run's own config.yaml")
     run.add_argument("--name", type=text_argument, help="run name (letters, digits, . _ -); default: PRESET-DATE-TIME")
-    run.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
-                     help="where runs are kept (default: ./runs)")
+    add_runs_dir_option(run)
     run.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      type=override_argument,
                      help="override a setting by its dotted key, e.g. -p train.learning_rate=3e-5 (repeatable)")
@@ -96,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  sttune train --name a --nproc 2\n  sttune train --name a -p train.batch_size=64 --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--name", required=True, type=text_argument, help="the run to train")
-    train.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
-                       help="where runs are kept (default: ./runs)")
+    add_runs_dir_option(train)
     train.add_argument("--nproc", type=int, metavar="N",
                        help="processes for data-parallel training (sets train.nproc; default: the run's config)")
     train.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -125,8 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--name", type=text_argument,
                        help="the sweep's folder in RUNS_DIR and its study name (default: sweep.study_name, "
                             "else sweep-DATE-TIME)")
-    sweep.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
-                       help="where runs are kept (default: ./runs)")
+    add_runs_dir_option(sweep)
     sweep.add_argument("--trials", type=int, metavar="N", help="trials to run here (default: sweep.trials)")
     sweep.add_argument("--storage", metavar="URL", type=text_argument,
                        help="an SQLAlchemy URL (default: sweep.storage, else SQLite in the sweep's folder)")
@@ -144,8 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  sttune time runs/smoke-20250101-120000\n  sttune time smoke-20250101-120000 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     timing.add_argument("run", type=text_argument, help="a run directory, or a run's name in --runs-dir")
-    timing.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
-                        help="where runs are kept (default: ./runs)")
+    add_runs_dir_option(timing)
     timing.add_argument("--json", action="store_true", help="print the report as JSON, as in time_report.json")
 
     lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",

@@ -149,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_dir_option(timing)
     timing.add_argument("--json", action="store_true", help="print the report as JSON, as in time_report.json")
 
+    runs = commands.add_parser(
+        "runs", help="list the runs: status, task, loss, test metric, time and the settings that differ",
+        description="One line per run directory in RUNS_DIR (a sweep's trials as SWEEP/trial-NNN), oldest first: "
+                    "its date, status (completed, failed at STAGE, running STAGE, incomplete), task shape, loss, "
+                    "primary test metric of the fine-tuned model with its 95% interval, time, and the settings of "
+                    "its config.yaml that differ between the runs listed. A run that cannot be read is listed with "
+                    "what is wrong.",
+        epilog="examples:\n  sttune runs\n  sttune runs --runs-dir experiments --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runs_dir_option(runs)
+    runs.add_argument("--json", action="store_true", help="print the runs as JSON")
+
     lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
                               description="Start JupyterLab on the stage notebooks with this environment's kernel. "
                                           "Extra arguments go to `jupyter lab` (e.g. --port 8899 --no-browser).")
@@ -289,6 +301,14 @@ def command_time(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_runs(args: argparse.Namespace) -> int:
+    from .runner.runs import format_runs, list_runs, runs_json
+
+    summaries = list_runs(args.runs_dir)
+    print(json.dumps(runs_json(summaries), indent=2) if args.json else format_runs(summaries, args.runs_dir))
+    return 0
+
+
 def command_train(args: argparse.Namespace) -> int:
     from .runner.pipeline import prepare_run_dir
     from .stages import training
@@ -362,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_sweep(args)
         if args.command == "time":
             return command_time(args)
+        if args.command == "runs":
+            return command_runs(args)
         if args.command == "lab":
             return command_lab(args)
         if args.command == "data":

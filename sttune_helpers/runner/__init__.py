@@ -2,6 +2,7 @@
 
 pipeline.py  ``sttune run``: the five notebooks executed with papermill, in one shared kernel
 sweep.py     ``sttune sweep``: an Optuna study, a run directory per trial, calling the stages directly
+runs.py      ``sttune runs``: each run directory of a runs folder summarised (status, task, metric, time)
 time_report.py  where a run's time went (`sttune time`, time_report.json), from the manifest and training.json
 worker.py    one rank of a multi-process training run (started by torchrun), calling the training stage
 """

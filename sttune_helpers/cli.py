@@ -19,6 +19,7 @@ from .rundir import STAGES, RunDirError
 # Errors of the machine that the user fixes (space, permissions, a read-only or missing path).
 USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
                        errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG}
+PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 
 def text_argument(text: str) -> str:
@@ -160,6 +161,26 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     add_runs_dir_option(runs)
     runs.add_argument("--json", action="store_true", help="print the runs as JSON")
+
+    compare = commands.add_parser(
+        "compare", help="show two or more runs side by side: settings, metrics, time and a plot",
+        description="Side by side: the settings that differ between the runs (every setting with --all), each "
+                    "model's test metrics with 95% intervals, the fine-tuned model's difference from the base, the "
+                    "general reference's parts, and where the time went; and a bar plot of each run's primary "
+                    "test metric with its interval.",
+        epilog="examples:\n  sttune compare smoke-20250101-120000 smoke-20250102-090000\n"
+               "  sttune compare runs/a other/runs/b --all --plot ab.png\n"
+               "  sttune compare lr/trial-000 lr/trial-003 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    compare.add_argument("runs", nargs="+", metavar="RUN", type=text_argument,
+                         help="a run directory, or a run's name in --runs-dir (two or more)")
+    add_runs_dir_option(compare)
+    compare.add_argument("--all", dest="all_settings", action="store_true",
+                         help="show every setting, not only those that differ")
+    compare.add_argument("--plot", type=path_argument, metavar="FILE",
+                         help="where to save the plot (PNG; default: ./compare-RUN-vs-RUN.png)")
+    compare.add_argument("--no-plot", action="store_true", help="make no plot")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
                               description="Start JupyterLab on the stage notebooks with this environment's kernel. "
@@ -309,6 +330,27 @@ def command_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_compare(args: argparse.Namespace) -> int:
+    from .runner.compare import compare_runs, default_plot_path, format_comparison
+
+    if args.plot and args.plot.suffix.lower() not in PLOT_FORMATS:
+        raise SettingError(f"--plot {args.plot}: name a {', '.join(PLOT_FORMATS)} file, e.g. --plot compare.png")
+    comparison = compare_runs(args.runs, args.runs_dir, all_settings=args.all_settings)
+    plot = None
+    if not args.no_plot:
+        import matplotlib.pyplot as plt
+
+        from .runner.compare_plot import plot_runs
+
+        plot = args.plot or default_plot_path(comparison.labels)
+        plt.close(plot_runs(comparison.runs, comparison.labels, plot))
+    if args.json:
+        print(json.dumps({**comparison.as_dict(), "plot": str(plot) if plot else None}, indent=2))
+    else:
+        print(format_comparison(comparison) + (f"\n\nplot: {plot}" if plot else ""))
+    return 0
+
+
 def command_train(args: argparse.Namespace) -> int:
     from .runner.pipeline import prepare_run_dir
     from .stages import training
@@ -384,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             return command_time(args)
         if args.command == "runs":
             return command_runs(args)
+        if args.command == "compare":
+            return command_compare(args)
         if args.command == "lab":
             return command_lab(args)
         if args.command == "data":

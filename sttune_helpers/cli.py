@@ -19,6 +19,7 @@ from .rundir import STAGES, RunDirError
 # Errors of the machine that the user fixes (space, permissions, a read-only or missing path).
 USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
                        errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.ENAMETOOLONG}
+PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 
 def text_argument(text: str) -> str:
@@ -40,6 +41,11 @@ def override_argument(text: str) -> str:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r} must look like KEY=VALUE, e.g. -p train.learning_rate=3e-5")
     return text
+
+
+def add_runs_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
+                        help="where runs are kept (default: ./runs)")
 
 
 def _stage_list() -> str:
@@ -68,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"a shipped preset: {', '.join(preset_names())} (default: default)")
     source.add_argument("--config", type=path_argument, help="a RunConfig YAML file, e.g. a run's own config.yaml")
     run.add_argument("--name", type=text_argument, help="run name (letters, digits, . _ -); default: PRESET-DATE-TIME")
-    run.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
-                     help="where runs are kept (default: ./runs)")
+    add_runs_dir_option(run)
     run.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      type=override_argument,
                      help="override a setting by its dotted key, e.g. -p train.learning_rate=3e-5 (repeatable)")
@@ -96,8 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  sttune train --name a --nproc 2\n  sttune train --name a -p train.batch_size=64 --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--name", required=True, type=text_argument, help="the run to train")
-    train.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
-                       help="where runs are kept (default: ./runs)")
+    add_runs_dir_option(train)
     train.add_argument("--nproc", type=int, metavar="N",
                        help="processes for data-parallel training (sets train.nproc; default: the run's config)")
     train.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -125,8 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--name", type=text_argument,
                        help="the sweep's folder in RUNS_DIR and its study name (default: sweep.study_name, "
                             "else sweep-DATE-TIME)")
-    sweep.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
-                       help="where runs are kept (default: ./runs)")
+    add_runs_dir_option(sweep)
     sweep.add_argument("--trials", type=int, metavar="N", help="trials to run here (default: sweep.trials)")
     sweep.add_argument("--storage", metavar="URL", type=text_argument,
                        help="an SQLAlchemy URL (default: sweep.storage, else SQLite in the sweep's folder)")
@@ -144,9 +147,40 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  sttune time runs/smoke-20250101-120000\n  sttune time smoke-20250101-120000 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     timing.add_argument("run", type=text_argument, help="a run directory, or a run's name in --runs-dir")
-    timing.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
-                        help="where runs are kept (default: ./runs)")
+    add_runs_dir_option(timing)
     timing.add_argument("--json", action="store_true", help="print the report as JSON, as in time_report.json")
+
+    runs = commands.add_parser(
+        "runs", help="list the runs: status, task, loss, test metric, time and the settings that differ",
+        description="One line per run directory in RUNS_DIR (a sweep's trials as SWEEP/trial-NNN), oldest first: "
+                    "its date, status (completed, failed at STAGE, running STAGE, incomplete), task shape, loss, "
+                    "primary test metric of the fine-tuned model with its 95% interval, time, and the settings of "
+                    "its config.yaml that differ between the runs listed. A run that cannot be read is listed with "
+                    "what is wrong.",
+        epilog="examples:\n  sttune runs\n  sttune runs --runs-dir experiments --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_runs_dir_option(runs)
+    runs.add_argument("--json", action="store_true", help="print the runs as JSON")
+
+    compare = commands.add_parser(
+        "compare", help="show two or more runs side by side: settings, metrics, time and a plot",
+        description="Side by side: the settings that differ between the runs (every setting with --all), each "
+                    "model's test metrics with 95% intervals, the fine-tuned model's difference from the base, the "
+                    "general reference's parts, and where the time went; and a bar plot of each run's primary "
+                    "test metric with its interval.",
+        epilog="examples:\n  sttune compare smoke-20250101-120000 smoke-20250102-090000\n"
+               "  sttune compare runs/a other/runs/b --all --plot ab.png\n"
+               "  sttune compare lr/trial-000 lr/trial-003 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    compare.add_argument("runs", nargs="+", metavar="RUN", type=text_argument,
+                         help="a run directory, or a run's name in --runs-dir (two or more)")
+    add_runs_dir_option(compare)
+    compare.add_argument("--all", dest="all_settings", action="store_true",
+                         help="show every setting, not only those that differ")
+    compare.add_argument("--plot", type=path_argument, metavar="FILE",
+                         help="where to save the plot (PNG; default: ./compare-RUN-vs-RUN.png)")
+    compare.add_argument("--no-plot", action="store_true", help="make no plot")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
     lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
                               description="Start JupyterLab on the stage notebooks with this environment's kernel. "
@@ -288,6 +322,35 @@ def command_time(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_runs(args: argparse.Namespace) -> int:
+    from .runner.runs import format_runs, list_runs, runs_json
+
+    summaries = list_runs(args.runs_dir)
+    print(json.dumps(runs_json(summaries), indent=2) if args.json else format_runs(summaries, args.runs_dir))
+    return 0
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    from .runner.compare import compare_runs, default_plot_path, format_comparison
+
+    if args.plot and args.plot.suffix.lower() not in PLOT_FORMATS:
+        raise SettingError(f"--plot {args.plot}: name a {', '.join(PLOT_FORMATS)} file, e.g. --plot compare.png")
+    comparison = compare_runs(args.runs, args.runs_dir, all_settings=args.all_settings)
+    plot = None
+    if not args.no_plot:
+        import matplotlib.pyplot as plt
+
+        from .runner.compare_plot import plot_runs
+
+        plot = args.plot or default_plot_path(comparison.labels)
+        plt.close(plot_runs(comparison.runs, comparison.labels, plot))
+    if args.json:
+        print(json.dumps({**comparison.as_dict(), "plot": str(plot) if plot else None}, indent=2))
+    else:
+        print(format_comparison(comparison) + (f"\n\nplot: {plot}" if plot else ""))
+    return 0
+
+
 def command_train(args: argparse.Namespace) -> int:
     from .runner.pipeline import prepare_run_dir
     from .stages import training
@@ -361,6 +424,10 @@ def main(argv: list[str] | None = None) -> int:
             return command_sweep(args)
         if args.command == "time":
             return command_time(args)
+        if args.command == "runs":
+            return command_runs(args)
+        if args.command == "compare":
+            return command_compare(args)
         if args.command == "lab":
             return command_lab(args)
         if args.command == "data":

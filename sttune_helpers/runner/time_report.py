@@ -158,7 +158,7 @@ def format_time_report(rows: list[TimePart], untimed: dict[str, str] | None = No
         return "where the time went: no stage has run yet"
     labels = [r.part + ("" if r.status == "completed" else f" ({r.status})") for r in rows]
     width = max(len("part"), *(len(label) for label in labels))
-    lines = [f"where the time went ({_duration(total)}):", f"  {'part':<{width}}  {'seconds':>9}  {'share':>6}"]
+    lines = [f"where the time went ({format_duration(total)}):", f"  {'part':<{width}}  {'seconds':>9}  {'share':>6}"]
     for row, label in sorted(zip(rows, labels), key=lambda pair: pair[0].seconds, reverse=True):
         lines.append(f"  {label:<{width}}  {row.seconds:>9.1f}  {row.share:>6.1%}")
         if row.hint:
@@ -212,7 +212,7 @@ def _value(config: dict[str, Any], key: str) -> str:
     return json.dumps(node, separators=(",", ":"))  # no spaces: the wrapped hint keeps each value whole
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)

@@ -180,6 +180,53 @@ def test_every_stage_notebook_runs_for_every_shape(every_shape_runs):
         check_evaluation_run(run_dir, shape)
 
 
+
+def test_runs_and_compare_read_real_runs(every_shape_runs, tmp_path, capsys):
+    """`sttune runs` and `sttune compare` on real runs of the smoke preset: the tiny model's runs of
+    the other shapes, made for the test above (no run of their own; the smoke run is left out, as
+    test_only_reruns_one_stage_of_an_existing_run changes it)."""
+    from helpers.every_shape_runs import SHAPES
+
+    from sttune_helpers.cli import main
+
+    assert main(["runs", "--runs-dir", str(every_shape_runs), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(entry["name"] for entry in listed) == sorted(SHAPES)
+    assert [entry["created"] for entry in listed] == sorted(entry["created"] for entry in listed)
+    for entry in listed:
+        run_dir = every_shape_runs / entry["name"]
+        metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+        plan = json.loads((run_dir / "plan.json").read_text())
+        stages = json.loads((run_dir / "manifest.json").read_text())["stages"].values()
+        assert (entry["status"], entry["task"], entry["loss"], entry["metric"]) == (
+            "completed", entry["name"], plan["loss"]["name"], metrics["primary_metric"])
+        fine_tuned = metrics["models"]["fine_tuned"]["metrics"][metrics["primary_metric"]]
+        assert (entry["value"], entry["ci95"]) == (fine_tuned["value"], fine_tuned["ci95"])
+        walls = sum(stage["wall_seconds"] + stage.get("kernel_start_seconds", 0) for stage in stages)
+        assert entry["seconds"] == pytest.approx(walls, abs=0.5)
+        # each shape has its own source; every run trained the same 2 steps of the same tiny model
+        assert "data.source" in entry["settings"] and not {"train.max_steps", "model.name"} & set(entry["settings"])
+    assert main(["runs", "--runs-dir", str(every_shape_runs)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 1 + len(SHAPES) and all(" completed " in line for line in table[1:])
+
+    plot = tmp_path / "compare.png"
+    assert main(["compare", "pair_binary", "triplet", "--runs-dir", str(every_shape_runs), "--plot", str(plot),
+                 "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and compared["plot"] == str(plot)
+    binary_config = yaml.safe_load((every_shape_runs / "pair_binary" / "config.yaml").read_text())
+    assert compared["settings"]["eval.final_alpha"] == {"pair_binary": binary_config["eval"]["final_alpha"],
+                                                        "triplet": None}
+    assert "train.max_steps" not in compared["settings"]
+    rows = {(row["part"], row["model"], row["metric"]): row["runs"] for row in compared["metrics"]}
+    binary = json.loads((every_shape_runs / "pair_binary" / "eval" / "metrics.json").read_text())
+    assert rows[("test", "fine_tuned", "cosine_ap")] == {
+        "pair_binary": binary["models"]["fine_tuned"]["metrics"]["cosine_ap"], "triplet": None}
+    assert rows[("test", "fine_tuned", "cosine_accuracy")]["triplet"] is not None
+    assert any(part.startswith("reference ") for part, _, _ in rows)
+    assert set(compared["time_seconds"]["total"]) == {"pair_binary", "triplet"}
+
 def check_data_prep_run(run_dir, shape):
     report = json.loads((run_dir / "data" / "report.json").read_text())
     assert report["shape"] == shape

@@ -33,9 +33,10 @@ def train(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Seque
     return summary
 
 
-def curves(run: RunDir):
-    """Training loss, learning rate and validation metrics from the TensorBoard event files."""
-    return training.plot_tensorboard(run.tensorboard_dir, path=run.root / "training_curves.png")
+def curves(run: RunDir, summary: dict[str, Any]):
+    """Training loss, learning rate and each validation metric from the TensorBoard event files, the
+    kept step marked (training_curves.png)."""
+    return training.plot_tensorboard(run.tensorboard_dir, summary, path=run.root / "training_curves.png")
 
 
 def describe(summary: dict[str, Any]) -> str:

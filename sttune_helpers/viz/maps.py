@@ -3,6 +3,7 @@ coloured by stage 04's groups or by KMeans clusters where the data has no labels
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -25,11 +26,16 @@ def umap_project(embeddings: np.ndarray, n_neighbors: int, min_dist: float, seed
 
     # Cosine distances computed once with BLAS and passed as precomputed: UMAP's own cosine path
     # JIT-compiles a per-pair metric, which costs minutes on a small CPU. The result is the same.
-    # A seeded UMAP runs single-threaded; that is the price of maps that reproduce exactly.
+    # A seeded UMAP runs single-threaded, the price of maps that reproduce exactly; asking for one
+    # job spares UMAP's warning that it overrode the default.
     distances = np.clip(cosine_distances(embeddings), 0.0, None)
     reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, len(embeddings) - 1), min_dist=min_dist,
-                        metric="precomputed", random_state=seed, n_epochs=n_epochs)
-    return reducer.fit_transform(distances)
+                        metric="precomputed", random_state=seed, n_epochs=n_epochs, n_jobs=1)
+    with warnings.catch_warnings():
+        # UMAP warns on every precomputed fit that inverse_transform is unavailable; the maps never use it.
+        warnings.filterwarnings("ignore", message="using precomputed metric; inverse_transform will be unavailable",
+                                category=UserWarning, module=r"umap\.umap_")
+        return reducer.fit_transform(distances)
 
 
 def colour_groups(stored: dict[str, np.ndarray], chosen: np.ndarray, n_clusters: int,

@@ -46,7 +46,7 @@ def test_early_stopping_stops_when_validation_stops_improving(tmp_path, tiny_fol
     assert "train/learning_rate" in series and "eval/validation_spearman_cosine" in series
     logged = {e["step"]: e["loss"] for e in summary["log_history"] if "loss" in e}
     assert [v for _, v in series["train/loss"]] == pytest.approx([logged[s] for s in (1, 2, 3)], rel=1e-5)
-    plot_tensorboard(run.tensorboard_dir, path=tmp_path / "curves.png")
+    plot_tensorboard(run.tensorboard_dir, summary, path=tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 10_000
 
 
@@ -219,8 +219,9 @@ def test_the_last_model_is_kept_unless_the_best_checkpoint_is_better_beyond_the_
     assert summary["kept_checkpoint"].endswith("checkpoint-3") and "not better beyond the noise" in choice["reason"]
     from sttune_helpers.training import plot_curves
 
-    lines = {line.get_label(): line.get_xdata()[0] for line in plot_curves(summary).axes[1].lines[1:]}
-    assert lines == {"best checkpoint": 1, "last model (kept)": 3}
+    (metric_axis,) = [ax for ax in plot_curves(summary).axes if ax.get_ylabel() == "validation spearman_cosine"]
+    lines = {line.get_label(): line.get_xdata()[0] for line in metric_axis.lines if line.get_linestyle() in (":", "--")}
+    assert lines == {"best checkpoint (step 1)": 1, "kept: last model (step 3)": 3}
 
 
 def test_a_best_checkpoint_better_beyond_the_noise_is_restored(tmp_path, tiny_folder):

@@ -1,4 +1,5 @@
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -41,6 +42,17 @@ def test_umap_keeps_clusters_apart_and_is_seeded():
     spread = max(np.linalg.norm(projected[cluster == k] - centre[k], axis=1).max() for k in (0, 1))
     assert np.linalg.norm(centre[0] - centre[1]) > 2 * spread
     np.testing.assert_array_equal(projected, umap_project(points, n_neighbors=10, min_dist=0.1, seed=7, n_epochs=100))
+
+
+def test_umap_projection_warns_nothing():
+    # UMAP's warnings (precomputed metric, n_jobs overridden by the seed) were red boxes in notebook 05.
+    import umap  # noqa: F401  (its import's ImportWarning about Tensorflow is hidden by Python's default filters)
+
+    points, _ = clusters(n_per_cluster=15)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        umap_project(points, n_neighbors=5, min_dist=0.1, seed=7, n_epochs=20)
+    assert [str(w.message) for w in caught] == []
 
 
 def test_subsample_is_seeded_sorted_and_capped():

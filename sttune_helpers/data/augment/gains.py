@@ -13,8 +13,10 @@ COLUMNS = ("method", "shape", "gain", "seed_spread", "measured_on")
 NOT_MEASURED = "not yet measured"
 
 
-def read_gains(path: Path = GAINS_TABLE) -> list[dict[str, str]]:
-    """The table's rows (empty where the file is missing); a malformed header is an error naming the file."""
+def read_gains(path: Path | None = None) -> list[dict[str, str]]:
+    """The table's rows (``path`` default: GAINS_TABLE; none where the file is missing); a malformed
+    header is an error naming the file."""
+    path = GAINS_TABLE if path is None else path
     if not path.is_file():
         return []
     with path.open(encoding="utf-8", newline="") as handle:
@@ -25,7 +27,7 @@ def read_gains(path: Path = GAINS_TABLE) -> list[dict[str, str]]:
         return [{key: (value or "").strip() for key, value in row.items()} for row in reader]
 
 
-def measured_gain(method: str, shape: str, path: Path = GAINS_TABLE) -> str:
+def measured_gain(method: str, shape: str, path: Path | None = None) -> str:
     """E.g. "+0.0120 ± 0.0040 test spearman (stsb 1000 pairs, 3 seeds)" or "not yet measured"."""
     row = next((r for r in read_gains(path) if r["method"] == method and r["shape"] == shape), None)
     if row is None or not row["gain"]:

@@ -10,7 +10,7 @@ from helpers.tiny_model import build_tiny_model_folder
 
 from sttune_helpers.config import ConfigError, RunConfig, load_preset
 from sttune_helpers.core.errors import SettingError
-from sttune_helpers.data import augment_train, prepare_data
+from sttune_helpers.data import augment_train, augmentation_gains_table, prepare_data
 from sttune_helpers.data.augment import gains, neighbour_pairs, silver_pairs
 from sttune_helpers.data.cleaning import normalise_text
 from sttune_helpers.evaluation.doctor import check_data_size
@@ -140,7 +140,7 @@ def test_config_ranges(key, value):
         RunConfig().with_overrides(["data.augment.augmented_sbert_sampling=random"])
 
 
-def test_recommender_offers_it_with_the_measured_gain(tmp_path):
+def test_recommender_offers_it_with_the_measured_gain(tmp_path, monkeypatch):
     finding = check_data_size(200, "CoSENTLoss", 16, False, "pair_score")
     assert finding.fired and "data.augment.augmented_sbert=true" in finding.fix
     assert f"measured gain: {gains.measured_gain('augmented_sbert', 'pair_score')}" in finding.fix
@@ -153,6 +153,12 @@ def test_recommender_offers_it_with_the_measured_gain(tmp_path):
         "+0.0125 ± 0.0040 on the test metric (stsb 1000 pairs, 3 seeds)"
     assert gains.measured_gain("synonyms", "pair_score", table) == gains.NOT_MEASURED
     assert gains.measured_gain("augmented_sbert", "pair_binary", table) == gains.NOT_MEASURED
+    monkeypatch.setattr(gains, "GAINS_TABLE", table)
+    shown = augmentation_gains_table("pair_score").set_index("method")
+    assert shown.loc["augmented_sbert", "measured gain"] == "+0.0125"
+    assert shown.loc["augmented_sbert", "helps beyond the spread"] == "yes"
+    assert shown.loc["synonyms", "measured gain"] == "not yet measured"
+    assert augmentation_gains_table("triplet").empty
     table.write_text("what\tgain\n")
     with pytest.raises(ValueError, match="gains.tsv: expected the tab-separated columns"):
         gains.read_gains(table)

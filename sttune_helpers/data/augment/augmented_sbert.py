@@ -96,8 +96,12 @@ def train_cross_encoder(frame: pd.DataFrame, shape: str, model_name: str, *, epo
     device = pick_device(device)
     precision, _ = pick_precision("auto", device)
     transformers.set_seed(seed)  # the fresh head is drawn when the model is built, before the trainer seeds
+    verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "classifier weights newly initialized": expected here
-    model = CrossEncoder(source.location, num_labels=1, device=device, local_files_only=source.local_files_only)
+    try:
+        model = CrossEncoder(source.location, num_labels=1, device=device, local_files_only=source.local_files_only)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     train = Dataset.from_dict({"sentence1": first + second, "sentence2": second + first, "label": labels + labels})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sttune-cross-encoder-") as output_dir:

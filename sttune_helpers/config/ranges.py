@@ -95,6 +95,12 @@ RANGES: dict[str, Range] = {
     "data.augment.synonym_copies": COUNT,
     "data.augment.back_translation_fraction": SHARE,
     "data.augment.max_pairs_per_rule": COUNT,
+    "data.augment.augmented_sbert_top_k": COUNT,
+    "data.augment.augmented_sbert_max_pairs": COUNT,
+    "data.augment.augmented_sbert_threshold": PROPER_FRACTION,
+    "data.augment.cross_encoder_epochs": POSITIVE,
+    "data.augment.cross_encoder_batch_size": COUNT,
+    "data.augment.cross_encoder_learning_rate": POSITIVE,
     # model
     "model.max_seq_length": COUNT,
     "model.hidden_dropout": FRACTION,

@@ -76,6 +76,21 @@ class AugmentConfig:
     # Rules that make synthetic pairs: regex substitutions, keyword swaps, templates (see augment.py).
     rules: list[dict[str, Any]] = field(default_factory=list)
     max_pairs_per_rule: int = 500
+    # Augmented SBERT (pair_score, pair_binary): a cross-encoder trained on the train pairs labels
+    # recombined pairs of the train sentences (each one's top-k neighbours) as silver pairs. No
+    # sentence of validation or test enters a silver pair.
+    augmented_sbert: bool = False
+    # "semantic": neighbours by the base model's cosine; "bm25": by keyword overlap.
+    augmented_sbert_sampling: Literal["semantic", "bm25"] = "semantic"
+    augmented_sbert_top_k: int = 3
+    augmented_sbert_max_pairs: Optional[int] = None  # a seeded sample above this; None keeps all
+    # pair_binary: a silver pair is labelled 1 where the cross-encoder's probability reaches this.
+    augmented_sbert_threshold: float = 0.5
+    # The cross-encoder's starting model (a bi-encoder checkpoint gets a fresh head); None: model.name.
+    cross_encoder_model: Optional[str] = None
+    cross_encoder_epochs: float = 1.0  # as sentence-transformers' Augmented SBERT examples
+    cross_encoder_batch_size: int = 16
+    cross_encoder_learning_rate: float = 2e-5
 
 
 @dataclass

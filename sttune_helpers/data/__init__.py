@@ -28,6 +28,7 @@ from .sources import resolve_source
 from .splits import group_split
 from .store import load_split, read_report, split_shape, write_splits
 from .tables import (
+    augmentation_gains_table,
     augmentation_table,
     dropped_table,
     negatives_table,
@@ -38,7 +39,8 @@ from .tables import (
 from .train_split import augment_train, mine_train_negatives
 
 __all__ = [
-    "DataError", "PreparedData", "Problem", "augment_train", "augmentation_table", "cross_split_overlap", "deduplicate",
+    "DataError", "PreparedData", "Problem", "augment_train", "augmentation_gains_table", "augmentation_table",
+    "cross_split_overlap", "deduplicate",
     "detect_score_scale", "detect_shape", "dropped_table", "group_split", "inspect_data", "load_data", "load_split",
     "mine_train_negatives", "negatives_table", "normalise_text", "output_columns", "overlap_table",
     "plot_score_distributions", "prepare_data", "read_report", "read_table", "rejected_table", "resolve_source",

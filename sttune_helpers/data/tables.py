@@ -1,5 +1,5 @@
 """What notebook 01 displays of the data stage: tables of the dropped rows, the overlap between
-splits, the augmentation steps, the chosen and the rejected hard negatives, and the plot of the
+splits, the augmentation steps and their measured gains, the chosen and the rejected hard negatives, and the plot of the
 mining scores. They return what they show; nothing here changes the data."""
 
 from __future__ import annotations
@@ -32,6 +32,21 @@ def augmentation_table(reports: list[dict]) -> pd.DataFrame:
     rows = [{"step": r.get("method"), "rows in": r.get("rows_in"), "rows added": r.get("rows_added"),
              "rows removed": r.get("rows_removed", 0), "skipped": r.get("skipped") or {}} for r in reports]
     return pd.DataFrame(rows, columns=["step", "rows in", "rows added", "rows removed", "skipped"])
+
+
+def augmentation_gains_table(shape: str | None = None) -> pd.DataFrame:
+    """What each augmentation method was measured to add to the test metric over the plain default
+    run (data/augment/measured_gains.tsv, from bench/augmentation.py), "not yet measured" where empty."""
+    from .augment.gains import NOT_MEASURED, read_gains
+
+    rows = [{"method": r["method"], "shape": r["shape"],
+             "measured gain": f"{float(r['gain']):+.4f}" if r["gain"] else NOT_MEASURED,
+             "seed spread": f"{float(r['seed_spread']):.4f}" if r["seed_spread"] else "",
+             "helps beyond the spread": ("yes" if float(r["gain"]) > float(r["seed_spread"]) else "no")
+             if r["gain"] and r["seed_spread"] else "", "measured on": r["measured_on"]}
+            for r in read_gains() if shape is None or r["shape"] == shape]
+    return pd.DataFrame(rows, columns=["method", "shape", "measured gain", "seed spread", "helps beyond the spread",
+                                       "measured on"])
 
 
 def negatives_table(result: MinedNegatives, n: int = 10) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import shapes
-from ..config import DataConfig
+from ..config import AugmentConfig, DataConfig
 from ..core.hardware import encoding_precision
 from . import augment, negatives
 from .detection import output_columns
@@ -16,7 +16,8 @@ from .prepare import PreparedData
 from .problems import DataError
 
 
-def augment_train(prepared: PreparedData, config: DataConfig, seed: int, model_name: str = "default") -> list[dict]:
+def augment_train(prepared: PreparedData, config: DataConfig, seed: int, model_name: str = "default",
+                  device: str = "auto") -> list[dict]:
     """Apply the configured augmentation to the train split only (validation and test stay as
     they are) and record each step's report; returns the reports."""
     settings = config.augment
@@ -42,6 +43,9 @@ def augment_train(prepared: PreparedData, config: DataConfig, seed: int, model_n
                                         augment.MarianTranslator(settings.translator_backward),
                                         fraction=settings.back_translation_fraction, seed=seed)
         frame, reports = result.frame, reports + [result.report]
+    if settings.augmented_sbert:
+        result = augmented_sbert(prepared, frame, shape, settings, seed, model_name, device)
+        frame, reports = result.frame, reports + [result.report]
     if settings.simcse:
         simcse_shape = shapes.get(shape).simcse_shape
         if simcse_shape is None:
@@ -63,6 +67,32 @@ def augment_train(prepared: PreparedData, config: DataConfig, seed: int, model_n
     prepared.report["augmentation"] = reports
     prepared.report["counts"]["train"]["rows_after_augmentation"] = len(frame)
     return reports
+
+
+def augmented_sbert(prepared: PreparedData, frame: pd.DataFrame, shape: str, settings: AugmentConfig, seed: int,
+                    model_name: str, device: str) -> augment.Augmented:
+    """Augmented SBERT on the train split: train the cross-encoder on its gold pairs, label the
+    recombined pairs of its sentences (none of validation's or test's), and report how the
+    cross-encoder agrees with the validation split's labels."""
+    from ..modeling import load_model
+
+    augment.augmented_sbert.silver_label_kind(shape)
+    cross_encoder, trained = augment.train_cross_encoder(
+        frame, shape, settings.cross_encoder_model or model_name, epochs=settings.cross_encoder_epochs,
+        batch_size=settings.cross_encoder_batch_size, learning_rate=settings.cross_encoder_learning_rate, seed=seed,
+        device=device)
+    held_out = [text for split in ("validation", "test") if split in prepared.splits
+                for column in shapes.get(prepared.shape).text_columns for text in prepared.splits[split][column]]
+    bi_encoder = load_model(model_name, device) if settings.augmented_sbert_sampling == "semantic" else None
+    result = augment.silver_pairs(frame, shape, cross_encoder, sampling=settings.augmented_sbert_sampling,
+                                  top_k=settings.augmented_sbert_top_k, max_pairs=settings.augmented_sbert_max_pairs,
+                                  held_out_texts=held_out, bi_encoder=bi_encoder,
+                                  threshold=settings.augmented_sbert_threshold, seed=seed)
+    validation = prepared.splits.get("validation")
+    trained["validation"] = augment.labeller_fit(cross_encoder, validation, shape, settings.augmented_sbert_threshold) \
+        if validation is not None and prepared.shape == shape else {}
+    result.report["cross_encoder"] = trained
+    return result
 
 
 def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed: int):

@@ -14,6 +14,7 @@ from ..config import RunConfig
 from ..core.io import read_json
 from ..core.statistics import mean_cosine_of_pairs
 from ..data import cross_split_overlap, load_split, read_report, split_shape
+from ..data.augment import measured_gain
 from ..rundir import RunDir
 from ..scoring.tasks import TaskSet, load_task
 from .embeddings import load_embeddings
@@ -125,13 +126,23 @@ def check_batch_duplicates(train, plan: dict[str, Any], batch_sampler: str) -> F
                    "set train.batch_sampler=no_duplicates (or auto)" if fired else "")
 
 
-def check_data_size(n_train: int, loss_name: str, batch_size: int, in_batch_negatives: bool) -> Finding:
+def check_data_size(n_train: int, loss_name: str, batch_size: int, in_batch_negatives: bool,
+                    shape: str | None = None) -> Finding:
+    """Fires below MIN_TRAIN_ROWS (or too few in-batch-negative batches); the fix names the
+    augmentation that fits the shape, each with its measured gain (data/augment/measured_gains.tsv)."""
     needed = max(MIN_TRAIN_ROWS, MIN_IN_BATCH_BATCHES * batch_size if in_batch_negatives else 0)
     fired = n_train < needed
+    fix = ""
+    if fired:
+        fix = "add rows: data.augment (synonyms, back-translation), synthetic pairs, or unsupervised SimCSE on " \
+              "unlabeled text; or a smaller train.batch_size"
+        if shape is not None and shapes.get(shape).silver_labels is not None:
+            silver, synonyms = measured_gain("augmented_sbert", shape), measured_gain("synonyms", shape)
+            fix += (f". For {shape} data: data.augment.augmented_sbert=true (a cross-encoder trained on your pairs "
+                    f"labels recombined pairs of your sentences; measured gain: {silver}), "
+                    f"data.augment.synonyms=true (measured gain: {synonyms})")
     return Finding("too little data for the loss", fired,
-                   f"{n_train} train rows for {loss_name}" + (f"; it needs about {needed}" if fired else ""),
-                   "add rows: data.augment (synonyms, back-translation), synthetic pairs, or unsupervised SimCSE on "
-                   "unlabeled text; or a smaller train.batch_size" if fired else "")
+                   f"{n_train} train rows for {loss_name}" + (f"; it needs about {needed}" if fired else ""), fix)
 
 
 def check_test_overlap(splits: dict[str, Any], shape: str) -> Finding:
@@ -172,9 +183,9 @@ def run_doctor(run: RunDir, config: RunConfig, evaluation: Evaluation | None = N
     if "train" in frames:
         findings.append(check_batch_duplicates(frames["train"], plan, sampler))
     loss_name = (plan.get("loss") or {}).get("name", config.loss.name)
-    findings.append(check_data_size(len(frames.get("train", [])), loss_name, config.train.batch_size,
-                                    bool(plan.get("in_batch_negatives"))))
     shape = split_shape(report, "test")
+    findings.append(check_data_size(len(frames.get("train", [])), loss_name, config.train.batch_size,
+                                    bool(plan.get("in_batch_negatives")), shape))
     findings.append(check_test_overlap({s: f for s, f in frames.items() if s != "train" or
                                         split_shape(report, "train") == shape}, shape))
     return findings

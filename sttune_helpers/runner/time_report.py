@@ -24,7 +24,9 @@ STAGE_PARTS = {"data_prep": "data", "loss_selection": "loss selection", "trainin
 # (a unit test checks); each is shown with the run's value.
 HINTS: dict[str, tuple[tuple[str, ...], str]] = {
     "data": (("data.negatives.enabled", "data.augment.synonyms", "data.augment.back_translation",
-              "data.max_train_rows"), "hard-negative mining and augmentation encode or translate the data"),
+              "data.augment.augmented_sbert", "data.max_train_rows"),
+             "hard-negative mining and augmentation encode, translate or label the data (Augmented SBERT trains a "
+             "cross-encoder)"),
     "loss selection": (("loss.bake_off", "loss.bake_off_steps", "loss.name"),
                        "the bake-off trains each candidate loss briefly; naming a loss skips it"),
     "training steps": (("train.epochs", "train.max_steps", "data.max_train_rows", "train.batch_size",

@@ -61,6 +61,9 @@ class TaskShape:
     synthesized_rows: ClassVar[str | None] = None
     # The label (or score) of a rule's positive and negative pairs; None: the user must give them.
     rule_label_values: ClassVar[dict[str, Any] | None] = {}
+    # What a cross-encoder's silver label of a recombined pair becomes (Augmented SBERT): "score" (its
+    # probability, 0..1), "binary" (0/1 at a threshold), or None (the shape has no labelled pairs).
+    silver_labels: ClassVar[str | None] = None
     # The shape of unsupervised SimCSE pairs made from this shape's data (None: SimCSE does not apply).
     simcse_shape: ClassVar[str | None] = None
     # Hard-negative mining: the (anchor, positive) columns to mine for (None: cannot be mined) and the

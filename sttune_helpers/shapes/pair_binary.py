@@ -23,6 +23,7 @@ class PairBinary(TaskShape):
     symmetric_pair = True
     label_names = ("0", "1")
     synthesized_rows = "labelled pairs"
+    silver_labels = "binary"
     rule_label_values = {"positive": 1, "negative": 0}
     mining_columns = ("sentence1", "sentence2")  # the label-1 rows; sentence1 is the anchor
     stated_negative_columns = ("sentence1", "sentence2")  # the label-0 rows

@@ -20,6 +20,7 @@ class PairScore(TaskShape):
 
     symmetric_pair = True
     synthesized_rows = "labelled pairs"
+    silver_labels = "score"
     rule_label_values = {"positive": 1.0, "negative": 0.0}
 
     def parse_labels(self, frame: pd.DataFrame,

@@ -41,8 +41,10 @@ def describe(prepared: data.PreparedData) -> str:
 
 
 def augment(prepared: data.PreparedData, config: RunConfig) -> list[dict[str, Any]]:
-    """Rule-based pairs, synonyms, back-translation and SimCSE pairs on the train split (data.augment)."""
-    return data.augment_train(prepared, config.data, seed=config.seed, model_name=config.model.name)
+    """Rule-based pairs, synonyms, back-translation, Augmented SBERT's silver pairs and SimCSE pairs
+    on the train split (data.augment)."""
+    return data.augment_train(prepared, config.data, seed=config.seed, model_name=config.model.name,
+                              device=config.model.device)
 
 
 def mine_negatives(prepared: data.PreparedData, config: RunConfig) -> MinedNegatives | None:

@@ -1,6 +1,6 @@
 """Augmentation and synthetic training data for the data stage (applied to the train split only).
 
-Four methods, each a function that takes a DataFrame in the canonical columns of a task shape and
+Five methods, each a function that takes a DataFrame in the canonical columns of a task shape and
 returns an :class:`Augmented` (the frame plus a JSON-serialisable report of what was added,
 removed or skipped, and why):
 
@@ -11,8 +11,11 @@ removed or skipped, and why):
   :class:`Translator` objects, for example two :class:`MarianTranslator` models.
 * ``simcse.py``: :func:`simcse_pairs` turns unlabeled texts into (anchor, positive) pairs with
   anchor == positive (unsupervised SimCSE).
+* ``augmented_sbert.py``: Augmented SBERT: :func:`train_cross_encoder` trains a cross-encoder on the
+  gold pairs and :func:`silver_pairs` adds recombined pairs of the training sentences it labels.
 * ``rules.py``: :func:`synthesize_pairs` builds labelled pairs from user rules (regex substitutions,
   keyword swaps and slot templates) given as plain dicts, as read from the YAML config.
+* ``gains.py``: what each method was measured to add (``measured_gains.tsv``), for the recommender.
 * ``common.py``: the result, the row tags and the checks every method shares.
 
 Rows are tagged: column ``augmentation`` holds the method of an added row and ``""`` for an input
@@ -25,8 +28,10 @@ Every method is deterministic for a given ``seed``. torch and transformers are i
 the functions that need them, so importing this package is cheap.
 """
 
+from .augmented_sbert import PairLabeler, labeller_fit, neighbour_pairs, silver_pairs, train_cross_encoder
 from .back_translation import MarianTranslator, Translator, back_translate
 from .common import AUGMENTATION_COLUMN, SOURCE_ROW_COLUMN, Augmented
+from .gains import NOT_MEASURED, measured_gain, read_gains
 from .rules import Rule, RuleError, synthesize_pairs, validate_rules
 from .simcse import simcse_pairs
 from .synonyms import (
@@ -41,8 +46,9 @@ from .synonyms import (
 )
 
 __all__ = [
-    "AUGMENTATION_COLUMN", "SOURCE_ROW_COLUMN", "Augmented", "EmbeddingNeighbours", "MarianTranslator", "Rule",
-    "RuleError", "SynonymSource", "Translator", "WordNetSynonyms", "WordNetUnavailable", "back_translate",
-    "load_wordnet", "same_word_family", "simcse_pairs", "synonym_replace", "synonym_source", "synthesize_pairs",
-    "validate_rules",
+    "AUGMENTATION_COLUMN", "Augmented", "EmbeddingNeighbours", "MarianTranslator", "NOT_MEASURED", "PairLabeler",
+    "Rule", "RuleError", "SOURCE_ROW_COLUMN", "SynonymSource", "Translator", "WordNetSynonyms",
+    "WordNetUnavailable", "back_translate", "labeller_fit", "load_wordnet", "measured_gain", "neighbour_pairs",
+    "read_gains", "same_word_family", "silver_pairs", "simcse_pairs", "synonym_replace", "synonym_source",
+    "synthesize_pairs", "train_cross_encoder", "validate_rules"
 ]

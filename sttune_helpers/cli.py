@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "validation metric falls below the median of earlier trials), scored by its best validation "
                     "metric. The study lives in --storage (default sqlite:///RUNS_DIR/NAME/study.db); machines given "
                     "the same storage and --name work on one study: a journal file on a shared filesystem "
-                    "(journal:PATH, or a path ending in .log) or a PostgreSQL URL, not SQLite. RUNS_DIR/NAME/sweep.json has the best "
-                    "trial and every trial.",
+                    "(journal:PATH, or a path ending in .log) or a PostgreSQL URL, not SQLite. "
+                    "RUNS_DIR/NAME/sweep.json has the best trial and every trial.",
         epilog="examples:\n  sttune sweep --config sweep.yaml --trials 20\n"
                "  sttune sweep --preset smoke --trials 3 -p 'sweep.space={train.learning_rate: "
                "{low: 1.0e-5, high: 1.0e-4, log: true}}'\n"

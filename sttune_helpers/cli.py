@@ -14,7 +14,7 @@ from pathlib import Path
 from .config import preset_names, resolve_config
 from .core.errors import SettingError, SttuneError
 from .core.reporting import show_on_console
-from .rundir import STAGES, RunDirError
+from .rundir import STAGES, RunDir, RunDirError
 
 # Errors of the machine that the user fixes (space, permissions, a read-only or missing path).
 USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
@@ -317,16 +317,20 @@ def command_train(args: argparse.Namespace) -> int:
                 check_value(f"train.{key}", value)
             except ValueError as exc:
                 raise SettingError(f"--{key.replace('_', '-')}: {exc}") from None
+    overrides = [*args.overrides, *(f"train.{key}={value}" for key, value in flags.items() if value is not None)]
+    shared = RunDir((args.runs_dir / args.name).resolve())
+    if shared.config_path.is_file():
+        config = shared.load_config().with_overrides(overrides)
+        if config.train.node_rank != 0:
+            # Node 0 may already have marked the stage running, which prepare_run_dir would refuse.
+            shared.require_completed(training.NAME)  # i.e. data_prep and loss_selection
+            return train_other_node(args, shared, config)
     where = f"--name {args.name} --runs-dir {args.runs_dir}"
     # `sttune train` has no --from/--only: name the commands that create the run and its first stages.
     existing = prepare_run_dir(
         args.runs_dir, args.name, None, continuing=True, overwrite=False,
         missing_hint=f"create it and run the stages before training with `sttune run {where} --only data_prep` "
                      f"then `sttune run {where} --only loss_selection`, or run every stage with `sttune run {where}`")
-    overrides = [*args.overrides, *(f"train.{key}={value}" for key, value in flags.items() if value is not None)]
-    config = existing.load_config().with_overrides(overrides)
-    if config.train.node_rank != 0:
-        return train_other_node(args, existing, config)
     run, config, _ = training.start(existing.root, overrides=overrides)
     print(f"run {args.name}: training in {where_training(config.train)}")
     try:

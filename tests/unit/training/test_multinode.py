@@ -54,13 +54,22 @@ def losses(summary):
 def test_two_nodes_train_one_run_as_one_process_would(tmp_path, tiny_folder):
     run, _ = prepare_tiny_run(tmp_path / "nodes", tiny_folder, [*SAME_CURVE, "train.batch_size=4"], name="mn")
     endpoint = f"127.0.0.1:{free_port()}"
-    # Node 1 first: it waits for node 0, which hosts the rendezvous.
-    nodes = [subprocess.Popen(node_command(tmp_path / "nodes", rank, endpoint, "--rdzv-timeout", "300"),
-                              cwd=tmp_path, env=sttune_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for rank in (1, 0)]
-    (out1, err1), (out0, err0) = (node.communicate(timeout=LAUNCH_TIMEOUT_S) for node in nodes)
-    assert nodes[1].returncode == 0, out0[-6000:] + err0[-3000:]
-    assert nodes[0].returncode == 0, out1[-6000:] + err1[-3000:]
+
+    def start(rank):
+        return subprocess.Popen(node_command(tmp_path / "nodes", rank, endpoint, "--rdzv-timeout", "300"),
+                                cwd=tmp_path, env=sttune_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    # Node 1 joins once node 0 has marked the stage running in the shared manifest, as a later node would.
+    node0 = start(0)
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    while read_json(run.manifest_path)["stages"]["training"]["status"] != "running" and node0.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    node1 = start(1)
+    (out0, err0), (out1, err1) = (node.communicate(timeout=LAUNCH_TIMEOUT_S) for node in (node0, node1))
+    assert node0.returncode == 0, out0[-6000:] + err0[-3000:]
+    assert node1.returncode == 0, out1[-6000:] + err1[-3000:]
 
     summary = json.loads(run.training_summary_path.read_text())
     assert (summary["world_size"], summary["ddp_backend"]) == (2, "gloo")

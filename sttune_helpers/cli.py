@@ -14,7 +14,7 @@ from pathlib import Path
 from .config import preset_names, resolve_config
 from .core.errors import SettingError, SttuneError
 from .core.reporting import show_on_console
-from .rundir import STAGES, RunDirError
+from .rundir import STAGES, RunDir, RunDirError
 
 # Errors of the machine that the user fixes (space, permissions, a read-only or missing path).
 USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
@@ -97,13 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the training stage of RUNS_DIR/NAME (after data_prep and loss_selection completed) "
                     "without papermill, marking it in the manifest as the notebook does; the later stages become "
                     "pending. With --nproc N > 1 training runs data-parallel under torchrun: one process per GPU "
-                    "(nccl), or N CPU processes (gloo); train.batch_size is per process.",
-        epilog="examples:\n  sttune train --name a --nproc 2\n  sttune train --name a -p train.batch_size=64 --resume",
+                    "(nccl), or N CPU processes (gloo); train.batch_size is per process. With --nnodes M > 1 the "
+                    "same command runs on each of M machines sharing RUNS_DIR, each with its own --node-rank and "
+                    "the same --rdzv-endpoint (node 0's host:port); only node 0 writes the manifest.",
+        epilog="examples:\n  sttune train --name a --nproc 2\n  sttune train --name a -p train.batch_size=64 --resume\n"
+               "  on node0: sttune train --name a --nnodes 2 --node-rank 0 --rdzv-endpoint node0:29400\n"
+               "  on node1: sttune train --name a --nnodes 2 --node-rank 1 --rdzv-endpoint node0:29400",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     train.add_argument("--name", required=True, type=text_argument, help="the run to train")
     add_runs_dir_option(train)
     train.add_argument("--nproc", type=int, metavar="N",
-                       help="processes for data-parallel training (sets train.nproc; default: the run's config)")
+                       help="processes for data-parallel training (sets train.nproc; default: the run's config); "
+                            "per node with --nnodes")
+    train.add_argument("--nnodes", type=int, metavar="M", help="machines training together (sets train.nnodes)")
+    train.add_argument("--node-rank", type=int, metavar="R",
+                       help="this machine's number, 0 to M-1; node 0 hosts the rendezvous (sets train.node_rank)")
+    train.add_argument("--rdzv-endpoint", type=text_argument, metavar="HOST:PORT",
+                       help="node 0's address and a free port, the same on every node (sets train.rdzv_endpoint)")
+    train.add_argument("--rdzv-timeout", type=int, metavar="SECONDS",
+                       help="how long a node waits for the others at the rendezvous (sets train.rdzv_timeout)")
     train.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        type=override_argument,
                        help="override a setting by its dotted key, written to the run's config.yaml (repeatable)")
@@ -115,11 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "directory RUNS_DIR/NAME/trial-NNN/ (data, loss selection and training, pruned early when its "
                     "validation metric falls below the median of earlier trials), scored by its best validation "
                     "metric. The study lives in --storage (default sqlite:///RUNS_DIR/NAME/study.db); machines given "
-                    "the same SQLAlchemy URL and --name work on one study. RUNS_DIR/NAME/sweep.json has the best "
-                    "trial and every trial.",
+                    "the same storage and --name work on one study: a journal file on a shared filesystem "
+                    "(journal:PATH, or a path ending in .log) or a PostgreSQL URL, not SQLite. "
+                    "RUNS_DIR/NAME/sweep.json has the best trial and every trial.",
         epilog="examples:\n  sttune sweep --config sweep.yaml --trials 20\n"
                "  sttune sweep --preset smoke --trials 3 -p 'sweep.space={train.learning_rate: "
                "{low: 1.0e-5, high: 1.0e-4, log: true}}'\n"
+               "  sttune sweep --config sweep.yaml --name lr --storage journal:/shared/runs/lr/study.log   "
+               "# on each machine\n"
                "  sttune sweep --config sweep.yaml --name lr --storage postgresql://user@host/optuna",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     sweep_source = sweep.add_mutually_exclusive_group()
@@ -132,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_runs_dir_option(sweep)
     sweep.add_argument("--trials", type=int, metavar="N", help="trials to run here (default: sweep.trials)")
     sweep.add_argument("--storage", metavar="URL", type=text_argument,
-                       help="an SQLAlchemy URL (default: sweep.storage, else SQLite in the sweep's folder)")
+                       help="journal:PATH (or PATH.log), a file several machines can share, or an SQLAlchemy URL "
+                            "(default: sweep.storage, else SQLite in the sweep's folder)")
     sweep.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        type=override_argument,
                        help="override a setting by its dotted key, e.g. -p sweep.trials=10 (repeatable)")
@@ -352,20 +368,34 @@ def command_compare(args: argparse.Namespace) -> int:
 
 
 def command_train(args: argparse.Namespace) -> int:
+    from .config import check_value
     from .runner.pipeline import prepare_run_dir
     from .stages import training
 
-    if args.nproc is not None and args.nproc < 1:
-        raise SettingError(f"--nproc must be at least 1, got {args.nproc}")
+    flags = {"nproc": args.nproc, "nnodes": args.nnodes, "node_rank": args.node_rank,
+             "rdzv_endpoint": args.rdzv_endpoint, "rdzv_timeout": args.rdzv_timeout}
+    for key, value in flags.items():
+        if isinstance(value, int):
+            try:
+                check_value(f"train.{key}", value)
+            except ValueError as exc:
+                raise SettingError(f"--{key.replace('_', '-')}: {exc}") from None
+    overrides = [*args.overrides, *(f"train.{key}={value}" for key, value in flags.items() if value is not None)]
+    shared = RunDir((args.runs_dir / args.name).resolve())
+    if shared.config_path.is_file():
+        config = shared.load_config().with_overrides(overrides)
+        if config.train.node_rank != 0:
+            # Node 0 may already have marked the stage running, which prepare_run_dir would refuse.
+            shared.require_completed(training.NAME)  # i.e. data_prep and loss_selection
+            return train_other_node(args, shared, config)
     where = f"--name {args.name} --runs-dir {args.runs_dir}"
     # `sttune train` has no --from/--only: name the commands that create the run and its first stages.
     existing = prepare_run_dir(
         args.runs_dir, args.name, None, continuing=True, overwrite=False,
         missing_hint=f"create it and run the stages before training with `sttune run {where} --only data_prep` "
                      f"then `sttune run {where} --only loss_selection`, or run every stage with `sttune run {where}`")
-    overrides = [*args.overrides, *([f"train.nproc={args.nproc}"] if args.nproc is not None else [])]
     run, config, _ = training.start(existing.root, overrides=overrides)
-    print(f"run {args.name}: training in {config.train.nproc} process{'es' if config.train.nproc > 1 else ''}")
+    print(f"run {args.name}: training in {where_training(config.train)}")
     try:
         with run.stage(training.NAME) as recorded:
             summary = training.train(run, config, resume=args.resume)
@@ -381,6 +411,30 @@ def command_train(args: argparse.Namespace) -> int:
           f"best {summary['metric_for_best_model']} = {summary['best_metric']}; model in {run.model_dir} "
           f"(weights of {summary['kept_checkpoint']})\n"
           f"the later stages are pending: sttune run --name {args.name} --runs-dir {args.runs_dir} --from evaluation")
+    return 0
+
+
+def where_training(train) -> str:
+    from .training.launch import where
+
+    return where(train)
+
+
+def train_other_node(args: argparse.Namespace, run, config) -> int:
+    """A node other than node 0: trains its ranks and writes nothing itself; node 0 records the stage
+    in the manifest and global rank 0 (on whichever node) writes the model and training.json."""
+    from .stages import training as training_stage
+    from .training import check_nodes, train_model
+
+    check_nodes(config.train)
+    config = run.stage_config(config, training_stage.NAME)
+    print(f"run {args.name}: training in {where_training(config.train)}; node 0 records the run")
+    try:
+        train_model(run, config, resume=args.resume)  # not the stage's train: it would write training.json
+    except Exception as exc:
+        print(f"sttune: error: training failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"node {config.train.node_rank}: training completed; node 0 records it in {run.manifest_path}")
     return 0
 
 

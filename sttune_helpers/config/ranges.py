@@ -127,6 +127,9 @@ RANGES: dict[str, Range] = {
     "train.logging_steps": COUNT,
     "train.save_total_limit": COUNT,
     "train.nproc": COUNT,
+    "train.nnodes": COUNT,
+    "train.node_rank": at_least(0),  # below train.nnodes: the launcher checks the pair
+    "train.rdzv_timeout": COUNT,  # seconds
     "train.l2sp_weight": NON_NEGATIVE,
     "train.lora_rank": COUNT,
     "train.lora_alpha": POSITIVE,

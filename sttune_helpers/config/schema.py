@@ -218,6 +218,15 @@ class TrainConfig:
     # 1 trains in this process. batch_size is per process: the global batch is batch_size x nproc
     # x gradient_accumulation_steps.
     nproc: int = 1
+    # Machines (nodes) training one run together, nproc processes on each (the global batch is
+    # batch_size x nproc x nnodes x gradient_accumulation_steps). With nnodes > 1 every node runs
+    # `sttune train` on the same run directory (a shared filesystem) with its own node_rank, 0 to
+    # nnodes - 1, and the same rdzv_endpoint: host:port of node 0, where torchrun's c10d rendezvous
+    # listens. A node waits at most rdzv_timeout seconds there for the others before failing.
+    nnodes: int = 1
+    node_rank: int = 0
+    rdzv_endpoint: Optional[str] = None
+    rdzv_timeout: int = 600
     # Regularisers that keep the fine-tuned model near its base (off by default).
     # L2-SP: add this weight x the squared distance of the trainable weights from their starting values
     # to the training loss; None (or 0) turns it off.

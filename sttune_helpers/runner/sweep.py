@@ -1,8 +1,9 @@
 """Hyperparameter sweeps with Optuna over the space the config declares (``sweep.space``).
 
 ``run_sweep`` creates (or joins) an Optuna study in a storage (SQLite in the sweep's folder by
-default; any SQLAlchemy URL, so that several machines given one URL and one study name share the
-study) and runs trials. Each trial is a run directory ``RUNS_DIR/<sweep>/trial-NNN/`` under the
+default; a journal file, ``journal:PATH``, or any SQLAlchemy URL, so that several machines given one
+storage and one study name share the study: trial numbers, and so trial folders, are the storage's
+to hand out) and runs trials. Each trial is a run directory ``RUNS_DIR/<sweep>/trial-NNN/`` under the
 run-directory contract: its config.yaml is the base config with the trial's sampled values, so
 ``sttune run --config RUNS_DIR/<sweep>/trial-NNN/config.yaml`` replays it, and
 ``sttune run --runs-dir RUNS_DIR/<sweep> --name trial-NNN --from evaluation`` evaluates it.
@@ -44,6 +45,9 @@ from .pipeline import default_run_name, prepare_run_dir
 
 log = get_logger(__name__)
 SUMMARY_FILE = "sweep.json"
+# A journal storage: "journal:PATH", or a path with one of these endings.
+JOURNAL_PREFIX = "journal:"
+JOURNAL_SUFFIXES = (".log", ".journal")
 SHARED_DATA_RUN = "data-prep"  # the sweep's own run directory holding the data that every trial links to
 # The median pruner judges a trial only once this many trials have completed.
 PRUNER_STARTUP_TRIALS = 3
@@ -190,19 +194,59 @@ def _trial_output(run: RunDir, quiet: bool) -> Iterator[None]:
         yield
 
 
-def _check_storage_url(storage: str) -> None:
-    """Fail before any data is prepared when the storage is not an SQLAlchemy URL at all."""
+def journal_path(storage: str) -> Path | None:
+    """The log file of a journal storage ("journal:PATH", or a path ending in .log or .journal); None
+    for an SQLAlchemy URL."""
+    if storage.startswith(JOURNAL_PREFIX):
+        path = storage[len(JOURNAL_PREFIX):].strip()
+        if not path:
+            raise ConfigError(f"the sweep's storage {storage!r} names no file: use journal:/shared/path/study.log")
+        return Path(path).expanduser().resolve()
+    if "://" not in storage and storage.endswith(JOURNAL_SUFFIXES):
+        return Path(storage).expanduser().resolve()
+    return None
+
+
+def study_storage(storage: str):
+    """What optuna.create_study takes for ``storage``: a JournalStorage on its log file (safe for
+    several processes and machines sharing a filesystem, NFS included, where SQLite is not), or the
+    SQLAlchemy URL itself. Fails before any data is prepared when it is neither."""
+    path = journal_path(storage)
+    if path is not None:
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise ConfigError(f"cannot open the sweep's journal storage {path}: {exc}") from None
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         make_url(storage)
     except ArgumentError:
-        raise ConfigError(f"the sweep's storage {storage!r} is not an SQLAlchemy URL: use e.g. "
-                          "sqlite:///path/to/study.db or postgresql://user@host/database") from None
+        raise ConfigError(f"the sweep's storage {storage!r} is not an SQLAlchemy URL nor a journal file: use e.g. "
+                          "journal:/shared/path/study.log (several machines), sqlite:///path/to/study.db "
+                          "(one machine) or postgresql://user@host/database") from None
+    return storage
 
 
-def _open_study(storage: str, study_name: str, direction: str, pruner) -> optuna.Study:
+@contextlib.contextmanager
+def _sweep_lock(root: Path) -> Iterator[None]:
+    """Workers sharing the sweep's folder take turns to join the study and prepare the shared data."""
+    import fcntl
+
+    with open(root / ".sweep.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _open_study(storage, study_name: str, direction: str, pruner, shown: str) -> optuna.Study:
     try:
         study = optuna.create_study(storage=storage, study_name=study_name, direction=direction, pruner=pruner,
                                     load_if_exists=True)
@@ -212,11 +256,11 @@ def _open_study(storage: str, study_name: str, direction: str, pruner) -> optuna
                          or type(exc).__module__.startswith("sqlalchemy"))
         if not storage_error:
             raise
-        raise ConfigError(f"cannot open the sweep's storage {shown_storage(storage)}: {type(exc).__name__}: "
+        raise ConfigError(f"cannot open the sweep's storage {shown}: {type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     stored = study.direction.name.lower()
     if stored != direction:
-        raise ConfigError(f"study {study_name!r} in {shown_storage(storage)} already exists and {stored}s, but "
+        raise ConfigError(f"study {study_name!r} in {shown} already exists and {stored}s, but "
                           f"this sweep's validation metric is to {direction}: use another study name (--name)")
     return study
 
@@ -269,9 +313,10 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
     if "train.epochs" in keys and config.train.max_steps is not None:
         raise ConfigError(f"sweep.space varies train.epochs, but train.max_steps={config.train.max_steps} overrides "
                           "the epochs: set train.max_steps: null, or sweep train.max_steps instead")
-    if getattr(config.train, "nproc", 1) > 1 or "train.nproc" in keys:
+    if config.train.nproc > 1 or config.train.nnodes > 1 or keys & {"train.nproc", "train.nnodes"}:
         raise ConfigError("sweep trials train in this process, where the pruning callback follows the validation "
-                          "metric: set train.nproc: 1 (and leave it out of sweep.space)")
+                          "metric: set train.nproc: 1 and train.nnodes: 1 (and leave them out of sweep.space); "
+                          "to use several machines, run a sweep worker on each with one --storage")
     if config.train.budget or "train.budget" in keys:
         raise ConfigError(f"train.budget={config.train.budget} runs the automatic recipe in each trial's stage 02, "
                           "which would replace the values the sweep tries: set train.budget: null for a sweep")
@@ -282,10 +327,12 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
     root = (Path(runs_dir) / name).resolve()
     study_name = config.sweep.study_name or name
     storage = storage or config.sweep.storage or default_storage(root)
-    _check_storage_url(storage)
+    opened_storage = study_storage(storage)
+    shown = str(journal_path(storage) or shown_storage(storage))
     root.mkdir(parents=True, exist_ok=True)
 
-    shared = _shared_data(config, root, data_from) if data_is_shared(params) else None
+    with _sweep_lock(root):
+        shared = _shared_data(config, root, data_from) if data_is_shared(params) else None
     if shared is not None:
         shape = data.read_report(shared)["shape"]
     else:
@@ -296,13 +343,16 @@ def run_sweep(config: RunConfig, name: str | None = None, runs_dir: str | Path =
                   else optuna.pruners.NopPruner())
 
     with _quiet_libraries(quiet):
-        study = _open_study(storage, study_name, direction, pruner)
-        # Seeded for a replayable sweep; offset by the trials already stored, so that a second machine
-        # joining the study does not sample the first one's values again.
-        study.sampler = sampler or optuna.samplers.TPESampler(seed=config.seed + len(study.trials))
-        study.set_user_attr("metric", metric)
-        study.set_user_attr("space", config.sweep.space)
-        log.info(f"sweep {name}: study {study_name!r} in {shown_storage(storage)} ({len(study.trials)} trials so far); "
+        with _sweep_lock(root):
+            study = _open_study(opened_storage, study_name, direction, pruner, shown)
+            # Seeded for a replayable sweep; offset by the trials already stored and the workers that
+            # joined before, so that a second worker, even one starting at once, samples other values.
+            joined = study.user_attrs.get("workers_joined", 0)
+            study.set_user_attr("workers_joined", joined + 1)
+            study.sampler = sampler or optuna.samplers.TPESampler(seed=config.seed + len(study.trials) + joined)
+            study.set_user_attr("metric", metric)
+            study.set_user_attr("space", config.sweep.space)
+        log.info(f"sweep {name}: study {study_name!r} in {shown} ({len(study.trials)} trials so far); "
              f"{trials} trials to {direction} {metric.removeprefix('eval_')} over {', '.join(sorted(keys))}")
 
         def objective(trial: optuna.Trial) -> float:

@@ -16,7 +16,7 @@ from ..config import load_config
 from ..core.reporting import show_on_console
 from ..rundir import RunDir
 from ..stages import training
-from ..training.ranks import world_size
+from ..training.ranks import local_world_size, world_size
 
 
 def worker_main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,8 @@ def worker_main(argv: list[str] | None = None) -> int:
     show_on_console()  # the stage's progress on stdout, which torchrun hands to the launcher
     run = RunDir(args.run_dir.resolve())
     config = run.stage_config(load_config(args.config) if args.config else run.load_config(), training.NAME)
-    config.train.nproc = world_size()
+    config.train.nproc = local_world_size()  # as torchrun started this node's ranks
+    config.train.nnodes = world_size() // config.train.nproc
     try:
         training.train(run, config, resume=args.resume)
     finally:

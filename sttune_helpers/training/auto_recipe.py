@@ -353,6 +353,7 @@ def _proxy_config(config: RunConfig, loss: str, learning_rate: float, batch: int
     trial.train.max_steps = steps
     trial.train.budget = None
     trial.train.nproc = 1
+    trial.train.nnodes = 1
     trial.train.early_stopping_patience = None
     trial.train.evaluations_per_epoch = 1  # the reporter asks for the validation points
     trial.train.restore_best = "never"

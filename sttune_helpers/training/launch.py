@@ -14,6 +14,19 @@ checkpoint, for resuming); the launcher then reads training.json back. A failing
 the tail of its stderr come back as a :class:`DistributedTrainingError`; torchrun stops the other
 ranks, so nothing hangs.
 
+With ``train.nnodes > 1`` each machine runs the same launcher with its own ``train.node_rank``;
+torchrun's c10d rendezvous at ``train.rdzv_endpoint`` (host:port of node 0, which hosts its store)
+joins them into one process group of nproc x nnodes ranks:
+
+    python -m torch.distributed.run --nnodes 2 --node-rank R --nproc-per-node N --rdzv-backend c10d
+        --rdzv-endpoint HOST:PORT --rdzv-id RUN_NAME --rdzv-conf join_timeout=T,read_timeout=T,is_host=0|1
+        --max-restarts 0 -m sttune_helpers.runner.worker RUN_DIR
+
+The run directory is shared (one filesystem); global rank 0, on whichever node the rendezvous put
+it, writes into it. A node that cannot reach the rendezvous, or whose peers do not come, fails after
+``train.rdzv_timeout`` seconds with a message naming the endpoint; a failing rank breaks the
+process group, so the ranks on the other nodes fail too instead of hanging.
+
 The launcher names the worker module and never imports it (nor ``train.py``): the dependency runs
 one way, worker -> train -> launch -> ranks. This file imports no torch: the launching side needs none.
 """
@@ -22,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -45,6 +59,8 @@ log = get_logger(__name__)
 WORKER_MODULE = "sttune_helpers.runner.worker"
 # Lines of a failed rank's stderr shown in the error.
 STDERR_TAIL_LINES = 30
+# A Python exception's last line in torchrun's output, e.g. "torch.distributed.DistNetworkError: ...".
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Timeout)\w*: ")
 
 
 def check_devices(device: str, nproc: int) -> None:
@@ -61,10 +77,57 @@ def check_devices(device: str, nproc: int) -> None:
                                 "device(s); lower train.nproc or set CUDA_VISIBLE_DEVICES")
 
 
-def torchrun_command(run_dir: Path, config_path: Path, nproc: int, log_dir: Path, resume: bool) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-            f"--log_dir={log_dir}", "--tee=3", "--module", WORKER_MODULE,
-            "--config", str(config_path), *(["--resume"] if resume else []), str(run_dir)]
+def runs_distributed(train) -> bool:
+    """True when ``train`` (a TrainConfig) trains in several processes, on this machine or several."""
+    return train.nproc > 1 or train.nnodes > 1
+
+
+def check_nodes(train) -> tuple[str, int] | None:
+    """Refuse a multi-node setting that cannot work, naming it; the rendezvous (host, port) with
+    ``train.nnodes > 1``, else None."""
+    if train.nnodes < 1:
+        raise TrainingError(f"train.nnodes must be at least 1, got {train.nnodes}")
+    if not 0 <= train.node_rank < train.nnodes:
+        raise TrainingError(f"train.node_rank must be from 0 to train.nnodes - 1 = {train.nnodes - 1}, "
+                            f"got {train.node_rank}")
+    if train.nnodes == 1:
+        return None
+    endpoint = (train.rdzv_endpoint or "").strip()
+    if not endpoint:
+        raise TrainingError(f"train.nnodes={train.nnodes} needs train.rdzv_endpoint (--rdzv-endpoint): host:port "
+                            "of node 0, the same on every node, e.g. node0.cluster:29400")
+    host, sep, port = endpoint.rpartition(":")
+    host = host.strip("[]")  # [::1]:29400
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise TrainingError(f"train.rdzv_endpoint {endpoint!r} must look like host:port with a port from 1 to "
+                            "65535, e.g. node0.cluster:29400")
+    return host, int(port)
+
+
+def torchrun_command(run_dir: Path, config_path: Path, train, log_dir: Path, resume: bool) -> list[str]:
+    """torchrun for this machine: standalone for one node, else a c10d rendezvous named after the run,
+    hosted by node 0, with train.rdzv_timeout for joining and for reaching the store, and no
+    restarts (a failed rank fails the run, as on one machine)."""
+    if train.nnodes == 1:
+        placement = ["--standalone", f"--nproc-per-node={train.nproc}"]
+    else:
+        timeout = train.rdzv_timeout
+        placement = [f"--nnodes={train.nnodes}", f"--node-rank={train.node_rank}",
+                     f"--nproc-per-node={train.nproc}", "--rdzv-backend=c10d",
+                     f"--rdzv-endpoint={train.rdzv_endpoint.strip()}", f"--rdzv-id={run_dir.name}",
+                     f"--rdzv-conf=join_timeout={timeout},read_timeout={timeout},"
+                     f"is_host={int(train.node_rank == 0)}", "--max-restarts=0"]
+    return [sys.executable, "-m", "torch.distributed.run", *placement, f"--log-dir={log_dir}", "--tee=3",
+            "--module", WORKER_MODULE, "--config", str(config_path), *(["--resume"] if resume else []),
+            str(run_dir)]
+
+
+def where(train) -> str:
+    """"2 processes" or "2 processes on each of 3 nodes (node 1)", for messages."""
+    processes = f"{train.nproc} process{'es' if train.nproc > 1 else ''}"
+    if train.nnodes == 1:
+        return processes
+    return f"{processes} on each of {train.nnodes} nodes (this is node {train.node_rank})"
 
 
 def launch_training(run, config, resume: bool = False, work_dir: str | Path | None = None,
@@ -74,21 +137,24 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
     (``logs/<run id>/attempt_0/<rank>/{stdout,stderr}.log``); by default a temporary folder, removed
     after a success and kept (and named in the error) after a failure. Each rank's output is
     reported, prefixed with its rank, as it arrives. ``timeout_s`` stops every process after that long."""
-    nproc = config.train.nproc
+    train = config.train
+    nproc = train.nproc
     device = pick_device(config.model.device)
     check_devices(device, nproc)
+    check_nodes(train)
     keep = work_dir is not None
     work = Path(work_dir) if work_dir is not None else Path(tempfile.mkdtemp(prefix="sttune-torchrun-"))
     work.mkdir(parents=True, exist_ok=True)
     config_path = work / "config.yaml"
     save_config(config, config_path)  # the in-memory config (the panel's edits included), not the run's file
     log_dir = work / "logs"
-    command = torchrun_command(run.root, config_path, nproc, log_dir, resume)
+    command = torchrun_command(run.root, config_path, train, log_dir, resume)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("TQDM_MININTERVAL", "10")  # progress bars arrive line by line here: fewer of them
-    log.info(f"training in {nproc} processes on {device} ({ddp_backend(device)}) under torchrun; logs in {log_dir}")
+    log.info(f"training in {where(train)} on {device} ({ddp_backend(device)}) under torchrun; logs in {log_dir}")
     started = time.time()
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    exceptions: deque[str] = deque(maxlen=4)  # torchrun's own, e.g. why the rendezvous failed
     # A session of its own, so an interrupt can stop torchrun and every rank together.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                start_new_session=True)
@@ -105,6 +171,8 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
         for line in process.stdout:
             line = line.rstrip("\n")
             tail.append(line)
+            if EXCEPTION_LINE.match(line):
+                exceptions.append(line)
             log.info(line)
         returncode = process.wait()
     except BaseException:
@@ -114,13 +182,20 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
         if timer:
             timer.cancel()
     if timed_out.is_set():
-        raise DistributedTrainingError(f"training in {nproc} processes did not finish within {timeout_s:g} s and "
+        raise DistributedTrainingError(f"training in {where(train)} did not finish within {timeout_s:g} s and "
                                        f"was stopped; the ranks' logs are in {log_dir}")
     if returncode != 0:
-        raise DistributedTrainingError(failure_message(nproc, returncode, log_dir, list(tail)))
+        if train.nnodes > 1 and not rank_dirs(log_dir):  # torchrun starts the ranks after the rendezvous
+            raise DistributedTrainingError(rendezvous_failure_message(train, time.time() - started, list(exceptions)))
+        raise DistributedTrainingError(failure_message(where(train), returncode, log_dir, list(tail)))
     path = run.training_summary_path
+    if train.node_rank != 0:
+        # Global rank 0 may train on another node; node 0's launcher checks and records its summary.
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     if not path.is_file() or path.stat().st_mtime < started:
-        raise DistributedTrainingError(f"training in {nproc} processes ended without rank 0 writing {path}; "
+        raise DistributedTrainingError(f"training in {where(train)} ended without rank 0 writing {path}; "
                                        f"the ranks' logs are in {log_dir}")
     summary = json.loads(path.read_text(encoding="utf-8"))
     if not keep:
@@ -160,14 +235,34 @@ def _error_message(path: Path) -> str | None:
     return str(message) if message else None
 
 
-def failure_message(nproc: int, returncode: int, log_dir: Path, output_tail: list[str]) -> str:
-    """Which rank failed, with what, and the tail of its stderr."""
-    rank_dirs = sorted((p for p in log_dir.glob("*/attempt_*/*") if p.is_dir() and p.name.isdigit()),
-                       key=lambda p: int(p.name))
-    failed = [p for p in rank_dirs if (p / "error.json").is_file()]
+def rank_dirs(log_dir: Path) -> list[Path]:
+    """torchrun's log folder of each rank it started on this machine (named by local rank)."""
+    return sorted((p for p in log_dir.glob("*/attempt_*/*") if p.is_dir() and p.name.isdigit()),
+                  key=lambda p: int(p.name))
+
+
+def rendezvous_failure_message(train, seconds: float, exceptions: list[str]) -> str:
+    """Why this node started no rank: it could not reach the rendezvous, or the others never came.
+    ``exceptions``: the exception lines of torchrun's output."""
+    lines = [f"node {train.node_rank} of {train.nnodes} could not join the rendezvous at {train.rdzv_endpoint} "
+             f"within train.rdzv_timeout={train.rdzv_timeout} s (gave up after {seconds:.0f} s)."]
+    if train.node_rank == 0:
+        lines.append(f"This node hosts the rendezvous: start `sttune train` on the other {train.nnodes - 1} node(s) "
+                     f"with the same --nnodes {train.nnodes} and --rdzv-endpoint {train.rdzv_endpoint}.")
+    else:
+        lines.append(f"Check that node 0 runs `sttune train` with --node-rank 0 and --rdzv-endpoint "
+                     f"{train.rdzv_endpoint}, that this is node 0's address, and that its port is open to this node.")
+    lines += [f"torchrun: {line.strip()}" for line in dict.fromkeys(exceptions)]
+    return "\n".join(lines)
+
+
+def failure_message(processes: str, returncode: int, log_dir: Path, output_tail: list[str]) -> str:
+    """Which rank failed, with what, and the tail of its stderr. ``processes``: e.g. "2 processes"."""
+    started = rank_dirs(log_dir)
+    failed = [p for p in started if (p / "error.json").is_file()]
     if not failed:  # killed by a signal (out of memory, say): whichever rank said something on stderr
-        failed = [p for p in rank_dirs if _tail(p / "stderr.log")]
-    lines = [f"training in {nproc} processes failed (torchrun exit code {returncode})."]
+        failed = [p for p in started if _tail(p / "stderr.log")]
+    lines = [f"training in {processes} failed (torchrun exit code {returncode})."]
     for rank_dir in failed:
         error = _error_message(rank_dir / "error.json")
         lines.append(f"rank {rank_dir.name} failed" + (f": {error}" if error else ""))

@@ -2,7 +2,7 @@
 early stopping on the validation metric and the guards, apply train.restore_best, save the model
 with its card and write training.json.
 
-With ``train.nproc > 1`` :func:`train_model` hands over to ``launch.launch_training``, whose
+With ``train.nproc > 1`` or ``train.nnodes > 1`` :func:`train_model` hands over to ``launch.launch_training``, whose
 torchrun processes (``worker.py``) each call :func:`train_model` again; inside a rank it trains.
 The imports run one way: worker -> train -> launch -> ranks."""
 
@@ -28,7 +28,7 @@ from . import ranks
 from .checkpoints import keep_checkpoint, last_checkpoint
 from .errors import TrainingError
 from .guards import CollapseGuard, NonFiniteLossGuard, probe_texts
-from .launch import launch_training
+from .launch import launch_training, runs_distributed
 from .lora import add_lora, check_lora, lora_trainer_class, merge_lora, parameter_counts
 from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
@@ -53,7 +53,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     check_l2sp_weight(config.train.l2sp_weight)
     check_lora(config.train)
     check_validation_settings(config.train)
-    if config.train.nproc > 1 and not ranks.in_worker():
+    check_value("train.nnodes", config.train.nnodes)
+    if runs_distributed(config.train) and not ranks.in_worker():
         if callbacks:
             raise TrainingError("callbacks run in this process and cannot be passed to training in several "
                                 f"processes (train.nproc={config.train.nproc}); train with train.nproc=1 to use them")
@@ -219,4 +220,11 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     }
     if writes:
         atomic_write_json(run.training_summary_path, summary)
+    if world_size > 1:
+        # Every rank ends after rank 0 has written: the launcher on another node, which may not host
+        # rank 0, then finds training.json (torchrun's own exit barrier gives up after 300 s).
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
     return summary

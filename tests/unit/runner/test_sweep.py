@@ -4,6 +4,7 @@ trial replayed by `sttune run --config`, the space's validation, and the sweep p
 import json
 import os
 import types
+from pathlib import Path
 
 import optuna
 import pytest
@@ -339,3 +340,42 @@ def test_notebook_03_runs_a_sweep_headless(cli_sweep, tmp_path):
     printed = "".join(output.get("text", "") if isinstance(output.get("text"), str) else "".join(output.get("text", []))
                       for cell in executed["cells"] if cell["cell_type"] == "code" for output in cell["outputs"])
     assert "best: sttune run --config" in printed
+
+
+def test_two_workers_share_one_journal_study(tmp_path, tiny_folder):
+    """Two `sttune sweep` processes at once on one journal file, as on two machines sharing a filesystem."""
+    import subprocess
+
+    from conftest import sttune_command, sttune_env
+
+    config_file = tmp_path / "sweep.yaml"
+    config_file.write_text(tiny_config(tiny_folder, {"train.learning_rate": SPACE["train.learning_rate"]}).to_yaml())
+    journal = tmp_path / "shared" / "study.log"
+    command = sttune_command("sweep", "--config", str(config_file), "--name", "shared", "--runs-dir", "runs",
+                             "--trials", "2", "--storage", f"journal:{journal}")
+    workers = [subprocess.Popen(command, cwd=tmp_path, env=sttune_env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=900) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, out + err
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name="shared", storage=storage)
+    trials = study.trials
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    run_dirs = [t.user_attrs["run_dir"] for t in trials]
+    assert len(set(run_dirs)) == 4
+    for trial in trials:
+        run = RunDir(Path(trial.user_attrs["run_dir"]))
+        assert run.root.name == f"trial-{trial.number:03d}"
+        assert run.manifest()["stages"]["training"]["status"] == "completed"
+        assert load_config(run.config_path).train.learning_rate == trial.params["train.learning_rate"]
+    # The workers' seeds differ, though both joined an empty study: four different values.
+    assert len({t.params["train.learning_rate"] for t in trials}) == 4
+    summary = json.loads((tmp_path / "runs" / "shared" / "sweep.json").read_text())
+    best = study.best_trial
+    assert (summary["n_trials"], summary["best"]["number"]) == (4, best.number)
+    assert summary["best"]["replay"] == (f"sttune run --config runs/shared/trial-{best.number:03d}/config.yaml "
+                                         "--name shared-best")
+    assert all("best: trial" in out and "replay: sttune run --config runs/shared/trial-" in out for out, _ in outputs)

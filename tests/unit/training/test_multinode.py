@@ -1,0 +1,137 @@
+"""Training across machines, with two "nodes" on this one: two `sttune train` processes with
+--nnodes 2, one rank each, gloo, a c10d rendezvous on 127.0.0.1, sharing one run directory. The
+global batch is the sum, global rank 0 alone writes, and the loss curve is the one-process curve of
+the same global batch; a node whose rendezvous does not answer fails within train.rdzv_timeout."""
+
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+from conftest import sttune, sttune_command, sttune_env
+from helpers.tiny_model import build_tiny_model_folder
+from helpers.tiny_model import prepared_run as prepare_tiny_run
+
+from sttune_helpers.config import load_preset
+from sttune_helpers.core.io import read_json
+from sttune_helpers.training import TrainingError, check_nodes, train_model
+from sttune_helpers.training.launch import torchrun_command
+
+LAUNCH_TIMEOUT_S = 600  # generous for a contended 2-core machine; a hang would otherwise stall the suite
+# The logged training loss of two ranks (a gloo all-reduce of their gradients, the mean of their
+# losses) against one process on the same 8 rows: the same sums in another order, float32.
+LOSS_TOLERANCE = 1e-4
+# Per-example losses only (a mean over the batch), no dropout, plain batches in the seeded order:
+# rank r's share of a global step is the rows one process takes at that step.
+SAME_CURVE = ["loss.name=CosineSimilarityLoss", "train.batch_sampler=batch_sampler", "model.hidden_dropout=0",
+              "model.attention_dropout=0", "train.max_steps=3", "train.evaluations_per_epoch=1",
+              "train.early_stopping_patience=null", "train.restore_best=never",
+              # a step that moves the weights, so that steps 2 and 3 show whether the gradients were shared
+              "train.learning_rate=5e-3", "train.warmup_ratio=0"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def node_command(runs_dir, node_rank, endpoint, *extra):
+    return sttune_command("train", "--name", "mn", "--runs-dir", str(runs_dir), "--nnodes", "2",
+                          "--node-rank", str(node_rank), "--rdzv-endpoint", endpoint, *extra)
+
+
+def losses(summary):
+    return [(e["step"], e["loss"]) for e in summary["log_history"] if "loss" in e]
+
+
+def test_two_nodes_train_one_run_as_one_process_would(tmp_path, tiny_folder):
+    run, _ = prepare_tiny_run(tmp_path / "nodes", tiny_folder, [*SAME_CURVE, "train.batch_size=4"], name="mn")
+    endpoint = f"127.0.0.1:{free_port()}"
+
+    def start(rank):
+        return subprocess.Popen(node_command(tmp_path / "nodes", rank, endpoint, "--rdzv-timeout", "300"),
+                                cwd=tmp_path, env=sttune_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    # Node 1 joins once node 0 has marked the stage running in the shared manifest, as a later node would.
+    node0 = start(0)
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    while read_json(run.manifest_path)["stages"]["training"]["status"] != "running" and node0.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    node1 = start(1)
+    (out0, err0), (out1, err1) = (node.communicate(timeout=LAUNCH_TIMEOUT_S) for node in (node0, node1))
+    assert node0.returncode == 0, out0[-6000:] + err0[-3000:]
+    assert node1.returncode == 0, out1[-6000:] + err1[-3000:]
+
+    summary = json.loads(run.training_summary_path.read_text())
+    assert (summary["world_size"], summary["ddp_backend"]) == (2, "gloo")
+    assert (summary["per_device_batch_size"], summary["global_batch_size"]) == (4, 8)  # 4 + 4
+    assert "batch: 4 per device x 2 processes x 1 accumulation = 8 global" in out0
+    assert "training in 1 process on each of 2 nodes (this is node 1)" in out1 + err1
+    assert [r["rank"] for r in summary["ranks"]] == [0, 1]
+    assert [r["texts_encoded"] for r in summary["ranks"]] == [3 * 4 * 2, 3 * 4 * 2]  # 3 steps of 4 pairs each
+    # Global rank 0 alone wrote (on whichever node the rendezvous put it); node 0 alone kept the manifest.
+    both = out0 + err0 + out1 + err1
+    assert both.count("device cpu; precision") == 1
+    assert len(list(run.tensorboard_dir.rglob("events.out.tfevents.*"))) == 1
+    assert not [p for p in run.root.rglob("*") if p.name.endswith(".tmp") or p.name.endswith(".old")]
+    assert "node 0 records it" in out1
+    manifest = read_json(run.manifest_path)["stages"]["training"]
+    assert manifest["status"] == "completed" and manifest["global_step"] == 3
+    # The checkpoint holds each global rank's RNG state, which --resume restores by rank.
+    checkpoint = run.checkpoints_dir / "checkpoint-3"
+    assert sorted(p.name for p in checkpoint.glob("rng_state*")) == ["rng_state_0.pth", "rng_state_1.pth"]
+
+    single, _ = prepare_tiny_run(tmp_path / "single", tiny_folder, [*SAME_CURVE, "train.batch_size=8"], name="one")
+    alone = train_model(single, single.load_config())
+    assert alone["global_batch_size"] == 8 and alone["world_size"] == 1
+    two, one = losses(summary), losses(alone)
+    assert [step for step, _ in two] == [step for step, _ in one] == [1, 2, 3]
+    assert [loss for _, loss in two] == pytest.approx([loss for _, loss in one], rel=LOSS_TOLERANCE), (two, one)
+    assert one[0][1] != pytest.approx(one[2][1], rel=0.01)  # the curve moves: the comparison can fail
+
+
+def test_a_node_whose_rendezvous_does_not_answer_fails_within_the_timeout(tmp_path, tiny_folder):
+    prepare_tiny_run(tmp_path, tiny_folder, ["train.max_steps=1"], name="mn")
+    endpoint = f"127.0.0.1:{free_port()}"  # nothing listens there
+    started = time.monotonic()
+    result = sttune("train", "--name", "mn", "--runs-dir", str(tmp_path), "--nnodes", "2", "--node-rank", "1",
+                    "--rdzv-endpoint", endpoint, "--rdzv-timeout", "5", cwd=tmp_path, timeout=LAUNCH_TIMEOUT_S)
+    seconds = time.monotonic() - started
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"node 1 of 2 could not join the rendezvous at {endpoint} within train.rdzv_timeout=5 s" in result.stderr
+    assert f"while trying to connect to (127.0.0.1, {endpoint.rsplit(':', 1)[1]})" in result.stderr
+    # 5 s of waiting plus starting Python, sttune and torchrun twice on a contended machine.
+    assert seconds < 5 + 90
+    assert not (tmp_path / "mn" / "training.json").exists()
+
+
+def test_multinode_settings_are_checked_before_launching(tmp_path):
+    config = load_preset("smoke")
+    train = config.with_overrides(["train.nnodes=2"]).train
+    with pytest.raises(TrainingError, match="train.nnodes=2 needs train.rdzv_endpoint"):
+        check_nodes(train)
+    train.rdzv_endpoint = "node0"
+    with pytest.raises(TrainingError, match="'node0' must look like host:port"):
+        check_nodes(train)
+    train.rdzv_endpoint, train.node_rank = "node0:29400", 2
+    with pytest.raises(TrainingError, match="train.node_rank must be from 0 to train.nnodes - 1 = 1, got 2"):
+        check_nodes(train)
+    train.node_rank = 1
+    assert check_nodes(train) == ("node0", 29400)
+    command = torchrun_command(tmp_path / "run-a", tmp_path / "c.yaml", train, tmp_path / "logs", resume=True)
+    assert {"--nnodes=2", "--node-rank=1", "--nproc-per-node=1", "--rdzv-backend=c10d", "--rdzv-endpoint=node0:29400",
+            "--rdzv-id=run-a", "--rdzv-conf=join_timeout=600,read_timeout=600,is_host=0", "--resume"} <= set(command)
+    assert "--standalone" in torchrun_command(tmp_path / "a", tmp_path / "c.yaml", config.train, tmp_path, False)
+    from sttune_helpers import cli
+
+    assert cli.main(["train", "--name", "x", "--runs-dir", str(tmp_path), "--node-rank", "-1"]) == 2
+    assert cli.main(["train", "--name", "x", "--runs-dir", str(tmp_path), "--nnodes", "0"]) == 2

@@ -16,7 +16,7 @@ test: setup  ## the test suite
 lint: setup  ## ruff over the package, tests and benchmarks (configured in pyproject.toml)
 	$(VENV)/bin/ruff check .
 
-lab: setup  ## JupyterLab on the notebooks
+lab: setup  ## JupyterLab on your copies of the notebooks, in ./lab/ (sttune lab)
 	$(VENV)/bin/sttune lab $(ARGS)
 
 setup:

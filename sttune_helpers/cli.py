@@ -198,10 +198,27 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-plot", action="store_true", help="make no plot")
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
 
-    lab = commands.add_parser("lab", help="open the notebooks in JupyterLab",
-                              description="Start JupyterLab on the stage notebooks with this environment's kernel. "
-                                          "Extra arguments go to `jupyter lab` (e.g. --port 8899 --no-browser).")
-    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="arguments for jupyter lab")
+    lab = commands.add_parser(
+        "lab", help="open the notebooks in JupyterLab, in a workspace of your own",
+        description="Start JupyterLab, with this environment's kernel, on a workspace folder: the first start\n"
+                    "copies the five stage notebooks there (and any missing one later), and never overwrites your\n"
+                    "copies; the package's notebooks stay the templates that `sttune run` executes. The workspace's\n"
+                    "lab.yaml sets the run that all five open (written on the first start: run ./runs/lab, preset\n"
+                    "smoke); --run, --preset and --config rewrite it. Arguments after -- go to `jupyter lab`.",
+        epilog="examples:\n  sttune lab\n  sttune lab --run first-try --preset default\n"
+               "  sttune lab --workspace ~/sttune-lab -- --port 8899 --no-browser",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    lab.add_argument("--workspace", type=path_argument, default=Path("lab"), metavar="DIR",
+                     help="the folder with your copies of the notebooks and lab.yaml (default: ./lab)")
+    lab.add_argument("--run", type=text_argument, metavar="NAME",
+                     help="set lab.yaml's run to RUNS_DIR/NAME (a new name starts a new run)")
+    lab.add_argument("--runs-dir", type=path_argument, default=Path("runs"),
+                     help="where --run's run is kept (default: ./runs)")
+    lab.add_argument("--preset", choices=preset_names(), help="set lab.yaml's preset for a new run (smoke is the "
+                     "quick one, default the long main job); clears lab.yaml's config")
+    lab.add_argument("--config", type=path_argument, metavar="PATH",
+                     help="set lab.yaml's config file for a new run (it replaces the preset)")
+    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="arguments for jupyter lab, after --")
 
     commands.add_parser("presets", help="list the shipped presets", description="List the shipped presets.")
 
@@ -456,12 +473,15 @@ def command_sweep(args: argparse.Namespace) -> int:
 
 
 def command_lab(args: argparse.Namespace) -> int:
-    from .runner.pipeline import ensure_kernel, notebooks_dir
+    from .runner.lab_workspace import prepare_workspace
+    from .runner.pipeline import ensure_kernel
 
+    workspace = prepare_workspace(args.workspace, run=args.run, runs_dir=args.runs_dir, preset=args.preset,
+                                  config_path=args.config)
+    print(workspace.summary(), flush=True)
     ensure_kernel()
-    folder = notebooks_dir()
     extra = [a for a in args.lab_args if a != "--"]
-    return subprocess.call([sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={folder}", *extra],
+    return subprocess.call([sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={workspace.folder}", *extra],
                            env=os.environ.copy())
 
 

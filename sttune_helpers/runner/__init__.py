@@ -1,6 +1,7 @@
 """Running stages outside a single notebook.
 
 pipeline.py  ``sttune run``: the five notebooks executed with papermill, in one shared kernel
+lab_workspace.py  ``sttune lab``'s folder: the user's copies of the notebooks and lab.yaml
 sweep.py     ``sttune sweep``: an Optuna study, a run directory per trial, calling the stages directly
 runs.py      ``sttune runs``: each run directory of a runs folder summarised (status, task, metric, time)
 compare.py   ``sttune compare``: runs side by side (the settings that differ, metrics, time)

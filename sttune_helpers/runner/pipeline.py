@@ -302,6 +302,21 @@ def reset_kernel_namespace(manager) -> None:
         client.stop_channels()
 
 
+@contextlib.contextmanager
+def outside_jupyter_session() -> Iterator[None]:
+    """Start the stage kernels without Jupyter Server's session variable, even when `sttune run` is
+    called from a JupyterLab notebook: with it, a notebook would read the workspace's lab.yaml
+    (stages/lab.py), which only interactive notebooks follow."""
+    from ..stages.lab import SESSION_ENV
+
+    session = os.environ.pop(SESSION_ENV, None)
+    try:
+        yield
+    finally:
+        if session is not None:
+            os.environ[SESSION_ENV] = session
+
+
 def notebook_parameters(notebook: Path, run: RunDir, extra: dict | None) -> dict:
     """run_dir, interactive=False (no widgets headless) and ``extra``, each only where the notebook's
     parameters cell declares it, so that papermill injects nothing a notebook does not use."""
@@ -331,6 +346,7 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
     results: list[StageResult] = []
     with contextlib.ExitStack() as stack:
         stack.enter_context(interrupts_as_exceptions())
+        stack.enter_context(outside_jupyter_session())
         kernel_started = time.perf_counter()
         manager = kernel if kernel is not None else stack.enter_context(stage_kernel(kernel_name, shared_kernel))
         # Starting the shared kernel: the time report counts it as overhead (papermill starts the others).

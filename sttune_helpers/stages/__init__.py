@@ -8,6 +8,7 @@ loss_selection.py  02: the loss plan (and the bake-off)
 training.py        03: fine-tune, curves, the kept checkpoint
 evaluation.py      04: every model on the test split, the reference, interpolation, errors, doctor
 embedding_viz.py   05: UMAP maps, similarity distributions, silhouettes, the projector
+lab.py             every notebook's parameters cell: the run from the workspace's lab.yaml, one-line errors
 
 Import the stage you need (``from sttune_helpers.stages import data_prep``): this package imports
 none of them, so a notebook loads only its own stage's libraries.

@@ -1,9 +1,11 @@
 """JupyterLab in a real browser: Debian's Chromium, driven by Playwright, on a copy of the smoke run.
 
-`sttune lab` serves copies of the notebooks from a temporary folder (``STTUNE_NOTEBOOKS``), so that
-their default run directory, ``../runs/lab``, is a temporary copy of the smoke run and nothing in the
-repository is written (JupyterLab also saves the notebooks it runs). 05 runs before 03: running
-training again marks evaluation and the maps pending, and 05 refuses to start on such a run.
+`sttune lab --run browser` starts in a temporary folder: it copies the repository's notebooks (the
+templates) into the workspace ``lab/`` and points its lab.yaml at ``runs/browser``, a copy of the
+smoke run, which the notebooks then open. After the session the repository's notebooks are as they
+were (same bytes, same git status) and no ``.ipynb_checkpoints`` appeared in the repository, while the
+workspace's copy of 03, saved from the page, holds its outputs. 05 runs before 03: running training
+again marks evaluation and the maps pending, and 05 refuses to start on such a run.
 
 Chromium comes from Debian (``scripts/browser-setup.sh``, called by ``make test``); Playwright
 launches that binary and never downloads one. Screenshots of every step, and the server's log,
@@ -13,6 +15,7 @@ are kept in tests/artifacts/browser/.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -99,9 +102,10 @@ class Screenshots:
 class Lab:
     url: str
     token: str
-    notebooks: Path
+    notebooks: Path  # the workspace: the copies that the page opens
     run_dir: Path
     log: Path
+    repository_before: dict
 
     def api(self, method: str, path: str) -> tuple[int, bytes]:
         request = urllib.request.Request(f"{self.url}{path}", method=method,
@@ -116,19 +120,38 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# Not searched for .ipynb_checkpoints: folders that no lab session of this test could write into.
+NOT_SEARCHED = {".git", ".venv", ".tools", "runs", "__pycache__", ".pytest_cache", "node_modules"}
+
+
+def repository_state() -> dict:
+    """The template notebooks' bytes (as hashes), git's status of notebooks/ and the repository's
+    .ipynb_checkpoints folders: what a lab session must leave as it found it."""
+    templates = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((REPO / "notebooks").iterdir())}
+    status = None
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        status = subprocess.run(["git", "status", "--porcelain", "--ignored", "--", "notebooks"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout
+    checkpoints = set()
+    for folder, subfolders, _ in os.walk(REPO):
+        subfolders[:] = [name for name in subfolders if name not in NOT_SEARCHED]
+        checkpoints.update(str(Path(folder, name).relative_to(REPO)) for name in subfolders
+                           if name == ".ipynb_checkpoints")
+    return {"templates": templates, "git status": status, "checkpoints": checkpoints}
+
+
 def log_tail(path: Path, chars: int = 6000) -> str:
     return path.read_text(errors="replace")[-chars:] if path.is_file() else "(no log)"
 
 
 @pytest.fixture
 def lab(smoke_run, tmp_path):
-    """`sttune lab` on 127.0.0.1 over copies of the notebooks, whose ../runs/lab is a copy of the smoke run."""
+    """`sttune lab --run browser` on 127.0.0.1, started in tmp_path: its workspace is tmp_path/lab, and
+    runs/browser, the run its lab.yaml names, a copy of the smoke run."""
     smoke_dir, _ = smoke_run
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
-        shutil.copy2(notebook, notebooks / notebook.name)
-    run_dir = tmp_path / "runs" / "lab"  # the notebooks' default run_dir, seen from notebooks/
+    repository_before = repository_state()
+    workspace = tmp_path / "lab"
+    run_dir = tmp_path / "runs" / "browser"  # not lab.yaml's first run (runs/lab): the notebooks follow --run
     shutil.copytree(smoke_dir, run_dir, symlinks=True)
     stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
     not_done = {stage: stages[stage]["status"] for stage in STAGES if stages[stage]["status"] != "completed"}
@@ -146,7 +169,6 @@ def lab(smoke_run, tmp_path):
     port = free_port()
     env = {
         **sttune_env(),  # HF_HUB_OFFLINE=1, and the tests' OMP_NUM_THREADS / NUMBA_DISABLE_JIT
-        "STTUNE_NOTEBOOKS": str(notebooks),
         # A fresh Jupyter configuration, workspace and runtime folder; the sttune kernel stays visible
         # because it is registered in the environment's share/jupyter, which is searched anyway.
         "JUPYTER_CONFIG_DIR": str(jupyter / "config"),
@@ -155,6 +177,7 @@ def lab(smoke_run, tmp_path):
         "IPYTHONDIR": str(jupyter / "ipython"),
     }
     env.pop("MPLBACKEND", None)  # the kernel's figures must reach the page through the inline backend
+    env.pop("STTUNE_NOTEBOOKS", None)  # the templates are the repository's notebooks
     arguments = [
         "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False",
@@ -168,9 +191,9 @@ def lab(smoke_run, tmp_path):
     with open(log, "w") as out:
         # Its own session: `sttune lab` and the jupyter server it starts can be stopped together.
         # "--": without it, `sttune lab`'s parser refuses options meant for jupyter lab.
-        process = subprocess.Popen(sttune_command("lab", "--", *arguments), cwd=tmp_path, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-    server = Lab(f"http://127.0.0.1:{port}", token, notebooks, run_dir, log)
+        process = subprocess.Popen(sttune_command("lab", "--run", "browser", "--", *arguments), cwd=tmp_path, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = Lab(f"http://127.0.0.1:{port}", token, workspace, run_dir, log, repository_before)
     try:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while True:
@@ -275,6 +298,19 @@ def run_all_cells(page, panel, name: str, shots: Screenshots) -> None:
         pytest.fail(f"{name}: Run All stopped; code cells {not_run} (0-based) did not run. stderr output:\n{text}")
 
 
+def save_notebook(page, path: Path) -> str:
+    """File > Save Notebook; returns the file's text once it has changed."""
+    before = path.read_text()
+    page.locator(".lm-MenuBar-item", has=page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$"))).click()
+    page.locator(".lm-Menu-item[data-command='docmanager:save']").click()
+    deadline = time.monotonic() + 60
+    while (text := path.read_text()) == before:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{path} did not change within 60 s of File > Save")
+        time.sleep(0.25)
+    return text
+
+
 def stage_entry(run_dir: Path, stage: str) -> dict:
     return json.loads((run_dir / "manifest.json").read_text())["stages"][stage]
 
@@ -357,4 +393,14 @@ def test_lab_runs_the_maps_and_the_training_panel_saves_the_slider_value(browser
     config_before["train"]["learning_rate"] = saved
     assert config_after == config_before
     shots.take(widget, "03_saved")
+
+    # The session's writes land in the workspace: 03 saved from the page holds its outputs there.
+    saved_notebook = json.loads(save_notebook(page, lab.notebooks / "03_training.ipynb"))
+    assert any(cell.get("outputs") for cell in saved_notebook["cells"]), "the saved 03 has no outputs"
     page.close()
+    # ... and the repository's notebooks, the templates, are as they were, with no checkpoints beside them.
+    assert (lab.notebooks / "lab.yaml").is_file()
+    after = repository_state()
+    assert after["templates"] == lab.repository_before["templates"], "a lab session changed notebooks/"
+    assert after["git status"] == lab.repository_before["git status"]
+    assert after["checkpoints"] == lab.repository_before["checkpoints"], "new .ipynb_checkpoints in the repository"

@@ -290,6 +290,7 @@ def command_time(args: argparse.Namespace) -> int:
 
 def command_train(args: argparse.Namespace) -> int:
     from .runner.pipeline import prepare_run_dir
+    from .runner.progress_view import ProgressView, showing_progress
     from .stages import training
 
     if args.nproc is not None and args.nproc < 1:
@@ -304,7 +305,7 @@ def command_train(args: argparse.Namespace) -> int:
     run, config, _ = training.start(existing.root, overrides=overrides)
     print(f"run {args.name}: training in {config.train.nproc} process{'es' if config.train.nproc > 1 else ''}")
     try:
-        with run.stage(training.NAME) as recorded:
+        with showing_progress(ProgressView()), run.stage(training.NAME) as recorded:
             summary = training.train(run, config, resume=args.resume)
             recorded.update(training.outcome(summary))
     except Exception as exc:  # recorded in the manifest by run.stage; an interrupt propagates
@@ -322,10 +323,12 @@ def command_train(args: argparse.Namespace) -> int:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
+    from .runner.progress_view import ProgressView, showing_progress
     from .runner.sweep import run_sweep
 
     config = resolve_config(args.preset or "default", args.config, args.overrides)
-    result = run_sweep(config, args.name, args.runs_dir, trials=args.trials, storage=args.storage)
+    with showing_progress(ProgressView()):  # each trial's training, as `sttune train` shows it
+        result = run_sweep(config, args.name, args.runs_dir, trials=args.trials, storage=args.storage)
     best = result.summary["best"]
     if best is None:
         print(f"sweep {result.root.name}: no trial has completed (states: {result.summary['states']}); "

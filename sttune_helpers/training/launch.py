@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import save_config
+from ..core import progress
 from ..core.hardware import pick_device
 from ..core.reporting import get_logger
 from .errors import DistributedTrainingError, TrainingError
@@ -45,6 +46,8 @@ log = get_logger(__name__)
 WORKER_MODULE = "sttune_helpers.runner.worker"
 # Lines of a failed rank's stderr shown in the error.
 STDERR_TAIL_LINES = 30
+# How often rank 0 prints a training step's progress event (evaluations and the end always).
+RANK_STEP_INTERVAL_S = 2.0
 
 
 def check_devices(device: str, nproc: int) -> None:
@@ -86,6 +89,11 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
     command = torchrun_command(run.root, config_path, nproc, log_dir, resume)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("TQDM_MININTERVAL", "10")  # progress bars arrive line by line here: fewer of them
+    # Rank 0's progress events come back as lines, passed on to this process's view (core/progress.py);
+    # where a view here shows them (`sttune train`), the ranks' own bars would only repeat them.
+    env.setdefault(progress.ENV, f"{RANK_STEP_INTERVAL_S:g}")
+    if progress.shown_here():
+        env.setdefault("TQDM_DISABLE", "1")
     log.info(f"training in {nproc} processes on {device} ({ddp_backend(device)}) under torchrun; logs in {log_dir}")
     started = time.time()
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -104,6 +112,8 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
     try:
         for line in process.stdout:
             line = line.rstrip("\n")
+            if progress.relay(line):
+                continue
             tail.append(line)
             log.info(line)
         returncode = process.wait()

@@ -2,7 +2,7 @@
 
 Layers, lowest first; a module imports only its own layer or lower ones (tests/unit/test_architecture.py):
 
-    core/       file I/O, the SttuneError base, device and precision, statistics, the logger
+    core/       file I/O, the SttuneError base, device and precision, statistics, the logger, progress events
     shapes/     one file per task shape: columns, validation, losses, metrics, evaluator, scoring
     config/     the RunConfig schema (data.shape takes any registered shape), presets, overrides
     rundir.py   the run-directory contract: paths, manifest, ``RunDir.stage(name)``

@@ -387,6 +387,7 @@ def command_compare(args: argparse.Namespace) -> int:
 def command_train(args: argparse.Namespace) -> int:
     from .config import check_value
     from .runner.pipeline import prepare_run_dir
+    from .runner.progress_view import ProgressView, showing_progress
     from .stages import training
 
     flags = {"nproc": args.nproc, "nnodes": args.nnodes, "node_rank": args.node_rank,
@@ -414,7 +415,7 @@ def command_train(args: argparse.Namespace) -> int:
     run, config, _ = training.start(existing.root, overrides=overrides)
     print(f"run {args.name}: training in {where_training(config.train)}")
     try:
-        with run.stage(training.NAME) as recorded:
+        with showing_progress(ProgressView()), run.stage(training.NAME) as recorded:
             summary = training.train(run, config, resume=args.resume)
             recorded.update(training.outcome(summary))
     except Exception as exc:  # recorded in the manifest by run.stage; an interrupt propagates
@@ -456,10 +457,12 @@ def train_other_node(args: argparse.Namespace, run, config) -> int:
 
 
 def command_sweep(args: argparse.Namespace) -> int:
+    from .runner.progress_view import ProgressView, showing_progress
     from .runner.sweep import run_sweep
 
     config = resolve_config(args.preset or "default", args.config, args.overrides)
-    result = run_sweep(config, args.name, args.runs_dir, trials=args.trials, storage=args.storage)
+    with showing_progress(ProgressView()):  # each trial's training, as `sttune train` shows it
+        result = run_sweep(config, args.name, args.runs_dir, trials=args.trials, storage=args.storage)
     best = result.summary["best"]
     if best is None:
         print(f"sweep {result.root.name}: no trial has completed (states: {result.summary['states']}); "

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import sys
 
+from . import progress
+
 ROOT = "sttune"
 
 
@@ -27,6 +29,10 @@ class _StdoutHandler(logging.StreamHandler):
     @stream.setter
     def stream(self, value) -> None:
         pass
+
+    def emit(self, record: logging.LogRecord) -> None:
+        progress.break_line()  # a terminal's progress line stays whole, above this record
+        super().emit(record)
 
 
 class _Format(logging.Formatter):

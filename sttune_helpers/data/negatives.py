@@ -33,6 +33,7 @@ import pandas as pd
 
 from .. import shapes
 from ..core.errors import SettingError
+from ..core.progress import Progress
 from ..core.reporting import get_logger
 from .lexical import LEXICAL_METHODS, MAX_CHUNK_ROWS, MAX_SCORE_CELLS, lexical_candidates, top_k_rows
 from .problems import DataError
@@ -320,6 +321,8 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
     anchor_index = {text: i for i, text in enumerate(dict.fromkeys(pairs["anchor"]))}
     anchors = list(anchor_index)
     n_anchors, n_documents = len(anchors), len(documents)
+    mining = Progress("hard-negative mining", total=n_anchors, unit="anchors")
+    mining.milestone(0, f"{n_anchors} anchors against {n_documents} documents ({candidates} candidates)")
 
     pair_anchor = pairs["anchor"].map(anchor_index).to_numpy()
     pair_document = pairs["positive"].map(document_index).to_numpy()
@@ -493,6 +496,7 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
         "settings": settings,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    mining.end(n_anchors, f"{len(chosen)} negatives for {anchors_with_negative} anchors")
     return MinedNegatives(dataset=dataset, rejected=rejected, stats=stats, chosen=chosen, positives=positives)
 
 

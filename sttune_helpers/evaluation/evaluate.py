@@ -12,6 +12,7 @@ from .. import shapes
 from ..config import RunConfig
 from ..core.hardware import resolve_encoding_precision
 from ..core.io import atomic_write_csv, atomic_write_json
+from ..core.progress import Progress, number
 from ..core.statistics import Bootstrap, paired_comparison
 from ..modeling import load_model, resolve_model_source
 from ..rundir import RunDir
@@ -113,16 +114,24 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     scores: dict[str, ModelScores] = {}
     reference_scores: dict[str, dict[str, ModelScores]] = {part: {} for part in reference_boots}
     precision = config.eval.precision
+    task_metric = shapes.get(task.shape).primary_metric
+    progress = Progress("evaluation", total=len(models) * (1 + len(reference_boots)), unit="scorings")
     for name, path in models.items():
         model = loaded.get(name) or load_model(path, device=config.model.device,
                                                max_seq_length=config.model.max_seq_length)
         if name in ("base", "fine_tuned", BEFORE_SELECTION):
             loaded[name] = model  # kept for the interpolation sweep
         scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision)
+        progress.milestone(progress.done + 1, f"{name} on test: {task_metric} "
+                                              f"{number(scores[name].metrics[task_metric]['value'])}")
         for part in reference.parts if reference else []:
             reference_scores[part_name(part)][name] = score_model(part, model, reference_boots[part_name(part)],
                                                                   config.eval.batch_size, config.seed,
                                                                   config.eval.precision)
+            part_metric = shapes.get(part.shape).primary_metric
+            value = reference_scores[part_name(part)][name].metrics[part_metric]["value"]
+            progress.milestone(progress.done + 1,
+                               f"{name} on reference {part_name(part)}: {part_metric} {number(value)}")
         precision = resolve_encoding_precision(model, config.eval.precision)
     report = {"task": task.shape, "test_set": task.name, "confidence": config.eval.confidence,
               "bootstrap_samples": config.eval.bootstrap_samples, "precision": precision,

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 from .. import shapes
 from ..config import RunConfig
 from ..core.io import atomic_directory, atomic_write_json
+from ..core.progress import Progress, number
 from ..core.statistics import Bootstrap
 from ..rundir import RunDir
 from ..scoring.models import score_model
@@ -61,6 +62,7 @@ def interpolation_sweep(evaluation: Evaluation, config: RunConfig, alphas: Seque
     metric = shapes.get(task.shape).primary_metric
     boot = Bootstrap.draw(task.n, 1, config.eval.confidence, config.seed)  # points only: no intervals needed
     rows = []
+    mixes = Progress("interpolation", total=len(alphas), unit="mixes")
     for alpha in alphas:
         known = {0.0: "base", 1.0: pure_fine_tuned(evaluation)}.get(float(alpha))
         if known:
@@ -73,6 +75,8 @@ def interpolation_sweep(evaluation: Evaluation, config: RunConfig, alphas: Seque
             on_reference = reference_at(evaluation, config, model=model)
             del model
         rows.append({"alpha": float(alpha), "task": on_task, "reference": on_reference})
+        mixes.milestone(len(rows), f"alpha {float(alpha):g}: test {metric} {number(on_task)}, "
+                                  f"general reference {number(on_reference)}")
     evaluation.report["interpolation"] = rows
     return rows
 

@@ -20,6 +20,8 @@ from ..config import RunConfig
 from ..core.errors import SettingError
 from ..core.reporting import get_logger
 from ..rundir import NOTEBOOKS, STAGES, RunDir, RunDirError, check_run_name
+from .console import KernelConsole, drop_progress_lines, kernels_report_progress
+from .progress_view import ProgressView, showing_progress
 from .time_report import record_stage_wall
 
 log = get_logger(__name__)
@@ -251,39 +253,14 @@ def stage_kernel(kernel_name: str, shared: bool = True) -> Iterator[object | Non
     with kernel_transport() as transport:
         manager = KernelManager(kernel_name=kernel_name, client_class="jupyter_client.asynchronous.AsyncKernelClient",
                                 **transport)
-        manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
+        with kernels_report_progress(terminal=ProgressView().tty):
+            manager.start_kernel(cwd=os.getcwd(), extra_arguments=SHARED_KERNEL_ARGUMENTS)
         try:
             yield manager
         finally:
             if manager.has_kernel:  # stop_stage_process may have stopped it already
                 with contextlib.suppress(KeyboardInterrupt):
                     manager.shutdown_kernel(now=True)
-
-
-class ConsoleWarnings:
-    """papermill's ``stdout_file`` for a stage: passes the lines the ``sttune`` logger prints as
-    warnings in the kernel (``warning: ...``, e.g. data_prep's very long texts or dropped rows) on
-    to the console's logger, so that `sttune run` shows them as the notebook does."""
-
-    PREFIX = "warning: "
-
-    def __init__(self) -> None:
-        self.pending = ""
-
-    def write(self, text: str) -> int:
-        *lines, self.pending = (self.pending + text).split("\n")
-        for line in lines:
-            self.emit(line)
-        return len(text)
-
-    def flush(self) -> None:
-        if self.pending:
-            self.emit(self.pending)
-            self.pending = ""
-
-    def emit(self, line: str) -> None:
-        if line.startswith(self.PREFIX):
-            log.warning(line[len(self.PREFIX):])
 
 
 def reset_kernel_namespace(manager) -> None:
@@ -347,6 +324,10 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
     with contextlib.ExitStack() as stack:
         stack.enter_context(interrupts_as_exceptions())
         stack.enter_context(outside_jupyter_session())
+        # Training and the other long steps report progress from the kernel; papermill's own log lines
+        # (log_output) would break an updating line, so those runs get plain lines.
+        view = stack.enter_context(showing_progress(ProgressView(tty=False if log_output else None)))
+        stack.enter_context(kernels_report_progress(terminal=view.tty))
         kernel_started = time.perf_counter()
         manager = kernel if kernel is not None else stack.enter_context(stage_kernel(kernel_name, shared_kernel))
         # Starting the shared kernel: the time report counts it as overhead (papermill starts the others).
@@ -367,17 +348,17 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
 
                     engine_options["config"] = Config({"KernelManager": stack.enter_context(kernel_transport())})
                 # With log_output papermill prints every line already, the warnings among them.
-                warnings_out = None if log_output else ConsoleWarnings()
+                console = KernelConsole(warnings=not log_output)
                 try:
                     papermill.execute_notebook(
                         str(source / NOTEBOOKS[stage]), str(output),
                         parameters=notebook_parameters(source / NOTEBOOKS[stage], run, parameters),
                         kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False, log_output=log_output,
-                        stdout_file=warnings_out, **engine_options,
+                        stdout_file=console, **engine_options,
                     )
                 finally:
-                    if warnings_out is not None:
-                        warnings_out.flush()
+                    console.flush()
+                    view.break_line()
             except KeyboardInterrupt as exc:
                 signal_name = getattr(exc, "signal_name", "SIGINT")
                 for signum in INTERRUPTING_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
@@ -395,6 +376,8 @@ def run_stages(run: RunDir, stages: Sequence[str], log_output: bool = False,
             except Exception as exc:  # the kernel died, a notebook could not be read, ...
                 error = f"{type(exc).__name__}: {exc}"
                 log.info(f"stage {stage!r} failed: {error}\nexecuted notebook: {output}")
+            if output.is_file():
+                drop_progress_lines(output)
             seconds = time.perf_counter() - started
             record_stage_wall(run, stage, seconds, kernel_seconds if position == 1 else 0.0)
             if error is not None:

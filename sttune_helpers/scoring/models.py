@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import shapes
 from ..core.hardware import encoding_precision
+from ..core.progress import Progress
 from ..core.statistics import Bootstrap
 from ..shapes.base import ItemScores
 from .tasks import TaskSet
@@ -24,6 +25,11 @@ class ModelScores(ItemScores):
     embeddings: np.ndarray | None = None
 
 
+# Texts encoded per call to the model where there are many (a large retrieval corpus), so that the
+# terminal can show how far the encoding is (core/progress.py).
+PROGRESS_CHUNK_TEXTS = 4096
+
+
 class Encoder:
     """Encodes each distinct text once per model (normalised, so a dot product is the cosine)."""
 
@@ -32,10 +38,17 @@ class Encoder:
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if missing:
-            vectors = self.model.encode(missing, batch_size=self.batch_size, normalize_embeddings=True,
+        chunk = max(PROGRESS_CHUNK_TEXTS, self.batch_size)
+        task = Progress("encoding", total=len(missing), unit="texts") if len(missing) > chunk else None
+        for start in range(0, len(missing), chunk):
+            part = missing[start:start + chunk]
+            vectors = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
                                         convert_to_numpy=True, show_progress_bar=False)
-            self.cache.update(zip(missing, np.asarray(vectors, dtype=np.float32)))
+            self.cache.update(zip(part, np.asarray(vectors, dtype=np.float32)))
+            if task is not None:
+                task.step(start + len(part))
+        if task is not None:
+            task.end()
         return np.stack([self.cache[t] for t in texts]) if len(texts) else np.zeros((0, 1), np.float32)
 
     def cosine(self, left: Sequence[str], right: Sequence[str]) -> np.ndarray:

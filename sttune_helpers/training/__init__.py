@@ -13,6 +13,7 @@ the validation noise (train.restore_best), save the model with its card.
     validation_budget.py  validation's settings, precision (train.validation_precision) and share of the time
     train.py        train_model (L2-SP from losses/regularised.py, LoRA from lora.py)
     timing.py       how long each checkpoint save took (training.json "timing")
+    progress.py     step / total and the validation metric as progress events, for a terminal
     curves.py       loss and validation curves, TensorBoard scalars
     bake_off.py     train each candidate loss briefly, keep the best in plan.json
     auto_recipe.py  train.budget: proxy runs choose loss, learning rate, batch; max_steps fits the budget

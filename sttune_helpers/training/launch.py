@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import save_config
+from ..core import progress
 from ..core.hardware import pick_device
 from ..core.reporting import get_logger
 from .errors import DistributedTrainingError, TrainingError
@@ -61,6 +62,8 @@ WORKER_MODULE = "sttune_helpers.runner.worker"
 STDERR_TAIL_LINES = 30
 # A Python exception's last line in torchrun's output, e.g. "torch.distributed.DistNetworkError: ...".
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Timeout)\w*: ")
+# How often rank 0 prints a training step's progress event (evaluations and the end always).
+RANK_STEP_INTERVAL_S = 2.0
 
 
 def check_devices(device: str, nproc: int) -> None:
@@ -151,6 +154,11 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
     command = torchrun_command(run.root, config_path, train, log_dir, resume)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("TQDM_MININTERVAL", "10")  # progress bars arrive line by line here: fewer of them
+    # Rank 0's progress events come back as lines, passed on to this process's view (core/progress.py);
+    # where a view here shows them (`sttune train`), the ranks' own bars would only repeat them.
+    env.setdefault(progress.ENV, f"{RANK_STEP_INTERVAL_S:g}")
+    if progress.shown_here():
+        env.setdefault("TQDM_DISABLE", "1")
     log.info(f"training in {where(train)} on {device} ({ddp_backend(device)}) under torchrun; logs in {log_dir}")
     started = time.time()
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -170,6 +178,8 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
     try:
         for line in process.stdout:
             line = line.rstrip("\n")
+            if progress.relay(line):
+                continue
             tail.append(line)
             if EXCEPTION_LINE.match(line):
                 exceptions.append(line)

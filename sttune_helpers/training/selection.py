@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 
 from .. import shapes
 from ..config import RunConfig, check_value
+from ..core.progress import Progress, number
 from ..core.reporting import get_logger
 from ..core.statistics import Bootstrap, paired_comparison
 from ..data import read_report
@@ -165,10 +166,13 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
     item_scores: dict[str, Any] = {}
     states: dict[str, State] = {}
 
+    task = Progress("model selection", total=len(points) + len(config.eval.selection_alphas), unit="candidates")
+
     def add(name: str, point: str, alpha: float, state: State) -> None:
         scores = scorer.validation_scores(state)
         candidates.append(Candidate(name, point, alpha, validation=scores.metrics[scorer.metric]["value"]))
         item_scores[name], states[name] = scores, state
+        task.milestone(len(candidates), f"{name}: validation {scorer.metric} {number(candidates[-1].validation)}")
 
     for point, state in points.items():
         add(point, point, 1.0, state)
@@ -177,24 +181,31 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
         add(f"{anchor.point}@{alpha:g}", anchor.point, float(alpha), mix_states(base_state, states[anchor.name], alpha))
     _mark_noise(candidates, item_scores, scorer)
 
+    # The base and the candidates within the noise (all of them where the fallback needs it).
+    on_reference = Progress("model selection on the general reference", unit="models",
+                            total=1 + sum(c.within_noise for c in candidates))
     base_reference = scorer.reference_scores(base_state) if scorer.parts else {}
     budget = config.eval.max_forgetting
 
     def measure(c: Candidate) -> None:
         c.reference = scorer.reference_scores(states[c.name])
         c.forgetting = max(base_reference[p] - v for p, v in c.reference.items())
+        on_reference.milestone(on_reference.done + 1, f"{c.name}: largest drop from the base {c.forgetting:+.4f}")
 
     if scorer.parts:
+        on_reference.milestone(1, "base scored")
         for c in candidates:
             if c.within_noise:
                 measure(c)
         if budget is not None and not any(c.within_noise and c.forgetting <= budget for c in candidates):
+            on_reference.total = 1 + len(candidates)
             for c in candidates:  # the fallback needs every candidate's reference
                 if c.forgetting is None:
                     measure(c)
     chosen, reason = choose(candidates, budget)
     model.load_state_dict(states[chosen.name])
     seconds = round(time.perf_counter() - started, 1)
+    task.end(detail=f"chose {chosen.name}")
     log.info(f"model selection ({seconds:.0f} s): {reason}")
     reference = scorer.reference
     return {"metric": scorer.metric, "n_validation": scorer.validation.n, "max_forgetting": budget,

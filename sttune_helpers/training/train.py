@@ -30,6 +30,7 @@ from .errors import TrainingError
 from .guards import CollapseGuard, NonFiniteLossGuard, probe_texts
 from .launch import launch_training, runs_distributed
 from .lora import add_lora, check_lora, lora_trainer_class, merge_lora, parameter_counts
+from .progress import TrainingProgress, without_library_bars
 from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
 from .timing import CheckpointTimer
@@ -121,6 +122,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     if config.train.collapse_threshold is not None:
         collapse_guard = CollapseGuard(model, probe_texts(validation_dataset), config.train.collapse_threshold)
         callbacks.append(collapse_guard)
+    callbacks.append(TrainingProgress(setup.metric_for_best_model))  # for a terminal (core/progress.py)
     callbacks.append(timer := CheckpointTimer())  # last: the others' work at a validation is not saving
     # transformers 5 takes the TensorBoard folder from the environment, read when the trainer starts.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
@@ -142,7 +144,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     if on_cuda:
         torch.cuda.reset_peak_memory_stats(model.device)
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with without_library_bars(trainer):
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - started
     peak_memory = torch.cuda.max_memory_allocated(model.device) if on_cuda else None
     rank_records = None

@@ -1,6 +1,7 @@
 """End to end: the five notebooks through papermill, as `sttune run` executes them."""
 
 import json
+import re
 
 import nbformat
 import pytest
@@ -115,6 +116,33 @@ def test_executed_notebooks_show_no_stderr(smoke_run):
                     if lines:
                         unexpected.setdefault(f"{notebook} cell {cell.id}", []).extend(lines)
     assert not unexpected, json.dumps(unexpected, indent=1)
+
+
+def test_smoke_run_shows_progress_while_it_trains(smoke_run):
+    """Piped output (the fixture's stdout is a file): plain progress lines between the training stage's
+    start and end, with step / total, the time, and the validation metric the trainer logged."""
+    run_dir, result = smoke_run
+    assert "\r" not in result.stdout and "sttune-progress" not in result.stdout
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("[3/5] training"))
+    end = next(i for i, line in enumerate(lines) if "training        done in" in line)
+    during = lines[start + 1:end]
+    steps = [re.match(r" +training (\d+)/8 steps \((\d+)%\), (\S+) elapsed(, (\S+) left)?(; (.*))?$", line)
+             for line in during if line.lstrip().startswith("training ")]
+    assert steps and all(steps), during
+    assert steps[0].group(1) == "1" and steps[0].group(5)  # the first step at once, with the time left
+    training = json.loads((run_dir / "training.json").read_text())
+    logged = next(e["eval_validation_spearman_cosine"] for e in training["log_history"]
+                  if "eval_validation_spearman_cosine" in e)
+    assert steps[-1].group(1) == "8" and steps[-1].group(7) == f"validation spearman_cosine {logged:.4f}"
+    # Model selection: a line per candidate scored on validation.
+    candidates = training["selection"]["candidates"]
+    scored = [line for line in during if re.match(rf" +model selection \d+/{len(candidates)} candidates", line)]
+    assert len(scored) >= len(candidates)
+    assert all(f"{c['name']}: validation spearman_cosine {c['validation']:.4f}" in result.stdout for c in candidates)
+    # The lines were for the terminal: the executed notebook keeps its own output only.
+    assert "sttune-progress" not in (run_dir / "notebooks" / NOTEBOOKS["training"]).read_text()
+
 
 def test_base_metric_matches_the_library_evaluator(smoke_run):
     """Our bootstrap metrics are computed by hand; the point estimate must equal the library's."""

@@ -107,9 +107,19 @@ def test_embedding_mining_never_picks_a_positive_or_the_anchor(filters_off):
 
 
 def test_n_tuple_output_has_one_column_per_negative(model):
-    result = mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, num_negatives=2,
-                            output_format="n-tuple")
+    from sttune_helpers.core import progress
+
+    events = []
+    with progress.reporting_to(events.append):
+        result = mine_negatives(RETRIEVAL, "retrieval", model, corpus=CORPUS, num_negatives=2,
+                                output_format="n-tuple")
     assert list(result.dataset.columns) == ["anchor", "positive", "negative_1", "negative_2"]
+    # For the terminal: what is mined against what, then how many negatives it found.
+    anchors, documents = result.stats["anchors_in"], result.stats["corpus_size"]
+    assert [(e.task, e.kind, e.done, e.total) for e in events] == [
+        ("hard-negative mining", "milestone", 0, anchors), ("hard-negative mining", "end", anchors, anchors)]
+    assert events[0].detail == f"{anchors} anchors against {documents} documents (embedding candidates)"
+    assert events[1].detail.startswith(f"{len(result.chosen)} negatives for ")
     assert len(result.dataset) > 0
     assert_valid_negatives(result, positives_of())
     assert len(result.chosen) == 2 * len(result.dataset)

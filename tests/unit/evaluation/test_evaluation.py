@@ -385,8 +385,17 @@ def test_evaluate_writes_every_reference_part_and_what_was_left_out(tmp_path):
 
     tiny = str(build_tiny_model_folder(tmp_path / "tiny"))
     run, config = prepared_run(tmp_path, tiny, ["eval.reference_max_pairs=12", "eval.bootstrap_samples=20"])
-    result = evaluate_models(run, config, {"base": tiny, "fine_tuned": tiny})
+    from sttune_helpers.core import progress
+
+    events = []
+    with progress.reporting_to(events.append):
+        result = evaluate_models(run, config, {"base": tiny, "fine_tuned": tiny})
     reference = json.loads(run.metrics_path.read_text())["reference"]
+    # A line per model and set scored, for the terminal: 2 models x (test + 2 reference parts).
+    assert [(e.task, e.done, e.total) for e in events] == [("evaluation", i, 6) for i in range(1, 7)]
+    base_test = result.report["models"]["base"]["metrics"]["spearman_cosine"]["value"]
+    assert events[0].detail == f"base on test: spearman_cosine {base_test:.4f}"
+    assert [e.detail.split(":")[0] for e in events[1:3]] == ["base on reference snli", "base on reference squad"]
     validate_report(result.report)
     # The run trains on the embedded STS-B: SNLI stands in for it, SQuAD stays.
     assert reference["half"] == "report" and set(reference["parts"]) == {"snli", "squad"}
@@ -399,7 +408,11 @@ def test_evaluate_writes_every_reference_part_and_what_was_left_out(tmp_path):
     assert set(table["part"]) == {"snli", "squad"}
     assert "stsb" in set(reference_exclusions(result.report)["part"])
     # The same weights at both ends: the reference column is the mean of the parts' primary metrics.
-    rows = interpolation_sweep(result, config, alphas=[0.0, 0.5])
+    with progress.reporting_to(events.append):
+        rows = interpolation_sweep(result, config, alphas=[0.0, 0.5])
+    assert [(e.task, e.done, e.total) for e in events[6:]] == [("interpolation", 1, 2), ("interpolation", 2, 2)]
+    assert events[-1].detail == (f"alpha 0.5: test spearman_cosine {rows[1]['task']:.4f}, "
+                                 f"general reference {rows[1]['reference']:.4f}")
     parts = reference["parts"].values()
     mean = sum(p["models"]["base"]["metrics"][p["primary_metric"]]["value"] for p in parts) / 2
     assert rows[0]["reference"] == pytest.approx(mean) and rows[1]["reference"] == pytest.approx(mean, abs=1e-5)

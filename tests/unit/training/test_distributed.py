@@ -4,6 +4,7 @@ alone writes into the run directory, the global batch is reported, and a failing
 comes back instead of a hang."""
 
 import json
+import re
 
 import pytest
 from conftest import REPO, sttune
@@ -60,6 +61,11 @@ def test_two_cpu_processes_train_and_only_rank_zero_writes(tmp_path, tiny_folder
     assert [r["texts_encoded"] for r in ranks] == [2 * 4 * 2, 2 * 4 * 2]
     assert ranks[0]["first_batch_digest"] != ranks[1]["first_batch_digest"]
     assert "rank 0 of 2: 2 steps" in result.stdout and "rank 1 of 2: 2 steps" in result.stdout
+    # Rank 0's progress, relayed by the launcher as plain lines (the output is piped), once.
+    assert "sttune-progress" not in result.stdout
+    assert len(re.findall(r"^ +training 1/2 steps \(50%\), \S+ elapsed", result.stdout, re.M)) == 1
+    assert re.search(r"^ +training 2/2 steps \(100%\), \S+ elapsed; validation cosine_ndcg@10 \d\.\d{4}$",
+                     result.stdout, re.M), result.stdout[-3000:]
     # Only rank 0 wrote: one device line, one TensorBoard events file, no half-written leftovers.
     assert result.stdout.count("device cpu; precision") == 1
     assert len(list(run.tensorboard_dir.rglob("events.out.tfevents.*"))) == 1

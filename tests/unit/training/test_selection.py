@@ -122,9 +122,22 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
         "train.learning_rate=1e-3", "train.max_steps=6", "train.evaluations_per_epoch=6",
         "train.early_stopping_patience=null", "eval.select_model=true", "eval.selection_alphas=[0.5]",
         "eval.max_forgetting=null"])
-    selection = train_model(run, config)["selection"]
+    from sttune_helpers.core import progress
+
+    events = []
+    with progress.reporting_to(events.append):
+        selection = train_model(run, config)["selection"]
     names = [c["name"] for c in selection["candidates"]]
     assert names[0] == selection["fine_tuned"] and "soup" in names and names[-1].endswith("@0.5")
+    # The terminal gets a line per candidate scored on validation, per model on the reference, and the choice.
+    scored = [e for e in events if e.task == "model selection" and e.kind == "milestone"]
+    assert [(e.done, e.total) for e in scored] == [(i, len(names)) for i in range(1, len(names) + 1)]
+    assert [e.detail for e in scored] == [f"{c['name']}: validation {selection['metric']} {c['validation']:.4f}"
+                                          for c in selection["candidates"]]
+    on_reference = [e.detail for e in events if e.task == "model selection on the general reference"]
+    assert on_reference[0] == "base scored" and len(on_reference) == 1 + sum(
+        1 for c in selection["candidates"] if c["reference"])
+    assert events[-1].kind == "end" and events[-1].detail == f"chose {selection['chosen']}"
     assert selection["chosen"] in names and selection["reason"].startswith(selection["chosen"])
     # Trained on STS-B: the reference's STS part is not STS-B, and every part was scored for the base.
     parts = selection["reference"]["parts"]

@@ -11,6 +11,7 @@ from helpers.tiny_model import build_tiny_model_folder
 from helpers.tiny_model import prepared_run as prepare_tiny_run
 
 from sttune_helpers.config import load_preset
+from sttune_helpers.core import progress
 from sttune_helpers.training import (
     CollapseGuard,
     EmbeddingCollapseError,
@@ -60,13 +61,25 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path, tiny_folder):
 
     run, config = prepare_tiny_run(tmp_path, tiny_folder, ["train.max_steps=4", "train.evaluations_per_epoch=2",
                                                        "train.early_stopping_patience=null"])
-    with pytest.raises(KeyboardInterrupt):
+    events = []  # the terminal's progress (core/progress.py)
+    with progress.reporting_to(events.append), pytest.raises(KeyboardInterrupt):
         train_model(run, config, callbacks=[Interrupt()])
     assert sorted(p.name for p in run.checkpoints_dir.glob("checkpoint-*")) == ["checkpoint-2"]
-    summary = train_model(run, config, resume=True)
+    # Step 3 was interrupted by the callback before the progress one: no line for it, nor an end.
+    assert [(e.done, e.kind, e.since, e.total) for e in events] == [(1, "step", 0, 4), (2, "step", 0, 4),
+                                                                    (2, "milestone", 0, 4)]
+    events.clear()
+    with progress.reporting_to(events.append):
+        summary = train_model(run, config, resume=True)
     assert summary["resumed_from_step"] == 2 and summary["global_step"] == 4
     # Steps 1-2 come from the checkpoint's history, 3-4 from the resumed run: nothing trained twice.
     assert [e["step"] for e in summary["log_history"] if "loss" in e] == [1, 2, 3, 4]
+    # The resumed run's rate counts from step 2; the validation at step 4 is the one the trainer logged.
+    assert [(e.done, e.kind, e.since) for e in events] == [(3, "step", 2), (4, "step", 2), (4, "milestone", 2),
+                                                           (4, "end", 2)]
+    logged = next(e["eval_validation_spearman_cosine"] for e in summary["log_history"]
+                  if e["step"] == 4 and "eval_validation_spearman_cosine" in e)
+    assert events[2].detail == events[3].detail == f"validation spearman_cosine {logged:.4f}"
 
 
 @pytest.mark.parametrize("enabled", [True, False])

@@ -27,7 +27,7 @@ from ..core.errors import SttuneError
 from ..core.io import read_json
 from ..losses import loss_choices
 from ..rundir import RunDir
-from .help import precision_help, with_help
+from .help import precision_help, validation_precision_help, with_help
 
 BATCH_SIZES = tuple(2**power for power in range(2, 10))  # 4 .. 512
 LOSS_DEFAULT_TEMPERATURE = 0.05  # what the scaled losses use when loss.temperature is None (scale 20)
@@ -138,7 +138,7 @@ class ConfigPanel:
         sections = {
             "Loss": self._loss_controls(),
             "Optimisation": self._optimisation_controls(),
-            "Early stopping": self._early_stopping_controls(),
+            "Validation": self._validation_controls(),
             "Regularisation": self._regularisation_controls(),
             "Model": self._model_controls(),
         }
@@ -399,8 +399,11 @@ class ConfigPanel:
                        help_text="seeds the data order, new weights and every sample: the same seed repeats a run"),
         ]
 
-    def _early_stopping_controls(self) -> list[widgets.Widget]:
+    def _validation_controls(self) -> list[widgets.Widget]:
+        train = self._config.train
         evaluations_min, evaluations_max = control_bounds("train.evaluations_per_epoch", high=1000)
+        corpus_min, corpus_max = control_bounds("train.validation_corpus_size", high=10**8)
+        share_min, share_max = control_bounds("train.max_validation_share", low=0.01)
         patience_min, patience_max = control_bounds("train.early_stopping_patience", high=1000)
         threshold_min, threshold_max = control_bounds("train.early_stopping_threshold", high=1.0)
         return [
@@ -408,6 +411,24 @@ class ConfigPanel:
                        widgets.BoundedIntText(description="evaluations per epoch", min=evaluations_min,
                                               max=evaluations_max),
                        help_text="validation (and a checkpoint) this many times per epoch"),
+            self._bind("train.max_validation_share",
+                       widgets.FloatSlider(description="max validation share", min=share_min,
+                                           max=max(share_max, train.max_validation_share or 0.0), step=0.01,
+                                           value=0.1, layout=_WIDE),
+                       unset_label="never spaced out",
+                       help_text="after the first validation, evaluations (and their checkpoints) are spaced out "
+                                 "so that validation takes at most this share of the training time"),
+            self._bind("train.validation_corpus_size",
+                       widgets.BoundedIntText(description="validation corpus (documents)", min=corpus_min,
+                                              max=corpus_max, value=1000),
+                       unset_label="whole corpus",
+                       help_text="retrieval: validation ranks against every document relevant to a validation "
+                                 "query plus seeded random distractors, this many in all; the test uses the whole "
+                                 "corpus"),
+            self._bind("train.validation_precision",
+                       widgets.Dropdown(description="validation precision",
+                                        options=literal_options(TrainConfig, "validation_precision")),
+                       help_text=validation_precision_help(self._config.model.device)),
             self._bind("train.early_stopping_patience",
                        widgets.BoundedIntText(description="patience (evaluations)", min=patience_min,
                                               max=patience_max, value=3),

@@ -50,6 +50,14 @@ def precision_help(device_preference: str = "auto") -> str:
     return f"auto: bf16 or fp16 where the hardware trains faster in it, else fp32 ({here}); the others force one"
 
 
+def validation_precision_help(device_preference: str = "auto") -> str:
+    """train.validation_precision's help, naming the precision validation encodes in here under ``auto``."""
+    precision, why = _auto_precision(device_preference)
+    encodes = "bf16" if precision == "bf16" else "fp32"
+    here = f"here {encodes}, as training runs in {precision}" if precision else why
+    return f"auto: validation encodes in bf16 where training runs in bf16 ({here}); fp32 forces fp32"
+
+
 def _auto_precision(device_preference: str) -> tuple[str | None, str]:
     """(what train.precision=auto picks, why); (None, why not) where the device cannot be told."""
     try:

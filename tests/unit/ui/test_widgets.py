@@ -325,10 +325,12 @@ def test_precision_help_says_what_auto_picks_on_this_machine(config, run, monkey
     panel = ConfigPanel(config, "pair_score", run=run)
     help_text = panel.controls["train.precision"].tooltip
     assert "here bf16: the CPU has AMX bf16 units" in help_text and "fp32 on CPU" not in help_text
+    assert "here bf16, as training runs in bf16" in panel.controls["train.validation_precision"].tooltip
 
     monkeypatch.setattr(panel_help, "pick_precision", lambda preference, device: ("fp32", "no fast bf16 here"))
     panel = ConfigPanel(config, "pair_score", run=run)
     assert "here fp32: no fast bf16 here" in panel.controls["train.precision"].tooltip
+    assert "here fp32, as training runs in fp32" in panel.controls["train.validation_precision"].tooltip
 
 
 def test_precision_help_when_the_device_cannot_be_told(monkeypatch):
@@ -366,3 +368,23 @@ def test_an_unset_keys_control_is_greyed_out(panel):
     panel.config = panel.config.with_overrides(["train.lora_rank=8"])
     assert not panel.controls["train.lora_rank"].disabled and panel.controls["train.lora_alpha"].disabled
 
+
+def test_validation_settings_have_controls_within_their_ranges(panel):
+    from sttune_helpers.config import RANGES
+    from sttune_helpers.config.schema import TrainConfig
+    from sttune_helpers.ui.config_panel import literal_options
+
+    corpus, share = panel.controls["train.validation_corpus_size"], panel.controls["train.max_validation_share"]
+    assert corpus.min == RANGES["train.validation_corpus_size"].low and panel.unset_boxes[
+        "train.validation_corpus_size"].value  # None: the whole corpus
+    assert share.max == RANGES["train.max_validation_share"].high
+    assert RANGES["train.max_validation_share"].contains(share.min) and share.min > 0
+    assert panel.controls["train.validation_precision"].options == literal_options(TrainConfig, "validation_precision")
+
+    panel.unset_boxes["train.validation_corpus_size"].value = False
+    corpus.value = 500
+    share.value = 0.2
+    panel.controls["train.validation_precision"].value = "fp32"
+    panel.unset_boxes["train.max_validation_share"].value = True
+    train = panel.config.train
+    assert (train.validation_corpus_size, train.validation_precision, train.max_validation_share) == (500, "fp32", None)

@@ -1,8 +1,11 @@
-"""What notebook 04 shows: the doctor's table (full text, warnings highlighted)."""
+"""What notebook 04 shows: the doctor's table (full text, warnings highlighted) and the comparison bars
+(value labels above the error bars, inside the plot)."""
 
 import re
 
-from sttune_helpers.evaluation import Finding, doctor_table
+import pytest
+
+from sttune_helpers.evaluation import Finding, doctor_table, plot_comparison
 from sttune_helpers.evaluation.doctor import SEVERITY_STYLES
 
 
@@ -46,3 +49,32 @@ def test_doctor_table_highlights_the_rows_of_fired_checks():
     assert not any(warning_colour in styles.get(f"row0_col{column}", "") for column in range(4))
     assert doctor_table([]).data.empty
 
+
+def _report(values_and_intervals):
+    models = {name: {"path": "m", "metrics": {"spearman_cosine": {"value": value, "ci95": list(interval)}}}
+              for name, (value, interval) in values_and_intervals.items()}
+    return {"task": "pair_score", "primary_metric": "spearman_cosine", "n_test": 64, "confidence": 0.95,
+            "models": models, "comparisons": [], "reference": {}}
+
+
+@pytest.mark.parametrize("intervals", [
+    {"base": (0.82, (0.78, 0.86)), "fine_tuned": (0.86, (0.83, 0.89))},
+    # wide intervals reaching the top of the metric's scale, where the labels need room above 1
+    {"base": (0.90, (0.70, 0.99)), "fine_tuned": (0.97, (0.93, 1.0)), "other": (0.5, (0.1, 0.9))},
+])
+def test_comparison_labels_sit_above_the_error_bar_caps_inside_the_plot(intervals):
+    import matplotlib.pyplot as plt
+
+    fig = plot_comparison(_report(intervals))
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes_box = ax.get_window_extent(renderer)
+    labels = {text.get_text(): text for text in ax.texts}
+    assert set(labels) == {f"{value:.4f}" for value, _ in intervals.values()}
+    for value, (_, high) in intervals.values():
+        label = labels[f"{value:.4f}"].get_window_extent(renderer)
+        cap_top = ax.transData.transform((0, high))[1]
+        assert label.y0 >= cap_top, f"the label of {value} overlaps its error bar"
+        assert label.y1 <= axes_box.y1 + 0.5, f"the label of {value} leaves the plot"
+    plt.close(fig)

@@ -220,13 +220,40 @@ def test_interpolation_picker_shows_each_alphas_scores_and_saves_the_chosen_one(
     saved = []
     box = interpolation_picker(rows, lambda alpha: saved.append(alpha) or f"model_final@{alpha}", suggested=0.5)
     slider, scores = box.children[0], box.children[1]
-    button, status = box.children[2].children
+    button, _progress, status = box.children[2].children
     assert slider.value == 0.5 and scores.value == "test 0.7800 · reference n/a"
     slider.value = 1.0
     assert scores.value == "test 0.8000 · reference 0.7500"
     button.click()
     assert saved == [1.0] and "model_final@1.0" in status.value
     assert interpolation_picker(rows, saved.append, interactive=False) is None
+
+
+def test_saving_the_final_model_shows_its_progress_beside_the_button(monkeypatch):
+    import ipywidgets as widgets
+
+    from sttune_helpers.ui import interpolation_picker
+
+    # The Output widgets whose context is open: where a kernel sends what is printed. As under IPython,
+    # an Output shows an error raised inside it and stops it there.
+    entered = []
+    monkeypatch.setattr(widgets.Output, "__enter__", lambda self: entered.append(self) or self)
+    monkeypatch.setattr(widgets.Output, "__exit__", lambda self, *exc: entered.remove(self) or True)
+    captured_in = []
+    rows = [{"alpha": 0.5, "task": 0.78, "reference": 0.8}]
+    box = interpolation_picker(rows, lambda alpha: captured_in.append(list(entered)) or "model_final")
+    button, progress, status = box.children[2].children
+    button.click()
+    assert isinstance(progress, widgets.Output) and captured_in == [[progress]]
+    assert "model_final" in status.value and not entered
+
+    def full_disk(alpha):
+        raise OSError("no space left on device")
+
+    box = interpolation_picker(rows, full_disk)
+    button, _progress, status = box.children[2].children
+    button.click()
+    assert "not saved" in status.value and not button.disabled  # can be tried again
 
 
 def test_regularisation_controls_are_off_until_set(panel):

@@ -233,11 +233,9 @@ _NOTEBOOK_STATE = """panel => ({
 })"""
 
 
-# The tooltip the browser would show: the title of the innermost hovered element or its nearest ancestor.
-_HOVERED_TITLE = """() => {
-    const hovered = [...document.querySelectorAll(':hover')].pop();
-    return hovered?.closest('[title]')?.getAttribute('title') ?? null;
-}"""
+# The tooltip the browser shows at a point: the title of the element under the pointer or of its nearest
+# ancestor with one. (Not `:hover`, which a label passes on to its control: a dropdown's <select>.)
+_TITLE_AT = """([x, y]) => document.elementFromPoint(x, y)?.closest('[title]')?.getAttribute('title') ?? null"""
 
 
 def code_cell_count(path: Path) -> int:
@@ -346,8 +344,10 @@ def test_lab_runs_the_maps_and_the_training_panel_saves_the_slider_value(browser
     widget.locator(".lm-TabBar-tab", has_text="Optimisation").click()
     # Hovering a control's label shows its help (a dropdown's `tooltip` alone never reaches the page).
     expected_help = ConfigPanel(load_preset("smoke"), "pair_score").controls["train.batch_size"].tooltip
-    widget.locator(f".{dom_class('train.batch_size')} .{HELP_CLASS}").hover()
-    shown_help = page.evaluate(_HOVERED_TITLE)
+    label = widget.locator(f".{dom_class('train.batch_size')} .{HELP_CLASS}")
+    label.hover()  # the pointer goes to the label's centre
+    box = label.bounding_box()
+    shown_help = page.evaluate(_TITLE_AT, [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
     assert shown_help == expected_help, f"hovering the batch size label shows {shown_help!r}"
     assert widget.locator("[title='null']:visible").count() == 0, "a control without help shows title=null"
     shots.take(widget, "03_help_hovered")

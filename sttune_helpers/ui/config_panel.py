@@ -225,7 +225,7 @@ class ConfigPanel:
         under the panel, which went stale at the first change. One wrapped line per section, so that it
         stays short and in view (a collapsible box would close at every update)."""
         config = self._config.to_dict()
-        lines = [f"<b>seed</b> {config['seed']}"]
+        lines = [f"<b>seed</b>: <code>{config['seed']}</code>"]
         for section in ("loss", "model", "train"):
             pairs = " · ".join(f"{_escape(name)} <code>{_escape(_summary_value(value))}</code>"
                                for name, value in config[section].items())

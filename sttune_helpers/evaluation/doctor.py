@@ -191,8 +191,23 @@ def run_doctor(run: RunDir, config: RunConfig, evaluation: Evaluation | None = N
     return findings
 
 
+# A fired check's row: amber with dark text, readable on JupyterLab's light and dark themes.
+SEVERITY_STYLES = {"WARN": "background-color: #fff3c4; color: #4d3800", "ok": ""}
+# The finding and the fix are sentences: wrapped in full (a plain DataFrame cuts text at 50 characters).
+_TEXT_STYLE = {"white-space": "pre-wrap", "overflow-wrap": "anywhere", "text-align": "left", "min-width": "22em",
+               "max-width": "44em"}
+
+
 def doctor_table(findings: list[Finding]):
+    """The findings as a styled table (a pandas Styler; its DataFrame is ``.data``): the full text of
+    each finding and fix, wrapped, and each fired check's row highlighted."""
     import pandas as pd
 
-    return pd.DataFrame([{"check": f.check, "status": "WARN" if f.fired else "ok", "finding": f.message,
-                          "suggested fix": f.fix} for f in findings])
+    frame = pd.DataFrame([{"check": f.check, "status": "WARN" if f.fired else "ok", "finding": f.message,
+                           "suggested fix": f.fix} for f in findings],
+                         columns=["check", "status", "finding", "suggested fix"])
+    return (frame.style
+            .apply(lambda row: [SEVERITY_STYLES[row["status"]]] * len(row), axis=1)
+            .set_properties(subset=["finding", "suggested fix"], **_TEXT_STYLE)
+            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
+            .hide(axis="index"))

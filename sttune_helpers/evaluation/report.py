@@ -110,18 +110,34 @@ def plot_comparison(report: dict[str, Any], path=None):
     colours = ["#9aa5b1", "#2f6fde", "#e0823d", "#3aa56b", "#a05fd0", "#c94c4c"]
     bars = ax.bar(names, values, yerr=[lows, highs], capsize=6, color=[colours[i % len(colours)]
                                                                       for i in range(len(names))])
-    for bar, value in zip(bars, values):
-        ax.annotate(f"{value:.4f}", (bar.get_x() + bar.get_width() / 2, value), ha="left",
-                    va="center", xytext=(10, 0), textcoords="offset points")  # beside the error bar
+    labels = [ax.annotate(f"{value:.4f}", (bar.get_x() + bar.get_width() / 2, value + high), ha="center",
+                          va="bottom", xytext=(0, 3), textcoords="offset points")  # above the error bar's cap
+              for bar, value, high in zip(bars, values, highs)]
     floor = min(v - low for v, low in zip(values, lows)) if values else 0.0
-    ax.set_ylim(max(0.0, floor - 0.05), min(1.0, max((v + h for v, h in zip(values, highs)), default=1.0) + 0.05))
+    ax.set_ylim(max(0.0, floor - 0.05), max((v + h for v, h in zip(values, highs)), default=1.0) + 0.05)
     ax.set_ylabel(metric)
     ax.set_title(f"{report['task']}: {report.get('test_set', 'test')} {metric} "
                  f"(n={report['n_test']}, {int(report['confidence'] * 100)}% CI)")
     fig.tight_layout()
+    _fit_labels(ax, labels)
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
+
+
+def _fit_labels(ax, labels, pad: float = 1.03) -> None:
+    """Raise the y-axis top so that every value label lies inside the axes. A label reaches a fixed
+    height in pixels above its anchor (the cap), so the range it needs follows from where the anchor is."""
+    renderer = ax.figure.canvas.get_renderer()
+    box = ax.get_window_extent(renderer)
+    low, high = ax.get_ylim()
+    needed = high - low
+    for label in labels:
+        anchor = ax.transData.transform(label.xy)[1] - box.y0  # pixels above the axes' bottom
+        reach = label.get_window_extent(renderer).y1 - box.y0 - anchor
+        if 0 < reach < box.height:
+            needed = max(needed, pad * anchor * (high - low) / (box.height - reach))
+    ax.set_ylim(low, low + needed)
 
 
 def save_report(run: RunDir, evaluation: Evaluation) -> None:

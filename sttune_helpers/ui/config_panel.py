@@ -10,6 +10,7 @@ The controls' bounds come from the settings' range table (config/ranges.py, :fun
 from __future__ import annotations
 
 import html
+import json
 import math
 import shlex
 import typing
@@ -26,6 +27,7 @@ from ..core.errors import SttuneError
 from ..core.io import read_json
 from ..losses import loss_choices
 from ..rundir import RunDir
+from .help import precision_help, validation_precision_help, with_help
 
 BATCH_SIZES = tuple(2**power for power in range(2, 10))  # 4 .. 512
 LOSS_DEFAULT_TEMPERATURE = 0.05  # what the scaled losses use when loss.temperature is None (scale 20)
@@ -81,6 +83,7 @@ class _Binding:
     to_config: Callable[[Any], Any]  # control value -> config value; raises InvalidEntry
     to_control: Callable[[Any], Any]  # config value (not None) -> control value
     unset: widgets.Checkbox | None = None
+    shown: widgets.Widget | None = None  # what the panel lays out for the control (with its label)
 
     def read(self) -> Any:
         if self.unset is not None and self.unset.value:
@@ -88,7 +91,13 @@ class _Binding:
         return self.to_config(self.control.value)
 
     def row(self) -> widgets.Widget:
-        return widgets.HBox([self.control, self.unset]) if self.unset is not None else self.control
+        shown = self.shown or self.control
+        return widgets.HBox([shown, self.unset]) if self.unset is not None else shown
+
+    def show_unset(self) -> None:
+        """An unset key's control is greyed out: its value is not in effect (max steps under "no cap")."""
+        if self.unset is not None:
+            self.control.disabled = self.unset.value
 
 
 class ConfigPanel:
@@ -112,6 +121,8 @@ class ConfigPanel:
         self.loss_reason = widgets.HTML()
         self.status = widgets.HTML()
         self.message = widgets.HTML()  # the outcome of Save / Train
+        self.summary = widgets.HTML()  # the settings as the config holds them now, following every change
+        self.summary.add_class("sttune-config-summary")
         self.output = widgets.Output()  # what on_train prints, shown under the panel
         self.save_button = widgets.Button(description="Save config", icon="save", disabled=run is None,
                                           tooltip="write config.yaml into the run directory")
@@ -127,17 +138,17 @@ class ConfigPanel:
         sections = {
             "Loss": self._loss_controls(),
             "Optimisation": self._optimisation_controls(),
-            "Early stopping": self._early_stopping_controls(),
+            "Validation": self._validation_controls(),
             "Regularisation": self._regularisation_controls(),
             "Model": self._model_controls(),
         }
         self.tabs = widgets.Tab(children=[widgets.VBox(rows) for rows in sections.values()], titles=list(sections))
         self.widget = widgets.VBox([self.tabs, self.status, widgets.HBox([self.save_button, self.train_button]),
-                                    self.message, self.output])
+                                    self.message, self.summary, self.output])
         for binding in self._bindings.values():
             binding.control.observe(lambda change, b=binding: self._on_control_change(b, change), names="value")
             if binding.unset is not None:
-                binding.unset.observe(lambda _, b=binding: self._apply(b), names="value")
+                binding.unset.observe(lambda _, b=binding: self._on_unset_change(b), names="value")
         self.controls["loss.name"].observe(lambda _: self._show_loss_reason(), names="value")
         self.refresh()
 
@@ -169,11 +180,17 @@ class ConfigPanel:
                     binding.unset.value = value is None
                 if value is not None or binding.unset is None:
                     _set_control(binding.control, binding.to_control(value))
+                binding.show_unset()
         finally:
             self._syncing = False
         self.errors.clear()
         self._show_status()
         self._show_loss_reason()
+        self._show_summary()
+
+    def _on_unset_change(self, binding: _Binding) -> None:
+        binding.show_unset()
+        self._apply(binding)
 
     def _on_control_change(self, binding: _Binding, change: dict | None = None) -> None:
         if self._syncing:
@@ -185,6 +202,7 @@ class ConfigPanel:
             # Moving the control means "use this value": leave the None setting without a second write.
             self._syncing = True
             binding.unset.value = False
+            binding.show_unset()
             self._syncing = False
         self._apply(binding)
 
@@ -200,6 +218,20 @@ class ConfigPanel:
             self.errors.pop(binding.key, None)
             _set_key(self._config, binding.key, _get_key(checked, binding.key))
         self._show_status()
+        self._show_summary()
+
+    def _show_summary(self) -> None:
+        """The sections the panel edits as the config holds them now; replaces a static `config.train`
+        under the panel, which went stale at the first change. One wrapped line per section, so that it
+        stays short and in view (a collapsible box would close at every update)."""
+        config = self._config.to_dict()
+        lines = [f"<b>seed</b>: <code>{config['seed']}</code>"]
+        for section in ("loss", "model", "train"):
+            pairs = " · ".join(f"{_escape(name)} <code>{_escape(_summary_value(value))}</code>"
+                               for name, value in config[section].items())
+            lines.append(f"<b>{section}</b>: {pairs}")
+        self.summary.value = ("<div style='font-size:90%;line-height:1.5'><i>The config now (follows the panel):</i>"
+                              f"<br>{'<br>'.join(lines)}</div>")
 
     def _show_status(self) -> None:
         if not self.errors:
@@ -273,16 +305,15 @@ class ConfigPanel:
         return self.widget._repr_mimebundle_(**kwargs)
 
     # --- the controls --------------------------------------------------------------------------
-    def _bind(self, key: str, control: widgets.ValueWidget, to_config: Callable[[Any], Any] = lambda v: v,
-              to_control: Callable[[Any], Any] = lambda v: v, unset_label: str | None = None,
-              help_text: str = "") -> widgets.Widget:
+    def _bind(self, key: str, control: widgets.ValueWidget, *, help_text: str,
+              to_config: Callable[[Any], Any] = lambda v: v, to_control: Callable[[Any], Any] = lambda v: v,
+              unset_label: str | None = None) -> widgets.Widget:
         control.style = _STYLE
         control.add_class(dom_class(key))
-        if help_text:
-            control.tooltip = help_text
+        shown = with_help(control, help_text)
         unset = widgets.Checkbox(description=unset_label, indent=False, style=_STYLE,
                                  layout=widgets.Layout(width="auto")) if unset_label else None
-        binding = _Binding(key, control, to_config, to_control, unset)
+        binding = _Binding(key, control, to_config, to_control, unset, shown)
         self._bindings[key] = binding
         return binding.row()
 
@@ -326,12 +357,14 @@ class ConfigPanel:
         return [
             self._bind("train.learning_rate",
                        widgets.FloatLogSlider(description="learning rate", base=10, min=lr_range[0], max=lr_range[1],
-                                              step=0.05, readout_format=".1e", layout=_WIDE)),
+                                              step=0.05, readout_format=".1e", layout=_WIDE),
+                       help_text="the optimiser's peak step size; 2e-5 suits full fine-tuning, ~2e-4 LoRA"),
             self._bind("train.batch_size", widgets.Dropdown(description="batch size", options=BATCH_SIZES),
                        help_text="in-batch-negative losses gain from bigger batches"),
             self._bind("train.epochs",
                        widgets.FloatSlider(description="epochs", min=epochs_min, max=max(epochs_max, train.epochs),
-                                           step=0.1, layout=_WIDE)),
+                                           step=0.1, layout=_WIDE),
+                       help_text="passes over the training split; fractions stop part-way"),
             self._bind("train.max_steps", widgets.BoundedIntText(description="max steps", min=steps_min,
                                                                  max=steps_max, value=1000),
                        unset_label="no cap (epochs decide)", help_text="overrides epochs when set"),
@@ -342,28 +375,35 @@ class ConfigPanel:
             self._bind("train.weight_decay",
                        widgets.FloatSlider(description="weight decay", min=decay_min,
                                            max=max(decay_max, train.weight_decay), step=0.005, readout_format=".3f",
-                                           layout=_WIDE)),
+                                           layout=_WIDE),
+                       help_text="AdamW's decoupled weight decay (not applied to biases and LayerNorm weights)"),
             self._bind("train.scheduler", widgets.Dropdown(description="scheduler",
-                                                           options=literal_options(TrainConfig, "scheduler"))),
+                                                           options=literal_options(TrainConfig, "scheduler")),
+                       help_text="how the learning rate falls after warmup"),
             self._bind("train.gradient_accumulation_steps",
                        widgets.BoundedIntText(description="gradient accumulation steps", min=accumulation_min,
                                               max=accumulation_max),
                        help_text="one optimiser step per this many batches; in-batch negatives still see one batch"),
             self._bind("train.precision",
                        widgets.Dropdown(description="precision", options=literal_options(TrainConfig, "precision")),
-                       help_text="auto: bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU"),
+                       help_text=precision_help(self._config.model.device)),
             self._bind("train.gradient_checkpointing",
                        widgets.Checkbox(description="gradient checkpointing", indent=False),
                        help_text="less GPU memory, about 30% slower"),
             self._bind("train.batch_sampler",
                        widgets.Dropdown(description="batch sampler",
                                         options=literal_options(TrainConfig, "batch_sampler")),
-                       help_text="auto: no duplicate texts in a batch for in-batch-negative losses"),
-            self._bind("seed", widgets.BoundedIntText(description="seed", min=seed_min, max=seed_max)),
+                       help_text="auto: no duplicate texts in a batch for in-batch-negative losses; length_grouped: "
+                                 "texts of similar length share a batch (less padding, faster on long texts)"),
+            self._bind("seed", widgets.BoundedIntText(description="seed", min=seed_min, max=seed_max),
+                       help_text="seeds the data order, new weights and every sample: the same seed repeats a run"),
         ]
 
-    def _early_stopping_controls(self) -> list[widgets.Widget]:
+    def _validation_controls(self) -> list[widgets.Widget]:
+        train = self._config.train
         evaluations_min, evaluations_max = control_bounds("train.evaluations_per_epoch", high=1000)
+        corpus_min, corpus_max = control_bounds("train.validation_corpus_size", high=10**8)
+        share_min, share_max = control_bounds("train.max_validation_share", low=0.01)
         patience_min, patience_max = control_bounds("train.early_stopping_patience", high=1000)
         threshold_min, threshold_max = control_bounds("train.early_stopping_threshold", high=1.0)
         return [
@@ -371,6 +411,24 @@ class ConfigPanel:
                        widgets.BoundedIntText(description="evaluations per epoch", min=evaluations_min,
                                               max=evaluations_max),
                        help_text="validation (and a checkpoint) this many times per epoch"),
+            self._bind("train.max_validation_share",
+                       widgets.FloatSlider(description="max validation share", min=share_min,
+                                           max=max(share_max, train.max_validation_share or 0.0), step=0.01,
+                                           value=0.1, layout=_WIDE),
+                       unset_label="never spaced out",
+                       help_text="after the first validation, evaluations (and their checkpoints) are spaced out "
+                                 "so that validation takes at most this share of the training time"),
+            self._bind("train.validation_corpus_size",
+                       widgets.BoundedIntText(description="validation corpus (documents)", min=corpus_min,
+                                              max=corpus_max, value=1000),
+                       unset_label="whole corpus",
+                       help_text="retrieval: validation ranks against every document relevant to a validation "
+                                 "query plus seeded random distractors, this many in all; the test uses the whole "
+                                 "corpus"),
+            self._bind("train.validation_precision",
+                       widgets.Dropdown(description="validation precision",
+                                        options=literal_options(TrainConfig, "validation_precision")),
+                       help_text=validation_precision_help(self._config.model.device)),
             self._bind("train.early_stopping_patience",
                        widgets.BoundedIntText(description="patience (evaluations)", min=patience_min,
                                               max=patience_max, value=3),
@@ -421,13 +479,14 @@ class ConfigPanel:
         rows = [self._bind("model.pooling",
                            widgets.Dropdown(description="pooling", options=literal_options(ModelConfig, "pooling")),
                            help_text="model: keep the model's own; mean, max, cls rebuild it on the transformer")]
-        dropouts = {"model.hidden_dropout": "hidden dropout", "model.attention_dropout": "attention dropout"}
-        for key, label in dropouts.items():
+        dropouts = {"model.hidden_dropout": ("hidden dropout", "dropout between the transformer's layers"),
+                    "model.attention_dropout": ("attention dropout", "dropout on the attention weights")}
+        for key, (label, help_text) in dropouts.items():
             current = _get_key(self._config, key)
             low, high = control_bounds(key, high=0.5)
             rows.append(self._bind(key, widgets.FloatSlider(description=label, min=low, value=0.1, step=0.01,
                                                             max=max(high, current or 0.0), layout=_WIDE),
-                                   unset_label="model's own"))
+                                   unset_label="model's own", help_text=help_text))
         length_min, length_max = control_bounds("model.max_seq_length", high=10**6)
         rows.append(self._bind("model.max_seq_length",
                                widgets.BoundedIntText(description="max sequence length (tokens)", min=length_min,
@@ -544,6 +603,15 @@ def _parse_mapping(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidEntry(f"expects a mapping such as {{margin: 0.5}}, got {text!r}")
     return value
+
+
+def _summary_value(value: Any) -> str:
+    """A setting as -p key=value takes it: 2e-05, null, true, linear, [64, 32], {margin: 0.5}."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return _flow_yaml(value) or "{}"
+    return json.dumps(value)
 
 
 def _escape(text: str) -> str:

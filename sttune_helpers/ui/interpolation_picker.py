@@ -24,6 +24,7 @@ def interpolation_picker(rows: list[dict[str, Any]], save: Callable[[float], Any
     scores = widgets.HTML()
     button = widgets.Button(description="Save as final model", button_style="primary")
     status = widgets.HTML()
+    progress = widgets.Output()
 
     def describe(alpha: float) -> str:
         row = by_alpha[alpha]
@@ -35,11 +36,22 @@ def interpolation_picker(rows: list[dict[str, Any]], save: Callable[[float], Any
         scores.value = describe(change["new"])
 
     def on_save(_):
-        status.value = f"saved alpha {slider.value} to {_escape(str(save(slider.value)))}"
+        # A button's callback runs outside any cell: without the Output, what saving prints (the
+        # progress bar) would go to JupyterLab's Log Console instead of beside the button.
+        progress.clear_output()
+        button.disabled = True
+        saved = None
+        try:
+            with progress:  # under IPython an error shows here, and goes no further
+                saved = save(slider.value)
+        finally:
+            button.disabled = False
+        status.value = (f"saved alpha {slider.value} to {_escape(str(saved))}" if saved is not None
+                        else "<span style='color:#b00020'>not saved: the error is shown beside the button</span>")
 
     slider.observe(on_change, names="value")
     button.on_click(on_save)
     scores.value = describe(slider.value)
-    box = widgets.VBox([slider, scores, widgets.HBox([button, status])])
+    box = widgets.VBox([slider, scores, widgets.HBox([button, progress, status])])
     display(box)
     return box

@@ -22,6 +22,17 @@ def separation_auc(similarity: np.ndarray, positive: np.ndarray) -> float | None
     return float(roc_auc_score(positive[defined], similarity[defined]))
 
 
+def auc_missing_reason(positive: np.ndarray) -> str | None:
+    """Why the pairs have no ROC AUC (None where they have one), short enough for a table cell: a score
+    or class task labels no pair positive or negative, and a test split may hold one kind only."""
+    kinds = set(np.asarray(positive)[np.asarray(positive) >= 0].tolist())
+    if not kinds:
+        return "no positive/negative pair labels"
+    if len(kinds) == 1:
+        return f"every test pair is {'positive' if kinds == {1} else 'negative'}"
+    return None
+
+
 def similarity_distributions(similarities: dict[str, np.ndarray], path=None, bins: int = 40) -> dict[str, Any]:
     """Per model, histograms of cosine similarity: positive vs negative pairs (ROC AUC in the title)
     or, where pairs are not positive/negative, one per bucket. Returns the figure and a table."""
@@ -42,10 +53,10 @@ def similarity_distributions(similarities: dict[str, np.ndarray], path=None, bin
     edges = np.histogram_bin_edges(values[np.isfinite(values)], bins=bins)
 
     fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4), squeeze=False, sharex=True)
-    rows = []
+    rows, auc_by_model = [], {}
     for ax, name in zip(axes[0], names):
         similarity = np.asarray(similarities[f"similarity_{name}"], dtype=float)
-        auc = separation_auc(similarity, positive)
+        auc = auc_by_model[name] = separation_auc(similarity, positive)
         for label, colour in colours.items():
             mask = bucket == label
             if mask.any():
@@ -53,7 +64,7 @@ def similarity_distributions(similarities: dict[str, np.ndarray], path=None, bin
                         color=colour, edgecolor=colour, label=f"{label} (n={int(mask.sum())})")
         ax.set_title(f"{name}: ROC AUC {auc:.3f}" if auc is not None else name)
         ax.set_xlabel("cosine similarity")
-        rows.append({"model": name, "ROC AUC": auc,
+        rows.append({"model": name, "ROC AUC": auc if auc is not None else f"n/a: {auc_missing_reason(positive)}",
                      **{f"mean similarity, {label}": float(similarity[bucket == label].mean())
                         for label in colours if (bucket == label).any()}})
     axes[0][0].set_ylabel("density")
@@ -64,4 +75,4 @@ def similarity_distributions(similarities: dict[str, np.ndarray], path=None, bin
     if path is not None:
         fig.savefig(path, dpi=110, bbox_inches="tight")
     return {"figure": fig, "table": pd.DataFrame(rows).set_index("model"), "binary": binary,
-            "auc": {row["model"]: row["ROC AUC"] for row in rows}}
+            "auc": {row["model"]: auc_by_model[row["model"]] for row in rows}}

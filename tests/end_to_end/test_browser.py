@@ -34,8 +34,10 @@ import pytest
 import yaml
 from conftest import REPO, sttune_command, sttune_env
 
+from sttune_helpers.config import load_preset
 from sttune_helpers.rundir import STAGES
-from sttune_helpers.ui import dom_class
+from sttune_helpers.ui import ConfigPanel, dom_class
+from sttune_helpers.ui.help import HELP_CLASS
 
 pytestmark = pytest.mark.slow
 
@@ -254,6 +256,11 @@ _NOTEBOOK_STATE = """panel => ({
 })"""
 
 
+# The tooltip the browser shows at a point: the title of the element under the pointer or of its nearest
+# ancestor with one. (Not `:hover`, which a label passes on to its control: a dropdown's <select>.)
+_TITLE_AT = """([x, y]) => document.elementFromPoint(x, y)?.closest('[title]')?.getAttribute('title') ?? null"""
+
+
 def code_cell_count(path: Path) -> int:
     return sum(cell["cell_type"] == "code" for cell in json.loads(path.read_text())["cells"])
 
@@ -371,6 +378,15 @@ def test_lab_runs_the_maps_and_the_training_panel_saves_the_slider_value(browser
     config_text = config_path.read_text()
     assert yaml.safe_load(config_text) == config_before, "saving the untouched panel changed config.yaml"
     widget.locator(".lm-TabBar-tab", has_text="Optimisation").click()
+    # Hovering a control's label shows its help (a dropdown's `tooltip` alone never reaches the page).
+    expected_help = ConfigPanel(load_preset("smoke"), "pair_score").controls["train.batch_size"].tooltip
+    label = widget.locator(f".{dom_class('train.batch_size')} .{HELP_CLASS}")
+    label.hover()  # the pointer goes to the label's centre
+    box = label.bounding_box()
+    shown_help = page.evaluate(_TITLE_AT, [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    assert shown_help == expected_help, f"hovering the batch size label shows {shown_help!r}"
+    assert widget.locator("[title='null']:visible").count() == 0, "a control without help shows title=null"
+    shots.take(widget, "03_help_hovered")
     slider = widget.locator(f".{dom_class('train.learning_rate')}")
     readout = slider.locator(".widget-readout")
     shown_before = readout.inner_text().strip()

@@ -220,13 +220,40 @@ def test_interpolation_picker_shows_each_alphas_scores_and_saves_the_chosen_one(
     saved = []
     box = interpolation_picker(rows, lambda alpha: saved.append(alpha) or f"model_final@{alpha}", suggested=0.5)
     slider, scores = box.children[0], box.children[1]
-    button, status = box.children[2].children
+    button, _progress, status = box.children[2].children
     assert slider.value == 0.5 and scores.value == "test 0.7800 · reference n/a"
     slider.value = 1.0
     assert scores.value == "test 0.8000 · reference 0.7500"
     button.click()
     assert saved == [1.0] and "model_final@1.0" in status.value
     assert interpolation_picker(rows, saved.append, interactive=False) is None
+
+
+def test_saving_the_final_model_shows_its_progress_beside_the_button(monkeypatch):
+    import ipywidgets as widgets
+
+    from sttune_helpers.ui import interpolation_picker
+
+    # The Output widgets whose context is open: where a kernel sends what is printed. As under IPython,
+    # an Output shows an error raised inside it and stops it there.
+    entered = []
+    monkeypatch.setattr(widgets.Output, "__enter__", lambda self: entered.append(self) or self)
+    monkeypatch.setattr(widgets.Output, "__exit__", lambda self, *exc: entered.remove(self) or True)
+    captured_in = []
+    rows = [{"alpha": 0.5, "task": 0.78, "reference": 0.8}]
+    box = interpolation_picker(rows, lambda alpha: captured_in.append(list(entered)) or "model_final")
+    button, progress, status = box.children[2].children
+    button.click()
+    assert isinstance(progress, widgets.Output) and captured_in == [[progress]]
+    assert "model_final" in status.value and not entered
+
+    def full_disk(alpha):
+        raise OSError("no space left on device")
+
+    box = interpolation_picker(rows, full_disk)
+    button, _progress, status = box.children[2].children
+    button.click()
+    assert "not saved" in status.value and not button.disabled  # can be tried again
 
 
 def test_regularisation_controls_are_off_until_set(panel):
@@ -272,3 +299,119 @@ def test_a_control_bound_outside_the_setting_range_is_a_bug():
         control_bounds("train.epochs", 0.0, 20.0)  # epochs > 0
     with pytest.raises(ValueError, match="loss.temperature"):
         log_bounds("loss.temperature", None, -1.0, 1.0)
+
+
+def _span_title(label_html: str) -> str | None:
+    """The title of the help span in a control's label, as the browser reads it (entities decoded)."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Spans(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "span" and "title" in dict(attrs):
+                found.append(dict(attrs)["title"])
+
+    Spans().feed(label_html)
+    return found[0] if found else None
+
+
+def test_every_control_shows_its_help_on_hover(panel):
+    import ipywidgets as widgets
+
+    for key, control in panel.controls.items():
+        assert control.tooltip and control.tooltip.strip(), f"{key} has no help (the page would show title=null)"
+        if isinstance(control, widgets.Checkbox):
+            # A checkbox copies its description into its title verbatim: its label is an HTML widget beside it.
+            assert control.description == ""
+            label = next(w for w in panel._bindings[key].shown.children if isinstance(w, widgets.HTML))
+            assert _span_title(label.value) == control.tooltip, key
+        else:
+            # Dropdowns and text boxes drop `tooltip` when they have a description (ipywidgets#3964):
+            # the description label carries the help as a span's title.
+            assert control.description_allow_html, key
+            assert _span_title(control.description) == control.tooltip, key
+
+
+def test_help_with_quotes_and_markup_is_escaped(panel):
+    control = panel.controls["train.early_stopping_metric"]
+    assert '"spearman_cosine"' in control.tooltip
+    assert _span_title(control.description) == control.tooltip  # the quotes survive the attribute
+    from sttune_helpers.ui.help import help_span
+
+    assert _span_title(help_span("a <b>", 'x "y" <z>')) == 'x "y" <z>'
+    assert "<b>" not in help_span("a <b>", "help")
+
+
+def test_precision_help_says_what_auto_picks_on_this_machine(config, run, monkeypatch):
+    from sttune_helpers.ui import help as panel_help
+
+    monkeypatch.setattr(panel_help, "pick_device", lambda preference: "cpu")
+    monkeypatch.setattr(panel_help, "pick_precision",
+                        lambda preference, device: ("bf16", "the CPU has AMX bf16 units (amx_bf16)"))
+    panel = ConfigPanel(config, "pair_score", run=run)
+    help_text = panel.controls["train.precision"].tooltip
+    assert "here bf16: the CPU has AMX bf16 units" in help_text and "fp32 on CPU" not in help_text
+    assert "here bf16, as training runs in bf16" in panel.controls["train.validation_precision"].tooltip
+
+    monkeypatch.setattr(panel_help, "pick_precision", lambda preference, device: ("fp32", "no fast bf16 here"))
+    panel = ConfigPanel(config, "pair_score", run=run)
+    assert "here fp32: no fast bf16 here" in panel.controls["train.precision"].tooltip
+    assert "here fp32, as training runs in fp32" in panel.controls["train.validation_precision"].tooltip
+
+
+def test_precision_help_when_the_device_cannot_be_told(monkeypatch):
+    from sttune_helpers.core.errors import SettingError
+    from sttune_helpers.ui import help as panel_help
+
+    def no_cuda(preference):
+        raise SettingError("model.device is 'cuda' but torch sees no CUDA device")
+
+    monkeypatch.setattr(panel_help, "pick_device", no_cuda)
+    assert "unknown here: model.device is 'cuda'" in panel_help.precision_help("cuda")
+
+
+def test_the_config_summary_follows_the_controls(panel):
+    assert "learning_rate <code>2e-05</code>" in panel.summary.value
+    panel.controls["train.learning_rate"].value = 3e-5
+    assert "learning_rate <code>3e-05</code>" in panel.summary.value
+    panel.unset_boxes["train.max_steps"].value = False
+    assert "max_steps <code>1000</code>" in panel.summary.value
+    panel.controls["loss.params"].value = "[1, 2]"  # refused: the summary keeps the config's value
+    assert "params <code>{}</code>" in panel.summary.value
+    panel.config = panel.config.with_overrides(["train.epochs=2.5"])
+    assert "epochs <code>2.5</code>" in panel.summary.value
+
+
+def test_an_unset_keys_control_is_greyed_out(panel):
+    steps, no_cap = panel.controls["train.max_steps"], panel.unset_boxes["train.max_steps"]
+    assert panel.config.train.max_steps is None and no_cap.value and steps.disabled  # 1000 is not in effect
+    no_cap.value = False
+    assert not steps.disabled and panel.config.train.max_steps == steps.value
+    no_cap.value = True
+    assert steps.disabled and panel.config.train.max_steps is None
+    steps.value = 200  # set from code: leaves "no cap" and takes effect
+    assert not steps.disabled and not no_cap.value and panel.config.train.max_steps == 200
+    panel.config = panel.config.with_overrides(["train.lora_rank=8"])
+    assert not panel.controls["train.lora_rank"].disabled and panel.controls["train.lora_alpha"].disabled
+
+
+def test_validation_settings_have_controls_within_their_ranges(panel):
+    from sttune_helpers.config import RANGES
+    from sttune_helpers.config.schema import TrainConfig
+    from sttune_helpers.ui.config_panel import literal_options
+
+    corpus, share = panel.controls["train.validation_corpus_size"], panel.controls["train.max_validation_share"]
+    assert corpus.min == RANGES["train.validation_corpus_size"].low and panel.unset_boxes[
+        "train.validation_corpus_size"].value  # None: the whole corpus
+    assert share.max == RANGES["train.max_validation_share"].high
+    assert RANGES["train.max_validation_share"].contains(share.min) and share.min > 0
+    assert panel.controls["train.validation_precision"].options == literal_options(TrainConfig, "validation_precision")
+
+    panel.unset_boxes["train.validation_corpus_size"].value = False
+    corpus.value = 500
+    share.value = 0.2
+    panel.controls["train.validation_precision"].value = "fp32"
+    panel.unset_boxes["train.max_validation_share"].value = True
+    train = panel.config.train
+    assert (train.validation_corpus_size, train.validation_precision, train.max_validation_share) == (500, "fp32", None)

@@ -144,6 +144,16 @@ def test_similarity_by_bucket_has_no_auc():
     assert [c for c in result["table"].columns if c.startswith("mean")] == [
         "mean similarity, 0-1", "mean similarity, 2-3", "mean similarity, 4-5"]
     assert separation_auc(np.array([0.1, 0.9]), np.array([-1, -1])) is None
+    # The table says n/a and why, rather than None.
+    assert result["table"]["ROC AUC"].tolist() == ["n/a: no positive/negative pair labels"] * 2
+
+
+def test_similarity_of_one_kind_of_pair_says_why_there_is_no_auc():
+    similarities = {"bucket": np.array(["positive"] * 20, dtype=object), "positive": np.ones(20, dtype=np.int8),
+                    "similarity_base": np.linspace(0, 1, 20), "similarity_fine_tuned": np.linspace(0.5, 1, 20)}
+    result = similarity_distributions(similarities)
+    assert result["auc"] == {"base": None, "fine_tuned": None}
+    assert result["table"].loc["base", "ROC AUC"] == "n/a: every test pair is positive"
 
 
 def test_silhouette_is_higher_for_separated_clusters_than_for_shuffled_labels():

@@ -111,7 +111,9 @@ def test_installed_sttune_runs_the_smoke_preset_from_an_empty_folder(installed):
     # Past the argument parsing: the kernel registered in the venv, the notebooks found, JupyterLab started.
     lab = subprocess.run([str(bin_dir / "sttune"), "lab", "--", "--version"], cwd=empty, env=installed_env(),
                          capture_output=True, text=True, timeout=300)
-    assert lab.returncode == 0 and lab.stdout.strip()[:1].isdigit(), lab.stdout + lab.stderr
+    assert lab.returncode == 0 and lab.stdout.strip().splitlines()[-1][:1].isdigit(), lab.stdout + lab.stderr
+    # The workspace's notebooks are copies of the installed ones, not of a source tree.
+    assert f"copied from {notebooks}" in lab.stdout and len(list((empty / "lab").glob("0*.ipynb"))) == 5
 
     overrides = [f"model.name={tiny}", "data.max_train_rows=48", "data.max_validation_rows=24",
                  "data.max_test_rows=16", "train.batch_size=8", "train.max_steps=2", "eval.select_model=false",

@@ -324,6 +324,7 @@ def check_evaluation_run(run_dir, shape):
         assert metrics["final_model"]["alpha"] == 0.5 and (run_dir / "model_final" / "config.json").is_file()
     executed = nbformat.read(run_dir / "notebooks" / "04_evaluation.ipynb", as_version=4)
     printed = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+                      + str(o.get("data", {}).get("text/html", ""))  # the doctor's table is a Styler: HTML only
                       for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "collapsed embeddings" in printed and "overfitting" in printed  # the doctor's table
     assert (run_dir / "viz" / "umap_base_vs_fine_tuned.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

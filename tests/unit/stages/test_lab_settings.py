@@ -148,6 +148,8 @@ def shell():
     shell = InteractiveShell.instance()
     yield shell
     shell.set_custom_exc((), None)
+    # A live shell makes get_ipython() answer in later tests (ipywidgets' Output then swallows errors).
+    InteractiveShell.clear_instance()
 
 
 def test_an_sttune_error_shows_as_one_line_and_still_fails_the_cell(shell, capsys):

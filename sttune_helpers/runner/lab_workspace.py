@@ -4,9 +4,10 @@ their run, so that the templates (``notebooks_dir()``, which papermill executes)
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import nbformat
 
 from ..core.errors import SettingError
 from ..rundir import NOTEBOOKS, check_run_name
@@ -40,6 +41,17 @@ class Workspace:
         return "\n".join(lines)
 
 
+def copy_notebook(template: Path, copy: Path) -> None:
+    """``template`` with the language_info that the kernel reports. JupyterLab replaces a notebook's
+    language_info with the kernel's on opening, and a notebook whose own differs (the templates name
+    the language, not this environment's Python version) opens marked as changed."""
+    from ipykernel.ipkernel import IPythonKernel  # the sttune kernel runs this interpreter (ensure_kernel)
+
+    notebook = nbformat.read(template, as_version=nbformat.NO_CONVERT)
+    notebook.metadata["language_info"] = dict(IPythonKernel.language_info)
+    nbformat.write(notebook, copy)
+
+
 def relative_to(path: Path, folder: Path) -> str:
     """``path`` as lab.yaml writes it: relative to the workspace where it can be, else absolute."""
     try:
@@ -69,7 +81,7 @@ def prepare_workspace(folder: Path = DEFAULT_WORKSPACE, run: str | None = None, 
         if (folder / name).exists():
             workspace.kept.append(name)
         else:
-            shutil.copyfile(templates / name, folder / name)
+            copy_notebook(templates / name, folder / name)
             workspace.copied.append(name)
 
     existing = read_lab_file(folder)

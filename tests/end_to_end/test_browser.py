@@ -2,7 +2,7 @@
 
 `sttune lab --run browser` starts in a temporary folder: it copies the repository's notebooks (the
 templates) into the workspace ``lab/`` and points its lab.yaml at ``runs/browser``, a copy of the
-smoke run, which the notebooks then open. After the session the repository's notebooks are as they
+smoke run, which the notebooks then open, unmarked as changed. After the session the repository's notebooks are as they
 were (same bytes, same git status) and no ``.ipynb_checkpoints`` appeared in the repository, while the
 workspace's copy of 03, saved from the page, holds its outputs. 05 runs before 03: running training
 again marks evaluation and the maps pending, and 05 refuses to start on such a run.
@@ -277,7 +277,20 @@ def open_notebook(browser, lab: Lab, name: str):
     expected = code_cell_count(lab.notebooks / name)
     prompts = panel.evaluate(_NOTEBOOK_STATE)["prompts"]
     assert len(prompts) == expected, f"{name}: the page shows {len(prompts)} code cells, the file has {expected}"
+    assert_not_marked_changed(page, name)
     return page, panel
+
+
+def assert_not_marked_changed(page, name: str, watch_s: float = 3) -> None:
+    """The tab of a notebook opened untouched never shows the unsaved-changes dot. JupyterLab writes the
+    kernel's kernelspec and language_info into the notebook once the kernel answers, and marks the
+    notebook changed when they differ from the file's; watched a few seconds past the idle kernel."""
+    tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current")
+    deadline = time.monotonic() + watch_s
+    while time.monotonic() < deadline:
+        assert "jp-mod-dirty" not in (tab.get_attribute("class") or "").split(), \
+            f"{name} opened untouched, and its tab is marked as changed"
+        time.sleep(0.25)
 
 
 def run_all_cells(page, panel, name: str, shots: Screenshots) -> None:

@@ -2,9 +2,12 @@
 lab.yaml written once and changed only on request; the templates are never written."""
 
 import hashlib
+import json
 from pathlib import Path
 
+import nbformat
 import pytest
+from ipykernel.ipkernel import IPythonKernel
 
 from sttune_helpers.core.errors import SettingError
 from sttune_helpers.rundir import NOTEBOOKS, RunDirError
@@ -31,17 +34,35 @@ def templates(tmp_path, monkeypatch):
     return folder
 
 
+def without_language_info(path: Path) -> dict:
+    notebook = json.loads(path.read_text())
+    del notebook["metadata"]["language_info"]
+    return notebook
+
+
 def test_the_first_start_copies_the_notebooks_and_writes_lab_yaml(templates, tmp_path):
     before = digests(templates)
     workspace = prepare_workspace(Path("lab"))
     assert workspace.folder == tmp_path / "lab" and workspace.copied == NAMES and workspace.kept == []
-    assert {name: digests(tmp_path / "lab")[name] for name in NAMES} == before
+    for name in NAMES:
+        assert without_language_info(tmp_path / "lab" / name) == without_language_info(templates / name), name
     assert read_lab_file(tmp_path / "lab") == {"run_dir": "../runs/lab", "preset": "smoke"}
     # The notebooks' view of it: ./runs/lab, the quick preset.
     assert settings(folder=tmp_path / "lab") == (str(tmp_path / "runs" / "lab"), "smoke", None)
     assert workspace.lab_file == "created" and "lab.yaml (created): run_dir ../runs/lab, preset smoke" in \
         workspace.summary()
     assert digests(templates) == before
+
+
+def test_the_copies_carry_the_language_info_the_kernel_reports(templates, tmp_path):
+    """JupyterLab sets a notebook's language_info to the kernel's on opening, and marks the notebook
+    changed when that differs from the file's; the copies must open clean."""
+    prepare_workspace(Path("lab"))
+    for name in NAMES:
+        text = (tmp_path / "lab" / name).read_text()
+        assert json.loads(text)["metadata"]["language_info"] == IPythonKernel.language_info, name
+        # As JupyterLab saves it (nbformat's layout, a final newline): saving untouched rewrites nothing.
+        assert text == nbformat.writes(nbformat.read(tmp_path / "lab" / name, as_version=4)) + "\n", name
 
 
 def test_later_starts_keep_the_users_copies_and_restore_missing_ones(templates, tmp_path):
@@ -56,7 +77,7 @@ def test_later_starts_keep_the_users_copies_and_restore_missing_ones(templates, 
     assert workspace.copied == [NAMES[0]] and workspace.kept == NAMES[1:]
     after = digests(tmp_path / "lab")
     assert {k: v for k, v in after.items() if k != NAMES[0]} == user_files  # edits and lab.yaml untouched
-    assert after[NAMES[0]] == digests(templates)[NAMES[0]]
+    assert without_language_info(tmp_path / "lab" / NAMES[0]) == without_language_info(templates / NAMES[0])
     assert workspace.lab_file == "kept" and "never overwritten" in workspace.summary()
     assert "run_dir ../runs/mine, preset default" in workspace.summary()
 

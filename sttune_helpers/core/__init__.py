@@ -1,2 +1,3 @@
 """The bottom layer: file I/O, the error base class, the machine (device, precision), reporting,
-progress events and bootstrap statistics. Nothing here imports from the rest of the package."""
+progress events, bootstrap statistics and tables that show their text in full. Nothing here imports
+from the rest of the package."""

@@ -6,7 +6,7 @@ split (training uses it too, for validation); this package runs the comparison.
     embeddings.py      what stage 05 draws: eval/embeddings.npz and eval/similarities.npz
     evaluate.py        compared_models, evaluate_models: the stage's main step, writes eval/
     report.py          the metrics.json schema, its tables and bar plot
-    error_analysis.py  per-item errors: helped most, hurt most, worst remaining
+    error_analysis.py  per-item errors: helped most, hurt most, worst remaining (texts wrapped in full)
     interpolation.py   the forgetting guard: weight interpolation, suggest_alpha, model_final/
     doctor.py          checks that name common failures, with fixes
     seeds.py           the spread over runs that differ only in the seed
@@ -43,7 +43,7 @@ from ..scoring.tasks import TaskSet, load_task, retrieval_tables
 from ..scoring.validation import build_evaluator, primary_metric_key, validation_metric
 from .doctor import Finding, doctor_table, run_doctor
 from .embeddings import load_embeddings, save_embeddings
-from .error_analysis import error_analysis, error_table, item_texts
+from .error_analysis import error_analysis, error_rows_table, error_table, item_texts
 from .evaluate import Evaluation, compared_models, evaluate_models, model_location
 from .interpolation import (
     FINAL_MODEL_DIR,
@@ -67,7 +67,8 @@ from .seeds import seed_runs, seed_summary
 
 __all__ = [
     "Bootstrap", "paired_comparison", "Finding", "doctor_table", "mean_cosine_of_pairs", "run_doctor",
-    "load_embeddings", "save_embeddings", "error_analysis", "error_table", "item_texts", "EvaluationError",
+    "load_embeddings", "save_embeddings", "error_analysis", "error_rows_table", "error_table", "item_texts",
+    "EvaluationError",
     "Evaluation", "compared_models", "evaluate_models", "model_location", "FINAL_MODEL_DIR", "interpolate_models",
     "interpolation_sweep", "interpolation_table", "plot_interpolation", "save_final_model", "suggest_alpha",
     "METRICS_SCHEMA", "comparisons_table", "metrics_table", "plot_comparison", "save_report", "validate_report",

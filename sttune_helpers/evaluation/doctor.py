@@ -13,6 +13,7 @@ from .. import shapes
 from ..config import RunConfig
 from ..core.io import read_json
 from ..core.statistics import mean_cosine_of_pairs
+from ..core.tables import wrapped_text_table
 from ..data import cross_split_overlap, load_split, read_report, split_shape
 from ..data.augment import measured_gain
 from ..rundir import RunDir
@@ -193,9 +194,6 @@ def run_doctor(run: RunDir, config: RunConfig, evaluation: Evaluation | None = N
 
 # A fired check's row: amber with dark text, readable on JupyterLab's light and dark themes.
 SEVERITY_STYLES = {"WARN": "background-color: #fff3c4; color: #4d3800", "ok": ""}
-# The finding and the fix are sentences: wrapped in full (a plain DataFrame cuts text at 50 characters).
-_TEXT_STYLE = {"white-space": "pre-wrap", "overflow-wrap": "anywhere", "text-align": "left", "min-width": "22em",
-               "max-width": "44em"}
 
 
 def doctor_table(findings: list[Finding]):
@@ -206,8 +204,5 @@ def doctor_table(findings: list[Finding]):
     frame = pd.DataFrame([{"check": f.check, "status": "WARN" if f.fired else "ok", "finding": f.message,
                            "suggested fix": f.fix} for f in findings],
                          columns=["check", "status", "finding", "suggested fix"])
-    return (frame.style
-            .apply(lambda row: [SEVERITY_STYLES[row["status"]]] * len(row), axis=1)
-            .set_properties(subset=["finding", "suggested fix"], **_TEXT_STYLE)
-            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}])
-            .hide(axis="index"))
+    return (wrapped_text_table(frame, ["finding", "suggested fix"])
+            .apply(lambda row: [SEVERITY_STYLES[row["status"]]] * len(row), axis=1))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import shapes
+from ..core.tables import wrapped_text_table
 from ..scoring.models import ModelScores
 from ..scoring.tasks import TaskSet
 
@@ -36,3 +37,13 @@ def error_analysis(table, rows: int = 10) -> dict[str, Any]:
             "worsened": table.sort_values("error_change", ascending=False, kind="stable").head(rows)
                              .reset_index(drop=True),
             "worst": table.sort_values(error, ascending=False, kind="stable").head(rows).reset_index(drop=True)}
+
+
+def error_rows_table(rows):
+    """Rows of ``error_analysis`` as a styled table (a pandas Styler; its DataFrame is ``.data``): each
+    item's texts in full, wrapped. The text columns are those of strings, but for a class label."""
+    import pandas as pd
+
+    texts = [column for column in rows.columns
+             if column != "label" and pd.api.types.is_string_dtype(rows[column])]
+    return wrapped_text_table(rows, texts)

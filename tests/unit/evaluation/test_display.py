@@ -1,11 +1,22 @@
-"""What notebook 04 shows: the doctor's table (full text, warnings highlighted) and the comparison bars
-(value labels above the error bars, inside the plot)."""
+"""What notebook 04 shows: the doctor's table (full text, warnings highlighted), the error analysis
+(each item's texts in full) and the comparison bars (value labels above the error bars, inside the plot)."""
 
 import re
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from sttune_helpers.evaluation import Finding, doctor_table, plot_comparison
+from sttune_helpers.evaluation import (
+    Finding,
+    ModelScores,
+    TaskSet,
+    doctor_table,
+    error_analysis,
+    error_rows_table,
+    error_table,
+    plot_comparison,
+)
 from sttune_helpers.evaluation.doctor import SEVERITY_STYLES
 
 
@@ -48,6 +59,33 @@ def test_doctor_table_highlights_the_rows_of_fired_checks():
     assert all(warning_colour in styles[f"row1_col{column}"] for column in range(4))
     assert not any(warning_colour in styles.get(f"row0_col{column}", "") for column in range(4))
     assert doctor_table([]).data.empty
+
+
+def _long_sentence(i: int) -> str:
+    return (f"sentence {i}: a premise long enough that pandas would cut it at fifty characters, "
+            "so that the part that decides the label would not show")
+
+
+def test_error_analysis_tables_show_each_items_texts_in_full_and_wrapped():
+    n = 6
+    items = pd.DataFrame({"sentence1": [_long_sentence(i) for i in range(n)],
+                          "sentence2": [_long_sentence(i + n) for i in range(n)], "label": [0, 1, 2, 0, 1, 2]})
+    task = TaskSet("pair_class", "test", items, labels=["entailment", "neutral", "contradiction"])
+    rng = np.random.default_rng(0)
+    scores = {name: ModelScores({}, {}, rng.random(n), rng.random(n)) for name in ("base", "fine_tuned")}
+    errors = error_analysis(error_table(task, scores), rows=3)
+
+    for rows in errors.values():
+        table = error_rows_table(rows)
+        html = table.to_html()
+        assert all(text in html for text in rows["sentence1"]) and all(text in html for text in rows["sentence2"])
+        styles = _cell_styles(html)
+        columns = list(table.data.columns)
+        for column in ("sentence1", "sentence2"):
+            assert "white-space: pre-wrap" in styles[f"row0_col{columns.index(column)}"], column
+        # The class label and the numbers stay narrow.
+        for column in ("label", "item", "fine_tuned_error"):
+            assert "pre-wrap" not in styles.get(f"row0_col{columns.index(column)}", ""), column
 
 
 def _report(values_and_intervals):

@@ -12,14 +12,15 @@ from IPython.display import display
 from ..config import ConfigError, RunConfig
 from ..rundir import RunDir
 from .config_panel import _STYLE, _WIDE, _escape, control_bounds
+from .help import with_help
 
 
 class SweepPanel:
     """The number of trials, the storage, and low / high sliders for each numeric key of
     ``config.sweep.space``, editing ``config.sweep`` in place; Run sweep runs it and shows the trials
     table and the parameter-importance plot. ``controls`` holds "trials", "storage" and, per numeric
-    key, "KEY.low" and "KEY.high". A change that would make the space invalid (low above high) is
-    named in the status line and not applied."""
+    key, "KEY.low" and "KEY.high", each with its help on hover. A change that would make the space
+    invalid (low above high) is named in the status line and not applied."""
 
     def __init__(self, config: RunConfig, name: str, runs_dir: str | Path, data_from: RunDir | None = None):
         from ..config import SWEEP_SPACE_EXAMPLE
@@ -43,7 +44,12 @@ class SweepPanel:
                                         names="value")
         self.controls["storage"].observe(
             lambda change: setattr(self.config.sweep, "storage", change["new"].strip() or None), names="value")
-        rows: list[widgets.Widget] = [self.controls["trials"], self.controls["storage"]]
+        rows: list[widgets.Widget] = [
+            with_help(self.controls["trials"], "trials to run, each a training run of its own; a study that "
+                      "already exists in the storage gets this many more"),
+            with_help(self.controls["storage"], f"where Optuna keeps the study; empty: sqlite in "
+                      f"{self.runs_dir / name}. Machines given one URL (and study name) share the study"),
+        ]
         for param in RunConfig.search_space(config.sweep.space, "sweep panel"):
             if param.kind == "categorical":
                 rows.append(widgets.HTML(f"<code>{_escape(param.key)}</code>: one of "
@@ -52,6 +58,7 @@ class SweepPanel:
             pair = []
             for bound in ("low", "high"):
                 control = _range_slider(param, bound)
+                with_help(control, _bound_help(param, bound))
                 control.observe(lambda change, k=param.key, b=bound: self._set_bound(k, b, change["new"]),
                                 names="value")
                 self.controls[f"{param.key}.{bound}"] = control
@@ -115,6 +122,18 @@ def _range_slider(param, bound: str) -> widgets.ValueWidget:
         return widgets.IntSlider(min=int(minimum), max=int(high + span), step=int(param.step or 1), **common)
     return widgets.FloatSlider(min=minimum, max=high + span, step=param.step or span / 100, readout_format=".3g",
                                **common)
+
+
+def _bound_help(param, bound: str) -> str:
+    """What one end of a key's range means for the values the trials sample."""
+    end = "smallest" if bound == "low" else "largest"
+    if param.log:
+        how = "on a log scale (each power of ten as likely)"
+    elif param.step:
+        how = f"in steps of {param.step:g} from low"
+    else:
+        how = "uniformly between low and high"
+    return f"the {end} value of {param.key} that trials try; they sample it {how}"
 
 
 def sweep_panel(config: RunConfig, name: str, runs_dir: str | Path, data_from: RunDir | None = None,

@@ -1,4 +1,5 @@
-"""The config panel: every control edits panel.config, invalid entries are refused, Save and Train act."""
+"""The config panel: every control edits panel.config, invalid entries are refused, Save and Train act;
+every control of the config and sweep panels shows its help on hover."""
 
 import typing
 
@@ -415,3 +416,30 @@ def test_validation_settings_have_controls_within_their_ranges(panel):
     panel.unset_boxes["train.max_validation_share"].value = True
     train = panel.config.train
     assert (train.validation_corpus_size, train.validation_precision, train.max_validation_share) == (500, "fp32", None)
+
+
+def test_every_sweep_panel_control_shows_its_help_on_hover(config, tmp_path):
+    from sttune_helpers.ui import SweepPanel
+
+    config = config.with_overrides({"sweep.space": {
+        "train.learning_rate": {"low": 1.0e-5, "high": 1.0e-3, "log": True},
+        "train.warmup_ratio": {"low": 0.0, "high": 0.2},
+        "train.epochs": {"low": 1, "high": 4, "step": 1},
+        "train.batch_size": {"choices": [4, 8]}}})
+    panel = SweepPanel(config, "panel", tmp_path / "runs")
+    assert len(panel.controls) == 2 + 2 * 3  # trials, storage, and low / high per numeric key
+    for key, control in panel.controls.items():
+        assert control.tooltip and control.tooltip.strip(), f"{key} has no help (the page would show title=null)"
+        assert control.description_allow_html, key
+        assert _span_title(control.description) == control.tooltip, key
+    help_of = {key: control.tooltip for key, control in panel.controls.items()}
+    assert str(tmp_path / "runs" / "panel") in help_of["storage"]  # where the default sqlite file goes
+    # Each end of a range names its key, which end it is, and how the trials sample the range.
+    assert "smallest value of train.learning_rate" in help_of["train.learning_rate.low"]
+    assert "largest value of train.learning_rate" in help_of["train.learning_rate.high"]
+    assert "log scale" in help_of["train.learning_rate.low"]
+    assert "steps of 1" in help_of["train.epochs.high"] and "uniformly" in help_of["train.warmup_ratio.low"]
+    # The labels still say low / high, and moving a slider still edits the space.
+    assert ">low</span>" in panel.controls["train.warmup_ratio.low"].description
+    panel.controls["train.warmup_ratio.high"].value = 0.3
+    assert config.sweep.space["train.warmup_ratio"]["high"] == pytest.approx(0.3)

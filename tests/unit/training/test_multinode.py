@@ -1,9 +1,11 @@
 """Training across machines, with two "nodes" on this one: two `sttune train` processes with
 --nnodes 2, one rank each, gloo, a c10d rendezvous on 127.0.0.1, sharing one run directory. The
 global batch is the sum, global rank 0 alone writes, and the loss curve is the one-process curve of
-the same global batch; a node whose rendezvous does not answer fails within train.rdzv_timeout."""
+the same global batch; both nodes resume from a checkpoint as if never stopped; a node whose rendezvous
+does not answer fails within train.rdzv_timeout."""
 
 import json
+import signal
 import socket
 import subprocess
 import time
@@ -51,25 +53,41 @@ def losses(summary):
     return [(e["step"], e["loss"]) for e in summary["log_history"] if "loss" in e]
 
 
-def test_two_nodes_train_one_run_as_one_process_would(tmp_path, tiny_folder):
-    run, _ = prepare_tiny_run(tmp_path / "nodes", tiny_folder, [*SAME_CURVE, "train.batch_size=4"], name="mn")
+def train_two_nodes(runs_dir, run, *extra, cwd, node1_env=None, timeout=LAUNCH_TIMEOUT_S):
+    """`sttune train` as node 0 and node 1 of run ``run`` with ``extra`` arguments; each node's
+    (return code, stdout, stderr). Node 1 joins once node 0 has marked the stage running in the
+    shared manifest, as a later node would."""
     endpoint = f"127.0.0.1:{free_port()}"
 
-    def start(rank):
-        return subprocess.Popen(node_command(tmp_path / "nodes", rank, endpoint, "--rdzv-timeout", "300"),
-                                cwd=tmp_path, env=sttune_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+    def start(rank, env):
+        return subprocess.Popen(node_command(runs_dir, rank, endpoint, "--rdzv-timeout", "300", *extra), cwd=cwd,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    # Node 1 joins once node 0 has marked the stage running in the shared manifest, as a later node would.
-    node0 = start(0)
-    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
-    while read_json(run.manifest_path)["stages"]["training"]["status"] != "running" and node0.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    node1 = start(1)
-    (out0, err0), (out1, err1) = (node.communicate(timeout=LAUNCH_TIMEOUT_S) for node in (node0, node1))
-    assert node0.returncode == 0, out0[-6000:] + err0[-3000:]
-    assert node1.returncode == 0, out1[-6000:] + err1[-3000:]
+    before = read_json(run.manifest_path)["stages"]["training"].get("started_unix")
+    nodes = [start(0, sttune_env())]
+    deadline = time.monotonic() + timeout
+    try:
+        while nodes[0].poll() is None:
+            training = read_json(run.manifest_path)["stages"]["training"]
+            if training["status"] == "running" and training.get("started_unix") != before:
+                break
+            assert time.monotonic() < deadline, "node 0 did not start training"
+            time.sleep(0.2)
+        nodes.append(start(1, {**sttune_env(), **(node1_env or {})}))
+        outputs = [node.communicate(timeout=max(1.0, deadline - time.monotonic())) for node in nodes]
+        return [(node.returncode, out, err) for node, (out, err) in zip(nodes, outputs)]
+    finally:
+        for node in nodes:  # after a hang: SIGINT stops `sttune train` and its torchrun
+            if node.poll() is None:
+                node.send_signal(signal.SIGINT)
+                node.wait(timeout=60)
+
+
+def test_two_nodes_train_one_run_as_one_process_would(tmp_path, tiny_folder):
+    run, _ = prepare_tiny_run(tmp_path / "nodes", tiny_folder, [*SAME_CURVE, "train.batch_size=4"], name="mn")
+    (code0, out0, err0), (code1, out1, err1) = train_two_nodes(tmp_path / "nodes", run, cwd=tmp_path)
+    assert code0 == 0, out0[-6000:] + err0[-3000:]
+    assert code1 == 0, out1[-6000:] + err1[-3000:]
 
     summary = json.loads(run.training_summary_path.read_text())
     assert (summary["world_size"], summary["ddp_backend"]) == (2, "gloo")
@@ -97,6 +115,43 @@ def test_two_nodes_train_one_run_as_one_process_would(tmp_path, tiny_folder):
     assert [step for step, _ in two] == [step for step, _ in one] == [1, 2, 3]
     assert [loss for _, loss in two] == pytest.approx([loss for _, loss in one], rel=LOSS_TOLERANCE), (two, one)
     assert one[0][1] != pytest.approx(one[2][1], rel=0.01)  # the curve moves: the comparison can fail
+
+
+# Resuming: the tiny model's dropout (0.1) left on, so that each rank's steps after the checkpoint
+# depend on its own RNG state; a constant learning rate, so that 2 steps then 2 more are the 4-step
+# schedule; a validation (and a checkpoint) every 2 steps in both runs, none spaced out by time.
+RESUMABLE = ["loss.name=CosineSimilarityLoss", "train.batch_sampler=batch_sampler", "train.batch_size=4",
+             "train.evaluations_per_epoch=3", "train.max_validation_share=null", "train.early_stopping_patience=null",
+             "train.restore_best=never", "train.learning_rate=5e-3", "train.warmup_ratio=0",
+             "train.scheduler=constant"]
+
+
+def test_two_nodes_resume_from_a_checkpoint_as_if_never_stopped(tmp_path, tiny_folder):
+    import torch
+
+    run, _ = prepare_tiny_run(tmp_path / "nodes", tiny_folder, RESUMABLE, name="mn")
+    # Stopped after step 2 (its checkpoint saved), then both nodes resume with --resume to step 4.
+    for arguments in (["-p", "train.max_steps=2"], ["-p", "train.max_steps=4", "--resume"]):
+        for code, out, err in train_two_nodes(tmp_path / "nodes", run, *arguments, cwd=tmp_path):
+            assert code == 0, out[-6000:] + err[-3000:]
+        if "--resume" not in arguments:
+            # Each global rank's RNG state, its own: the ranks' batches differ, and so does what dropout drew.
+            states = [torch.load(run.checkpoints_dir / "checkpoint-2" / f"rng_state_{rank}.pth", weights_only=False)
+                      for rank in (0, 1)]
+            assert not torch.equal(states[0]["cpu"], states[1]["cpu"])
+    resumed = json.loads(run.training_summary_path.read_text())
+    assert (resumed["resumed_from_step"], resumed["global_step"], resumed["world_size"]) == (2, 4, 2)
+    assert read_json(run.manifest_path)["stages"]["training"]["global_step"] == 4
+
+    reference, _ = prepare_tiny_run(tmp_path / "whole", tiny_folder, [*RESUMABLE, "train.max_steps=4"], name="mn")
+    for code, out, err in train_two_nodes(tmp_path / "whole", reference, cwd=tmp_path):
+        assert code == 0, out[-6000:] + err[-3000:]
+    uninterrupted = json.loads(reference.training_summary_path.read_text())
+    assert uninterrupted["resumed_from_step"] is None
+    after, whole = losses(resumed), losses(uninterrupted)
+    assert [step for step, _ in after] == [step for step, _ in whole] == [1, 2, 3, 4]
+    # Steps 3 and 4 ran after the resume on both ranks: the same batches, weights, optimizer and dropout.
+    assert [loss for _, loss in after] == pytest.approx([loss for _, loss in whole], rel=LOSS_TOLERANCE), (after, whole)
 
 
 def test_a_node_whose_rendezvous_does_not_answer_fails_within_the_timeout(tmp_path, tiny_folder):

@@ -1,17 +1,19 @@
 """Training across machines, with two "nodes" on this one: two `sttune train` processes with
 --nnodes 2, one rank each, gloo, a c10d rendezvous on 127.0.0.1, sharing one run directory. The
 global batch is the sum, global rank 0 alone writes, and the loss curve is the one-process curve of
-the same global batch; both nodes resume from a checkpoint as if never stopped; a node whose rendezvous
-does not answer fails within train.rdzv_timeout."""
+the same global batch; both nodes resume from a checkpoint as if never stopped; a rank failing on one
+node stops the other; a node whose rendezvous does not answer fails within train.rdzv_timeout."""
 
 import json
+import os
+import re
 import signal
 import socket
 import subprocess
 import time
 
 import pytest
-from conftest import sttune, sttune_command, sttune_env
+from conftest import REPO, sttune, sttune_command, sttune_env
 from helpers.tiny_model import build_tiny_model_folder
 from helpers.tiny_model import prepared_run as prepare_tiny_run
 
@@ -20,6 +22,8 @@ from sttune_helpers.core.io import read_json
 from sttune_helpers.training import TrainingError, check_nodes, train_model
 from sttune_helpers.training.launch import torchrun_command
 
+# Two nodes whose rank fails at step 2 are both stopped within this (measured: ~35 s).
+FAILURE_TIMEOUT_S = 240
 LAUNCH_TIMEOUT_S = 600  # generous for a contended 2-core machine; a hang would otherwise stall the suite
 # The logged training loss of two ranks (a gloo all-reduce of their gradients, the mean of their
 # losses) against one process on the same 8 rows: the same sums in another order, float32.
@@ -152,6 +156,32 @@ def test_two_nodes_resume_from_a_checkpoint_as_if_never_stopped(tmp_path, tiny_f
     assert [step for step, _ in after] == [step for step, _ in whole] == [1, 2, 3, 4]
     # Steps 3 and 4 ran after the resume on both ranks: the same batches, weights, optimizer and dropout.
     assert [loss for _, loss in after] == pytest.approx([loss for _, loss in whole], rel=LOSS_TOLERANCE), (after, whole)
+
+
+def test_a_rank_failing_on_one_node_stops_the_other_with_its_error(tmp_path, tiny_folder):
+    run, _ = prepare_tiny_run(tmp_path / "nodes", tiny_folder, [*SAME_CURVE, "train.batch_size=4"], name="mn")
+    # Node 1's rank raises at step 2 (tests/helpers/failing_rank), while node 0's waits for its gradients.
+    helper = REPO / "tests" / "helpers" / "failing_rank"
+    failing = {"PYTHONPATH": f"{helper}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "STTUNE_TEST_FAIL_AT_STEP": "2"}
+    started = time.monotonic()
+    (code0, out0, err0), (code1, out1, err1) = train_two_nodes(tmp_path / "nodes", run, cwd=tmp_path,
+                                                               node1_env=failing, timeout=FAILURE_TIMEOUT_S)
+    seconds = time.monotonic() - started
+    assert (code0, code1) == (1, 1), out0[-3000:] + err0[-3000:] + out1[-3000:] + err1[-3000:]
+    assert seconds < FAILURE_TIMEOUT_S  # not the process group's own timeout (30 minutes)
+    # Node 1 names the failed rank by its global rank, and its error; the rendezvous may give it rank 0 or 1.
+    failed = re.search(r"^rank (\d) \(local rank 0 on this node\) failed: InjectedFailure: injected at step 2 on "
+                       r"global rank (\d) ", err1, re.M)
+    assert failed and failed[1] == failed[2], err1[-3000:]
+    assert "training in 1 process on each of 2 nodes (this is node 1) failed" in err1
+    # Node 0's rank failed on the lost connection, and node 0 says where the failure began.
+    assert re.search(r"^rank \d \(local rank 0 on this node\) failed: RuntimeError: .*Connection closed by peer",
+                     err0, re.M), err0[-3000:]
+    assert "lost a rank on another node: the failure began there" in err0
+    assert "InjectedFailure" not in out0 + err0  # the error came from node 1 alone
+    training = read_json(run.manifest_path)["stages"]["training"]
+    assert training["status"] == "failed" and "lost a rank on another node" in training["error"]
+    assert not run.training_summary_path.exists()
 
 
 def test_a_node_whose_rendezvous_does_not_answer_fails_within_the_timeout(tmp_path, tiny_folder):

@@ -16,7 +16,8 @@ ranks, so nothing hangs.
 
 With ``train.nnodes > 1`` each machine runs the same launcher with its own ``train.node_rank``;
 torchrun's c10d rendezvous at ``train.rdzv_endpoint`` (host:port of node 0, which hosts its store)
-joins them into one process group of nproc x nnodes ranks:
+joins them into one process group of nproc x nnodes ranks (only `sttune train` launches it:
+:func:`refuse_several_nodes` stops the other entry points):
 
     python -m torch.distributed.run --nnodes 2 --node-rank R --nproc-per-node N --rdzv-backend c10d
         --rdzv-endpoint HOST:PORT --rdzv-id RUN_NAME --rdzv-conf join_timeout=T,read_timeout=T,is_host=0|1
@@ -110,6 +111,23 @@ def check_nodes(train) -> tuple[str, int] | None:
         raise TrainingError(f"train.rdzv_endpoint {endpoint!r} must look like host:port with a port from 1 to "
                             "65535, e.g. node0.cluster:29400")
     return host, int(port)
+
+
+def refuse_several_nodes(train, run_dir: Path) -> None:
+    """Training on several machines is launched per node by `sttune train`, whose flags set the node
+    settings of that launch; `sttune run`, the notebooks and the stage functions start one machine.
+    With ``train.nnodes > 1``, refuse, naming the commands for each node and for this machine alone."""
+    if train.nnodes <= 1:
+        return
+    run = f"--name {run_dir.name} --runs-dir {run_dir.parent}"
+    endpoint = train.rdzv_endpoint or "HOST:PORT"
+    raise TrainingError(
+        f"train.nnodes={train.nnodes} (in {run_dir / 'config.yaml'} or the overrides): training on several machines "
+        f"is started by `sttune train` on each of them, with its own --node-rank from 0 to {train.nnodes - 1}: "
+        f"`sttune train {run} --nnodes {train.nnodes} --node-rank R --rdzv-endpoint {endpoint} [--resume]`. "
+        f"To train on this machine alone: `sttune train {run} --nnodes 1 [--resume]` (--nproc N to keep the "
+        f"global batch of {train.nproc * train.nnodes} processes), "
+        f"then `sttune run --resume {run}` for the stages after training.")
 
 
 def torchrun_command(run_dir: Path, config_path: Path, train, log_dir: Path, resume: bool) -> list[str]:

@@ -2,7 +2,8 @@
 --nnodes 2, one rank each, gloo, a c10d rendezvous on 127.0.0.1, sharing one run directory. The
 global batch is the sum, global rank 0 alone writes, and the loss curve is the one-process curve of
 the same global batch; both nodes resume from a checkpoint as if never stopped; a rank failing on one
-node stops the other; a node whose rendezvous does not answer fails within train.rdzv_timeout."""
+node stops the other; a node whose rendezvous does not answer fails within train.rdzv_timeout; and
+only `sttune train` starts training on several machines."""
 
 import json
 import os
@@ -197,6 +198,41 @@ def test_a_node_whose_rendezvous_does_not_answer_fails_within_the_timeout(tmp_pa
     # 5 s of waiting plus starting Python, sttune and torchrun twice on a contended machine.
     assert seconds < 5 + 90
     assert not (tmp_path / "mn" / "training.json").exists()
+
+
+def test_only_sttune_train_starts_training_on_several_machines(tmp_path, tiny_folder, capsys):
+    # config.yaml records what node 0's `sttune train --nnodes 2` used; the node settings are per launch.
+    run, _ = prepare_tiny_run(tmp_path, tiny_folder, ["train.nnodes=2", "train.rdzv_endpoint=127.0.0.1:29400",
+                                                      "train.max_steps=1", "train.early_stopping_patience=null"],
+                              name="mn")
+    recorded = run.config_path.read_text()
+    where = f"--name mn --runs-dir {tmp_path}"
+    from sttune_helpers import cli
+    from sttune_helpers.stages import training
+
+    # `sttune run --resume` (and --from training) on one machine: refused before any kernel starts.
+    for arguments in (["--resume"], ["--from", "training"]):
+        assert cli.main(["run", *arguments, "--name", "mn", "--runs-dir", str(tmp_path)]) == 2
+        error = capsys.readouterr().err
+        assert f"train.nnodes=2 (in {run.config_path} or the overrides)" in error
+        assert (f"`sttune train {where} --nnodes 2 --node-rank R --rdzv-endpoint 127.0.0.1:29400 [--resume]`"
+                in error)
+        assert f"`sttune train {where} --nnodes 1 [--resume]` (--nproc N to keep the global batch of 2" in error
+    # The notebook's training.start: refused before the stage is marked running or config.yaml rewritten.
+    with pytest.raises(TrainingError, match="training on several machines is started by `sttune train`"):
+        training.start(run.root, overrides={"train.max_steps": 2})
+    assert read_json(run.manifest_path)["stages"]["training"]["status"] == "pending"
+    assert run.config_path.read_text() == recorded
+    # The stages after training do not train: not refused.
+    from sttune_helpers.rundir import STAGES
+    from sttune_helpers.runner.pipeline import preflight
+
+    preflight(run.load_config(), STAGES[STAGES.index("training") + 1:], run.root)
+    # The way out the message names: `sttune train --nnodes 1` trains here, and records nnodes 1.
+    assert cli.main(["train", *where.split(), "--nnodes", "1"]) == 0
+    assert run.load_config().train.nnodes == 1
+    assert json.loads(run.training_summary_path.read_text())["world_size"] == 1
+    preflight(run.load_config(), ["training"], run.root)
 
 
 def test_multinode_settings_are_checked_before_launching(tmp_path):

@@ -276,7 +276,7 @@ def command_resume(args: argparse.Namespace) -> int:
         return 0
     from .runner.pipeline import preflight
 
-    preflight(run.load_config(), STAGES[STAGES.index(first):])
+    preflight(run.load_config(), STAGES[STAGES.index(first):], run.root)
     print(f"run {args.name}: resuming at stage {first!r}")
     started = time.perf_counter()
     results = run_stages(run, STAGES[STAGES.index(first):], log_output=args.log_output,
@@ -316,7 +316,8 @@ def command_run(args: argparse.Namespace) -> int:
         # A missing model or data source stops here, before a run directory or a kernel exists.
         from .config import load_config as load_config_file
 
-        preflight(config if config is not None else load_config_file(existing_config), stages)
+        preflight(config if config is not None else load_config_file(existing_config), stages,
+                  (args.runs_dir / name).resolve())
     run = prepare_run_dir(args.runs_dir, name, config, continuing, args.overwrite)
     print(f"run {name}: {run.root}")
     started = time.perf_counter()
@@ -412,7 +413,7 @@ def command_train(args: argparse.Namespace) -> int:
         args.runs_dir, args.name, None, continuing=True, overwrite=False,
         missing_hint=f"create it and run the stages before training with `sttune run {where} --only data_prep` "
                      f"then `sttune run {where} --only loss_selection`, or run every stage with `sttune run {where}`")
-    run, config, _ = training.start(existing.root, overrides=overrides)
+    run, config, _ = training.start(existing.root, overrides=overrides, on_each_node=True)
     print(f"run {args.name}: training in {where_training(config.train)}")
     try:
         with showing_progress(ProgressView()), run.stage(training.NAME) as recorded:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .config import RunConfig, load_config, resolve_config, save_config
 from .core.errors import SettingError, SttuneError
@@ -363,12 +363,13 @@ def open_run(
     preset: str | None = "default",
     config_path: str | Path | None = None,
     overrides: dict[str, Any] | list[str] | None = None,
+    check: Callable[[RunConfig], None] | None = None,
 ) -> tuple[RunDir, RunConfig]:
     """What each notebook calls first: find or create the run, settle its config, start the stage.
 
     The config is the run's own config.yaml when there is one; otherwise ``config_path`` or the
     preset. Overrides given here are applied and written back, so config.yaml always holds what
-    the run used.
+    the run used. ``check`` may refuse the settled config before anything is written or started.
     """
     show_on_console()  # the package's progress and warnings appear under the notebook's cells
     run = RunDir(Path(run_dir).resolve())
@@ -385,6 +386,8 @@ def open_run(
     from .modeling import check_model_folder
 
     check_model_folder(config.model.name)  # a folder that holds no model: before anything is written
+    if check is not None:
+        check(config)
     if changed:
         run.root.mkdir(parents=True, exist_ok=True)
         run.save_config(config)

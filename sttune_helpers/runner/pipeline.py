@@ -127,9 +127,14 @@ def prepare_run_dir(runs_dir: Path, name: str, config: RunConfig | None, continu
     return run
 
 
-def preflight(config: RunConfig, stages: Sequence[str]) -> None:
+def preflight(config: RunConfig, stages: Sequence[str], run_dir: Path) -> None:
     """Fail within seconds, before a run directory or a kernel exists, on what would otherwise stop
-    a stage minutes in: a data source or a model that is not there (each error says what was tried)."""
+    a stage minutes in: a data source or a model that is not there (each error says what was tried),
+    or training on several machines, which `sttune train` starts on each of them."""
+    if "training" in stages:
+        from ..training.launch import refuse_several_nodes
+
+        refuse_several_nodes(config.train, run_dir)
     # Imported here: `sttune run` starts faster without pandas and the hub client at import.
     if STAGES[0] in stages:
         from ..data import resolve_source

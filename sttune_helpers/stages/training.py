@@ -17,9 +17,15 @@ NAME = "training"
 
 
 def start(run_dir: str | Path, preset: str | None = "default", config_path: str | Path | None = None,
-          overrides: dict[str, Any] | list[str] | None = None) -> tuple[RunDir, RunConfig, dict[str, Any]]:
-    """Open the run, mark the stage running, and read the loss plan."""
-    run, config = open_run(run_dir, NAME, preset=preset, config_path=config_path, overrides=overrides)
+          overrides: dict[str, Any] | list[str] | None = None,
+          on_each_node: bool = False) -> tuple[RunDir, RunConfig, dict[str, Any]]:
+    """Open the run, mark the stage running, and read the loss plan. Training on several machines
+    (train.nnodes > 1) is refused unless ``on_each_node``: `sttune train`, which runs on every node."""
+    def check(config: RunConfig) -> None:
+        if not on_each_node:
+            training.refuse_several_nodes(config.train, Path(run_dir).resolve())
+
+    run, config = open_run(run_dir, NAME, preset=preset, config_path=config_path, overrides=overrides, check=check)
     return run, config, read_json(run.plan_path)
 
 

@@ -33,7 +33,7 @@ from .checkpoints import compare_checkpoints
 from .curves import plot_curves, plot_tensorboard, tensorboard_scalars
 from .errors import DistributedTrainingError, EmbeddingCollapseError, TrainingDivergedError, TrainingError
 from .guards import CollapseGuard, NonFiniteLossGuard, mean_pairwise_cosine
-from .launch import check_devices, check_nodes, launch_training, runs_distributed
+from .launch import check_devices, check_nodes, launch_training, refuse_several_nodes, runs_distributed
 from .selection import select_model
 from .selection_plot import plot_selection
 from .setup import checkpointing_argument, plan_training
@@ -43,4 +43,4 @@ __all__ = ["CollapseGuard", "DistributedTrainingError", "EmbeddingCollapseError"
            "TrainingDivergedError", "TrainingError", "auto_recipe", "auto_trials_table", "bake_off", "check_devices",
            "check_nodes", "checkpointing_argument", "compare_checkpoints", "launch_training", "mean_pairwise_cosine",
            "plan_training", "plot_bake_off", "plot_curves", "plot_selection", "plot_tensorboard", "record_budget",
-           "runs_distributed", "select_model", "tensorboard_scalars", "train_model"]
+           "refuse_several_nodes", "runs_distributed", "select_model", "tensorboard_scalars", "train_model"]

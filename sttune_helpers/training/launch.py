@@ -16,7 +16,8 @@ ranks, so nothing hangs.
 
 With ``train.nnodes > 1`` each machine runs the same launcher with its own ``train.node_rank``;
 torchrun's c10d rendezvous at ``train.rdzv_endpoint`` (host:port of node 0, which hosts its store)
-joins them into one process group of nproc x nnodes ranks:
+joins them into one process group of nproc x nnodes ranks (only `sttune train` launches it:
+:func:`refuse_several_nodes` stops the other entry points):
 
     python -m torch.distributed.run --nnodes 2 --node-rank R --nproc-per-node N --rdzv-backend c10d
         --rdzv-endpoint HOST:PORT --rdzv-id RUN_NAME --rdzv-conf join_timeout=T,read_timeout=T,is_host=0|1
@@ -62,6 +63,11 @@ WORKER_MODULE = "sttune_helpers.runner.worker"
 STDERR_TAIL_LINES = 30
 # A Python exception's last line in torchrun's output, e.g. "torch.distributed.DistNetworkError: ...".
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Timeout)\w*: ")
+# torchrun's summary of a failed rank, e.g. "  rank      : 1 (local_rank: 0)": its global rank, which a
+# rank's log folder (named by local rank) does not say on a node other than node 0.
+FAILED_RANK_LINE = re.compile(r"^\s*rank\s*:\s*(\d+) \(local_rank: (\d+)\)")
+# A rank's error when the rank it was exchanging with went away (gloo; nccl): the failure began there.
+PEER_LOST = re.compile(r"closed by peer|reset by peer|remote worker|remote process", re.IGNORECASE)
 # How often rank 0 prints a training step's progress event (evaluations and the end always).
 RANK_STEP_INTERVAL_S = 2.0
 
@@ -105,6 +111,23 @@ def check_nodes(train) -> tuple[str, int] | None:
         raise TrainingError(f"train.rdzv_endpoint {endpoint!r} must look like host:port with a port from 1 to "
                             "65535, e.g. node0.cluster:29400")
     return host, int(port)
+
+
+def refuse_several_nodes(train, run_dir: Path) -> None:
+    """Training on several machines is launched per node by `sttune train`, whose flags set the node
+    settings of that launch; `sttune run`, the notebooks and the stage functions start one machine.
+    With ``train.nnodes > 1``, refuse, naming the commands for each node and for this machine alone."""
+    if train.nnodes <= 1:
+        return
+    run = f"--name {run_dir.name} --runs-dir {run_dir.parent}"
+    endpoint = train.rdzv_endpoint or "HOST:PORT"
+    raise TrainingError(
+        f"train.nnodes={train.nnodes} (in {run_dir / 'config.yaml'} or the overrides): training on several machines "
+        f"is started by `sttune train` on each of them, with its own --node-rank from 0 to {train.nnodes - 1}: "
+        f"`sttune train {run} --nnodes {train.nnodes} --node-rank R --rdzv-endpoint {endpoint} [--resume]`. "
+        f"To train on this machine alone: `sttune train {run} --nnodes 1 [--resume]` (--nproc N to keep the "
+        f"global batch of {train.nproc * train.nnodes} processes), "
+        f"then `sttune run --resume {run}` for the stages after training.")
 
 
 def torchrun_command(run_dir: Path, config_path: Path, train, log_dir: Path, resume: bool) -> list[str]:
@@ -163,6 +186,7 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
     started = time.time()
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     exceptions: deque[str] = deque(maxlen=4)  # torchrun's own, e.g. why the rendezvous failed
+    global_ranks: dict[str, str] = {}  # local rank -> global rank, of the ranks that failed
     # A session of its own, so an interrupt can stop torchrun and every rank together.
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                                start_new_session=True)
@@ -183,6 +207,8 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
             tail.append(line)
             if EXCEPTION_LINE.match(line):
                 exceptions.append(line)
+            if failed_rank := FAILED_RANK_LINE.match(line):
+                global_ranks[failed_rank[2]] = failed_rank[1]
             log.info(line)
         returncode = process.wait()
     except BaseException:
@@ -197,7 +223,8 @@ def launch_training(run, config, resume: bool = False, work_dir: str | Path | No
     if returncode != 0:
         if train.nnodes > 1 and not rank_dirs(log_dir):  # torchrun starts the ranks after the rendezvous
             raise DistributedTrainingError(rendezvous_failure_message(train, time.time() - started, list(exceptions)))
-        raise DistributedTrainingError(failure_message(where(train), returncode, log_dir, list(tail)))
+        raise DistributedTrainingError(failure_message(where(train), returncode, log_dir, list(tail),
+                                                       global_ranks if train.nnodes > 1 else None))
     path = run.training_summary_path
     if train.node_rank != 0:
         # Global rank 0 may train on another node; node 0's launcher checks and records its summary.
@@ -266,19 +293,33 @@ def rendezvous_failure_message(train, seconds: float, exceptions: list[str]) -> 
     return "\n".join(lines)
 
 
-def failure_message(processes: str, returncode: int, log_dir: Path, output_tail: list[str]) -> str:
-    """Which rank failed, with what, and the tail of its stderr. ``processes``: e.g. "2 processes"."""
+def failure_message(processes: str, returncode: int, log_dir: Path, output_tail: list[str],
+                    global_ranks: dict[str, str] | None = None) -> str:
+    """Which rank failed, with what, and the tail of its stderr. ``processes``: e.g. "2 processes".
+    ``global_ranks``: on one of several nodes, each failed local rank's global rank (torchrun's summary)."""
     started = rank_dirs(log_dir)
     failed = [p for p in started if (p / "error.json").is_file()]
     if not failed:  # killed by a signal (out of memory, say): whichever rank said something on stderr
         failed = [p for p in started if _tail(p / "stderr.log")]
+
+    def rank_name(rank_dir: Path) -> str:
+        if global_ranks is None:  # one node: the local rank is the rank
+            return f"rank {rank_dir.name}"
+        if rank_dir.name in global_ranks:
+            return f"rank {global_ranks[rank_dir.name]} (local rank {rank_dir.name} on this node)"
+        return f"local rank {rank_dir.name} on this node"
+
     lines = [f"training in {processes} failed (torchrun exit code {returncode})."]
+    errors = []
     for rank_dir in failed:
-        error = _error_message(rank_dir / "error.json")
-        lines.append(f"rank {rank_dir.name} failed" + (f": {error}" if error else ""))
+        errors.append(error := _error_message(rank_dir / "error.json"))
+        lines.append(f"{rank_name(rank_dir)} failed" + (f": {error}" if error else ""))
+    if global_ranks is not None and errors and all(error and PEER_LOST.search(error) for error in errors):
+        lines.append("This node's ranks lost a rank on another node: the failure began there, and the output of "
+                     "`sttune train` on that node names its error.")
     if failed:
         first = failed[0]
-        lines += [f"--- rank {first.name} stderr, last lines ---", _tail(first / "stderr.log") or "(empty)"]
+        lines += [f"--- {rank_name(first)} stderr, last lines ---", _tail(first / "stderr.log") or "(empty)"]
     else:
         lines += ["--- torchrun output, last lines ---", *output_tail]
     lines.append(f"logs of every rank: {log_dir}")

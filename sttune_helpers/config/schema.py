@@ -224,7 +224,8 @@ class TrainConfig:
     # batch_size x nproc x nnodes x gradient_accumulation_steps). With nnodes > 1 every node runs
     # `sttune train` on the same run directory (a shared filesystem) with its own node_rank, 0 to
     # nnodes - 1, and the same rdzv_endpoint: host:port of node 0, where torchrun's c10d rendezvous
-    # listens. A node waits at most rdzv_timeout seconds there for the others before failing. Only
+    # listens. A node waits at most rdzv_timeout seconds there for the others before failing, and a
+    # rank as long for the other ranks to get ready to train (one failing as it starts stops them). Only
     # `sttune train` starts several nodes; `sttune run` and the notebooks refuse nnodes > 1.
     nnodes: int = 1
     node_rank: int = 0

@@ -25,8 +25,9 @@ joins them into one process group of nproc x nnodes ranks (only `sttune train` l
 
 The run directory is shared (one filesystem); global rank 0, on whichever node the rendezvous put
 it, writes into it. A node that cannot reach the rendezvous, or whose peers do not come, fails after
-``train.rdzv_timeout`` seconds with a message naming the endpoint; a failing rank breaks the
-process group, so the ranks on the other nodes fail too instead of hanging.
+``train.rdzv_timeout`` seconds with a message naming the endpoint; a rank failing while it starts
+stops the others within ``train.rdzv_timeout`` (``rank_startup.py``, before the process group forms);
+a failing rank breaks the process group, so the ranks on the other nodes fail too instead of hanging.
 
 The launcher names the worker module and never imports it (nor ``train.py``): the dependency runs
 one way, worker -> train -> launch -> ranks. This file imports no torch: the launching side needs none.

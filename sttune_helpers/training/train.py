@@ -31,6 +31,7 @@ from .guards import CollapseGuard, NonFiniteLossGuard, probe_texts
 from .launch import launch_training, runs_distributed
 from .lora import add_lora, check_lora, lora_trainer_class, merge_lora, parameter_counts
 from .progress import TrainingProgress, without_library_bars
+from .rank_startup import wait_for_every_rank
 from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
 from .timing import CheckpointTimer
@@ -127,6 +128,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     # transformers 5 takes the TensorBoard folder from the environment, read when the trainer starts.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
     trainer_class = lora_trainer_class(SentenceTransformerTrainer) if lora else SentenceTransformerTrainer
+    if config.train.nnodes > 1:  # the training arguments form the process group: every rank must come
+        wait_for_every_rank(config.train.rdzv_timeout)
     trainer = trainer_class(
         model=model,
         args=build_training_arguments(config, run, setup),

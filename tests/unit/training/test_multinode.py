@@ -2,8 +2,8 @@
 --nnodes 2, one rank each, gloo, a c10d rendezvous on 127.0.0.1, sharing one run directory. The
 global batch is the sum, global rank 0 alone writes, and the loss curve is the one-process curve of
 the same global batch; both nodes resume from a checkpoint as if never stopped; a rank failing on one
-node stops the other; a node whose rendezvous does not answer fails within train.rdzv_timeout; and
-only `sttune train` starts training on several machines."""
+node, in training or as it starts, stops the other; a node whose rendezvous does not answer fails
+within train.rdzv_timeout; and only `sttune train` starts training on several machines."""
 
 import json
 import os
@@ -25,6 +25,9 @@ from sttune_helpers.training.launch import torchrun_command
 
 # Two nodes whose rank fails at step 2 are both stopped within this (measured: ~35 s).
 FAILURE_TIMEOUT_S = 240
+# A rank failing as it starts: node 0's rank waits train.rdzv_timeout for it (long enough for node 1 to
+# join the rendezvous on a contended machine), then both nodes have stopped within FAILURE_TIMEOUT_S.
+START_TIMEOUT_S = 60
 LAUNCH_TIMEOUT_S = 600  # generous for a contended 2-core machine; a hang would otherwise stall the suite
 # The logged training loss of two ranks (a gloo all-reduce of their gradients, the mean of their
 # losses) against one process on the same 8 rows: the same sums in another order, float32.
@@ -159,14 +162,19 @@ def test_two_nodes_resume_from_a_checkpoint_as_if_never_stopped(tmp_path, tiny_f
     assert [loss for _, loss in after] == pytest.approx([loss for _, loss in whole], rel=LOSS_TOLERANCE), (after, whole)
 
 
+def failing_ranks(**settings):
+    """The environment in which a node's ranks fail as ``settings`` say (tests/helpers/failing_rank)."""
+    helper = REPO / "tests" / "helpers" / "failing_rank"
+    return {"PYTHONPATH": f"{helper}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", **settings}
+
+
 def test_a_rank_failing_on_one_node_stops_the_other_with_its_error(tmp_path, tiny_folder):
     run, _ = prepare_tiny_run(tmp_path / "nodes", tiny_folder, [*SAME_CURVE, "train.batch_size=4"], name="mn")
-    # Node 1's rank raises at step 2 (tests/helpers/failing_rank), while node 0's waits for its gradients.
-    helper = REPO / "tests" / "helpers" / "failing_rank"
-    failing = {"PYTHONPATH": f"{helper}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "STTUNE_TEST_FAIL_AT_STEP": "2"}
+    # Node 1's rank raises at step 2, while node 0's waits for its gradients.
     started = time.monotonic()
     (code0, out0, err0), (code1, out1, err1) = train_two_nodes(tmp_path / "nodes", run, cwd=tmp_path,
-                                                               node1_env=failing, timeout=FAILURE_TIMEOUT_S)
+                                                               node1_env=failing_ranks(STTUNE_TEST_FAIL_AT_STEP="2"),
+                                                               timeout=FAILURE_TIMEOUT_S)
     seconds = time.monotonic() - started
     assert (code0, code1) == (1, 1), out0[-3000:] + err0[-3000:] + out1[-3000:] + err1[-3000:]
     assert seconds < FAILURE_TIMEOUT_S  # not the process group's own timeout (30 minutes)
@@ -183,6 +191,32 @@ def test_a_rank_failing_on_one_node_stops_the_other_with_its_error(tmp_path, tin
     training = read_json(run.manifest_path)["stages"]["training"]
     assert training["status"] == "failed" and "lost a rank on another node" in training["error"]
     assert not run.training_summary_path.exists()
+
+
+def test_a_rank_failing_as_it_starts_stops_the_other_node_within_the_rendezvous_timeout(tmp_path, tiny_folder):
+    run, _ = prepare_tiny_run(tmp_path / "nodes", tiny_folder, [*SAME_CURVE, "train.batch_size=4"], name="mn")
+    # Node 1's rank exits as it starts, before the process group forms; node 0's torchrun watches only its own
+    # rank, which would wait in init_process_group for transformers' ddp_timeout (30 minutes) without the check.
+    started = time.monotonic()
+    (code0, out0, err0), (code1, out1, err1) = train_two_nodes(
+        tmp_path / "nodes", run, "--rdzv-timeout", str(START_TIMEOUT_S), cwd=tmp_path,
+        node1_env=failing_ranks(STTUNE_TEST_FAIL_AT_START="1"), timeout=FAILURE_TIMEOUT_S)
+    seconds = time.monotonic() - started
+    assert (code0, code1) == (1, 1), out0[-3000:] + err0[-3000:] + out1[-3000:] + err1[-3000:]
+    assert seconds < FAILURE_TIMEOUT_S
+    # Node 1 shows its rank's failure as it does today: the rank by its global rank, and its stderr.
+    failed1 = re.search(r"^rank (\d) \(local rank 0 on this node\) failed", err1, re.M)
+    assert failed1, err1[-3000:]
+    assert f"injected start-up failure on global rank {failed1[1]}" in err1
+    # Node 0's rank gave up after train.rdzv_timeout, naming the rank that never came and where to look.
+    failed0 = re.search(r"^rank (\d) \(local rank 0 on this node\) failed: DistributedTrainingError: rank (\d) of 2 "
+                        rf"did not get ready to train within train.rdzv_timeout={START_TIMEOUT_S} s", err0, re.M)
+    assert failed0, err0[-3000:]
+    assert failed0[2] == failed1[1] != failed0[1]
+    assert "the output of `sttune train` on its node names the error" in err0
+    assert "injected start-up failure" not in out0 + err0
+    training = read_json(run.manifest_path)["stages"]["training"]
+    assert training["status"] == "failed" and "did not get ready to train" in training["error"]
 
 
 def test_a_node_whose_rendezvous_does_not_answer_fails_within_the_timeout(tmp_path, tiny_folder):

@@ -319,16 +319,28 @@ def run_all_cells(page, panel, name: str, shots: Screenshots) -> None:
 
 
 def save_notebook(page, path: Path) -> str:
-    """File > Save Notebook; returns the file's text once it has changed."""
+    """File > Save Notebook; returns the file's text once it has changed and is whole JSON again
+    (Jupyter's atomic_writing backs the file up and then writes it in place, so a read can catch it
+    empty or half written)."""
     before = path.read_text()
     page.locator(".lm-MenuBar-item", has=page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^File$"))).click()
     page.locator(".lm-Menu-item[data-command='docmanager:save']").click()
     deadline = time.monotonic() + 60
-    while (text := path.read_text()) == before:
+    while True:
+        text = path.read_text()
+        if text != before and _is_json(text):
+            return text
         if time.monotonic() > deadline:
-            pytest.fail(f"{path} did not change within 60 s of File > Save")
+            pytest.fail(f"{path} did not change to a whole notebook within 60 s of File > Save")
         time.sleep(0.25)
-    return text
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def stage_entry(run_dir: Path, stage: str) -> dict:

@@ -27,7 +27,7 @@ from sttune_helpers.training.launch import torchrun_command
 FAILURE_TIMEOUT_S = 240
 # A rank failing as it starts: node 0's rank waits train.rdzv_timeout for it (long enough for node 1 to
 # join the rendezvous on a contended machine), then both nodes have stopped within FAILURE_TIMEOUT_S.
-START_TIMEOUT_S = 60
+START_TIMEOUT_S = 30
 LAUNCH_TIMEOUT_S = 600  # generous for a contended 2-core machine; a hang would otherwise stall the suite
 # The logged training loss of two ranks (a gloo all-reduce of their gradients, the mean of their
 # losses) against one process on the same 8 rows: the same sums in another order, float32.

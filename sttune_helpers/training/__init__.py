@@ -19,6 +19,7 @@ the validation noise (train.restore_best), save the model with its card.
     auto_recipe.py  train.budget: proxy runs choose loss, learning rate, batch; max_steps fits the budget
     ranks.py        inside a rank: rank helpers, DDP backend, RankRecorder
     launch.py       several processes under torchrun, and their failures
+    rank_startup.py  on several machines: every rank waits for the others to be ready (train.rdzv_timeout)
     errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
 
 Imports run one way: errors <- ranks <- samplers <- setup <- checkpoints, guards, launch, lora <- train <- bake_off,

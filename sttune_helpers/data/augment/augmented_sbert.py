@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ... import shapes
+from ...config.schema import AugmentConfig
 from ...core.errors import SettingError
 from ..cleaning import normalise_text
 from ..lexical import lexical_candidates, top_k_rows
@@ -64,8 +65,10 @@ def _pair_key(first: str, second: str) -> tuple[str, str]:
 # --- the labeller ---------------------------------------------------------------------------------
 
 
-def train_cross_encoder(frame: pd.DataFrame, shape: str, model_name: str, *, epochs: float = 1.0,
-                        batch_size: int = 16, learning_rate: float = 2e-5, seed: int = 0,
+def train_cross_encoder(frame: pd.DataFrame, shape: str, model_name: str, *,
+                        epochs: float = AugmentConfig.cross_encoder_epochs,
+                        batch_size: int = AugmentConfig.cross_encoder_batch_size,
+                        learning_rate: float = AugmentConfig.cross_encoder_learning_rate, seed: int = 0,
                         device: str = "auto") -> tuple[Any, dict[str, Any]]:
     """A CrossEncoder (one sigmoid output) trained with BinaryCrossEntropyLoss on the gold rows of
     ``frame``: the 0..1 score of pair_score, the 0/1 label of pair_binary. Each pair is given in both

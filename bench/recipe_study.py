@@ -114,9 +114,11 @@ def parse_arm(name: str) -> dict:
     return arm
 
 
-def build_jobs(sets: list[str], arms: list[str], seeds: list[int]) -> list[dict]:
+def build_jobs(sets: list[str], arms: list[str], seeds: list[int],
+               posthoc_arms: tuple[str, ...] = POSTHOC_ARMS) -> list[dict]:
     """Seed-major queue: every set/arm at the first seed before any at the second, so that a run
-    cut off at its time limit still covers everything at one seed. base runs once (first seed)."""
+    cut off at its time limit still covers everything at one seed. base runs once (first seed).
+    Only the arms in posthoc_arms score their post-hoc candidates (the costly part on a CPU)."""
     for arm in arms:
         parse_arm(arm)
     jobs = []
@@ -126,7 +128,7 @@ def build_jobs(sets: list[str], arms: list[str], seeds: list[int]) -> list[dict]
                 if name == "base" and i > 0:
                     continue
                 jobs.append({"id": f"{set_name}__{name}__s{seed}", "set": set_name, "arm": name,
-                             "seed": seed if name != "base" else None})
+                             "seed": seed if name != "base" else None, "posthoc": name in posthoc_arms})
     return jobs
 
 
@@ -500,6 +502,7 @@ def _run_job(job: dict, cfg: dict) -> dict:
     ctx = context(cfg)
     task, plan = task_and_plan(ctx, cfg, job["set"])
     arm, parts, base_sd = parse_arm(job["arm"]), ref_parts(job["set"]), ctx["base_sd"]
+    arm["posthoc"] = job.get("posthoc", arm["posthoc"])
     out: dict = {"base_ref": ctx["base_ref"], "ref_parts": parts, "n_val": len(task["val"]["s1"]),
                  "n_test": len(task["test"]["s1"])}
     states = {"last": base_sd}
@@ -612,7 +615,8 @@ def run_study(args) -> None:
            "max_steps": args.max_steps, "batch_size": 256 if device == "cuda" else 64,
            "threads": args.threads or max(1, (os.cpu_count() or 1) // args.jobs),
            "job_dir": str(job_dir) if job_dir else None}
-    jobs = build_jobs(args.sets.split(","), args.arms.split(","), [int(s) for s in args.seeds.split(",")])
+    jobs = build_jobs(args.sets.split(","), args.arms.split(","), [int(s) for s in args.seeds.split(",")],
+                      tuple(a for a in args.posthoc_arms.split(",") if a))
     info = machine_info(args)
     info.update(settings={**cfg, "jobs": args.jobs, "sets": args.sets, "arms": args.arms, "seeds": args.seeds},
                 started=time.strftime("%Y-%m-%d %H:%M:%S %Z"))
@@ -867,6 +871,8 @@ def main() -> int:
     parser.add_argument("--sets", default="stsb,snli")
     parser.add_argument("--arms", default=DEFAULT_ARMS)
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--posthoc-arms", default=",".join(POSTHOC_ARMS),
+                        help="arms whose WiSE-FT mixes and soup are scored too ('' for none)")
     parser.add_argument("--jobs", type=int, default=1, help="concurrent training processes (1: in this process)")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--precision", choices=["bf16", "fp32"],

@@ -28,6 +28,7 @@ Arms (seeds 0,1,2; batch 16, 4 epochs, lr 2e-5, 10% warmup, bf16 autocast on CUD
   l2sp_<lam>    CoSENT + lam * sum((theta - theta0)^2) over the trainable weights (L2-SP), lam 0.1 and 1
   lora_r16      CoSENT on LoRA adapters (r 16, alpha 32, dropout 0.1, attention and dense layers of
                 every encoder layer), lr 2e-4, merged for evaluation
+  cosent_lg     CoSENT in length-grouped batches (sttune's LengthGroupedBatchSampler, issue 18)
 Post-hoc candidates of plain_cosent and lora_r16 (no extra training):
   wise_<a>      WiSE-FT weights (1 - a) * base + a * fine-tuned, a in 0.3 0.5 0.7 0.85 1.0 (1.0 = last)
   soup3         uniform average of the weights at the end of epochs 2, 3, 4
@@ -93,12 +94,26 @@ LORA_TARGETS = (r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|att
 # Arms and jobs
 
 
+def batch_sampler(arm: dict):
+    """The trainer's batch_sampler: plain shuffled batches, or sttune's length-grouped ones."""
+    if not arm["length_grouped"]:
+        from sentence_transformers.base.sampler import BatchSamplers
+
+        return BatchSamplers.BATCH_SAMPLER
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from sttune_helpers.training.samplers import LengthGroupedBatchSampler
+
+    return LengthGroupedBatchSampler
+
+
 def parse_arm(name: str) -> dict:
     """The training recipe an arm name stands for."""
     arm = {"name": name, "loss": "cosent", "lr": LR, "epochs": EPOCHS, "l2sp": 0.0, "lora_r": 0,
-           "posthoc": name in POSTHOC_ARMS, "train": name != "base"}
+           "posthoc": name in POSTHOC_ARMS, "train": name != "base", "length_grouped": False}
     if name in ("base", "plain_cosent"):
         pass
+    elif name == "cosent_lg":
+        arm["length_grouped"] = True
     elif name == "plain_cos":
         arm["loss"] = "cos"
     elif m := re.fullmatch(r"lr([0-9.e-]+)", name):
@@ -397,7 +412,6 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
     import transformers
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss, CosineSimilarityLoss
     from transformers import PrinterCallback, TrainerCallback
 
@@ -433,7 +447,7 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
             per_device_train_batch_size=BATCH, learning_rate=arm["lr"], warmup_steps=WARMUP,
             bf16=cfg["precision"] == "bf16", seed=job["seed"], use_cpu=cfg["device"] == "cpu",
             eval_strategy="no", save_strategy="no", logging_strategy="no", report_to=[], disable_tqdm=True,
-            dataloader_num_workers=0, batch_sampler=BatchSamplers.BATCH_SAMPLER)
+            dataloader_num_workers=0, batch_sampler=batch_sampler(arm))
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss,
                                              callbacks=[EpochSnapshots()])
         trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict of every job

@@ -9,6 +9,13 @@ import ipywidgets as widgets
 from IPython.display import display
 
 from .config_panel import _STYLE, _WIDE, _escape
+from .help import with_help
+
+SLIDER_HELP = ("the share of the fine-tuned weights in the mix: 0 is the base model, 1 the fine-tuned one. "
+               "Lower values give back task accuracy (test) for general ability (reference): pick the lowest "
+               "alpha whose test score you can accept")
+SAVE_HELP = ("save this mix as model_final/ beside model/; model/ is left as it is. Test scored the sweep: "
+             "a mix chosen here has been chosen on test, so its test score is no longer an unbiased estimate")
 
 
 def interpolation_picker(rows: list[dict[str, Any]], save: Callable[[float], Any], interactive: bool = True,
@@ -21,8 +28,9 @@ def interpolation_picker(rows: list[dict[str, Any]], save: Callable[[float], Any
     by_alpha = {row["alpha"]: row for row in rows}
     slider = widgets.SelectionSlider(options=alphas, value=suggested if suggested in by_alpha else alphas[-1],
                                      description="alpha (0 base, 1 fine-tuned)", style=_STYLE, layout=_WIDE)
+    slider = with_help(slider, SLIDER_HELP)
     scores = widgets.HTML()
-    button = widgets.Button(description="Save as final model", button_style="primary")
+    button = widgets.Button(description="Save as final model", button_style="primary", tooltip=SAVE_HELP)
     status = widgets.HTML()
     progress = widgets.Output()
 

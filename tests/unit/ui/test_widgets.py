@@ -228,6 +228,9 @@ def test_interpolation_picker_shows_each_alphas_scores_and_saves_the_chosen_one(
     button.click()
     assert saved == [1.0] and "model_final@1.0" in status.value
     assert interpolation_picker(rows, saved.append, interactive=False) is None
+    # Both controls say what they do on hover: the slider in its label, the button in its tooltip.
+    assert "0 is the base model" in _span_title(slider.description) and slider.tooltip
+    assert "model_final/" in button.tooltip and "chosen on test" in button.tooltip
 
 
 def test_saving_the_final_model_shows_its_progress_beside_the_button(monkeypatch):

@@ -252,6 +252,10 @@ class EvalConfig:
     # encode in bf16 autocast where training would use it (~1.8x faster on a CPU with AMX, ~1.6x on
     # an AMD Zen 4; cosines within ~2e-3 of fp32), worth it for a large corpus.
     precision: Literal["fp32", "auto", "bf16"] = "fp32"
+    # Keep the embeddings of each scoring in RUNS_DIR/.cache/embeddings (scoring/embedding_cache.py), so
+    # that the base model is not encoded again in the next run on the same data, nor any model when the
+    # evaluation stage runs again. Keyed by the weights and every encoding setting; at most 1 GiB.
+    cache_embeddings: bool = True
     # More models in the comparison table: name -> a model path, a hub name, or another run's directory.
     extra_models: dict[str, str] = field(default_factory=dict)
     # The general-ability reference (scoring/reference.py): general STS and retrieval sets shipped with

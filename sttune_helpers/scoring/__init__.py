@@ -6,6 +6,8 @@ choice) and evaluation (the test split and the reference). The shape computes th
     reference.py   the general-ability reference: shipped parts in a selection and a report half, the run's
                    own source left out (general_reference)
     models.py      Encoder (each text once per model), ModelScores, score_model
+    embedding_cache.py  embeddings kept on disk between scorings (the base model across runs, any
+                   model when evaluation runs again)
     validation.py  the validation evaluator and the metric early stopping follows, as the trainer names it
     errors.py      EvaluationError, for an empty split and the like
 """

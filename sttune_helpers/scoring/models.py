@@ -4,6 +4,7 @@ metrics and per-item scores, and keep the embeddings of the texts stage 05 draws
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ from ..core.hardware import encoding_precision
 from ..core.progress import Progress
 from ..core.statistics import Bootstrap
 from ..shapes.base import ItemScores
+from .embedding_cache import EmbeddingCache, for_model
 from .tasks import TaskSet
 
 
@@ -31,10 +33,11 @@ PROGRESS_CHUNK_TEXTS = 4096
 
 
 class Encoder:
-    """Encodes each distinct text once per model (normalised, so a dot product is the cosine)."""
+    """Encodes each distinct text once per model (normalised, so a dot product is the cosine); with a
+    ``disk`` cache, an encode call made before with the same model and texts is read back instead."""
 
-    def __init__(self, model, batch_size: int):
-        self.model, self.batch_size, self.cache = model, batch_size, {}
+    def __init__(self, model, batch_size: int, disk: EmbeddingCache | None = None):
+        self.model, self.batch_size, self.cache, self.disk = model, batch_size, {}, disk
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
@@ -42,8 +45,12 @@ class Encoder:
         task = Progress("encoding", total=len(missing), unit="texts") if len(missing) > chunk else None
         for start in range(0, len(missing), chunk):
             part = missing[start:start + chunk]
-            vectors = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
-                                        convert_to_numpy=True, show_progress_bar=False)
+            vectors = self.disk.get(part) if self.disk is not None else None
+            if vectors is None:
+                vectors = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
+                                            convert_to_numpy=True, show_progress_bar=False)
+                if self.disk is not None:
+                    self.disk.put(part, vectors)
             self.cache.update(zip(part, np.asarray(vectors, dtype=np.float32)))
             if task is not None:
                 task.step(start + len(part))
@@ -56,14 +63,16 @@ class Encoder:
 
 
 def score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int = 64, seed: int = 0,
-                precision: str = "fp32") -> ModelScores:
-    """The task's metrics for ``model``, encoding with ``precision`` (EvalConfig.precision)."""
-    with encoding_precision(model, precision):
-        return _score_model(task, model, boot, batch_size, seed)
+                precision: str = "fp32", cache_dir: Path | None = None) -> ModelScores:
+    """The task's metrics for ``model``, encoding with ``precision`` (EvalConfig.precision); with
+    ``cache_dir``, reading and keeping its embeddings there (scoring/embedding_cache.py)."""
+    with encoding_precision(model, precision) as used:
+        return _score_model(task, model, boot, batch_size, seed, for_model(cache_dir, model, used, batch_size))
 
 
-def _score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int, seed: int) -> ModelScores:
-    encode = Encoder(model, batch_size)
+def _score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int, seed: int,
+                 disk: EmbeddingCache | None = None) -> ModelScores:
+    encode = Encoder(model, batch_size, disk)
     shape = shapes.get(task.shape)
     scored = shape.score(task, encode, boot, seed)
     texts = shape.viz_sentences(task)

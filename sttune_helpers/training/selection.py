@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
@@ -21,6 +22,7 @@ from ..data import read_report
 from ..modeling import load_configured_model
 from ..rundir import RunDir
 from ..scoring import load_task, score_model
+from ..scoring.embedding_cache import cache_directory
 from .weights import State, average_states, mix_states, snapshot
 
 log = get_logger(__name__)
@@ -141,12 +143,13 @@ class _Scorer:
         return score_model(self.validation, self._load(state), self.boot, eval_config.batch_size, self.config.seed,
                            eval_config.precision)
 
-    def reference_scores(self, state: State) -> dict[str, float]:
+    def reference_scores(self, state: State, cache_dir: Path | None = None) -> dict[str, float]:
         eval_config, model = self.config.eval, self._load(state)
         values = {}
         for part in self.parts:
             boot = Bootstrap.draw(part.n, 1, eval_config.confidence, self.config.seed)  # points only
-            scores = score_model(part, model, boot, eval_config.batch_size, self.config.seed, eval_config.precision)
+            scores = score_model(part, model, boot, eval_config.batch_size, self.config.seed, eval_config.precision,
+                                 cache_dir)
             values[part.name] = scores.metrics[shapes.get(part.shape).primary_metric]["value"]
         return values
 
@@ -184,7 +187,9 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
     # The base and the candidates within the noise (all of them where the fallback needs it).
     on_reference = Progress("model selection on the general reference", unit="models",
                             total=1 + sum(c.within_noise for c in candidates))
-    base_reference = scorer.reference_scores(base_state) if scorer.parts else {}
+    # The base's scores repeat in every run on this reference: cached (the candidates' never repeat).
+    base_cache = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
+    base_reference = scorer.reference_scores(base_state, base_cache) if scorer.parts else {}
     budget = config.eval.max_forgetting
 
     def measure(c: Candidate) -> None:

@@ -143,6 +143,11 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
     parts = selection["reference"]["parts"]
     assert parts and not any("stsb" in p for p in parts) and set(selection["reference"]["base"]) == set(parts)
     assert any("stsb" in e["part"] for e in selection["reference"]["excluded"])
+    # The base's reference embeddings are kept for the next run in this runs directory; the candidates'
+    # (weights no other run has) are not.
+    from sttune_helpers.scoring.embedding_cache import cache_directory
+
+    assert len(list(cache_directory(run.root.parent).iterdir())) == 1
     # model/ holds the chosen candidate: it scores what the selection recorded for it on validation.
     task = load_task(run, config, split="validation")
     chosen = next(c for c in selection["candidates"] if c["name"] == selection["chosen"])

@@ -1,0 +1,131 @@
+"""Embeddings kept on disk between scorings, so that a model is not encoded again on texts it has
+already encoded: the base model in every run of a runs directory (same test split, same reference
+parts), and every model when the evaluation stage runs again (``--from evaluation``, notebook 04
+re-run). A cached entry is one ``model.encode`` call's result, keyed by everything that call depends on
+(the weights, the modules' settings, the tokenizer, the device, the precision, the batch size and the
+texts in order), so that a hit returns the very vectors the call would compute.
+
+The cache is a speed-up only: where it cannot be read or written, the texts are encoded as usual."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..core.reporting import get_logger
+
+log = get_logger(__name__)
+
+CACHE_DIR_NAME = ".cache"  # in the runs directory; `sttune runs` lists only folders with a manifest
+EMBEDDINGS_DIR_NAME = "embeddings"
+# The most the cache may hold; beyond it the entries used least recently go first. 1 GiB is about 700k
+# 384-dimensional vectors (all-MiniLM-L6-v2), every test split and reference part of many runs.
+MAX_BYTES = 1 << 30
+KEY_CHARS = 32
+
+
+def weights_digest(model) -> str:
+    """A digest of every parameter and buffer (names, dtypes, shapes and bytes), in state_dict order."""
+    import torch
+
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def model_key(model, precision: str, batch_size: int) -> str:
+    """What one model's encode() results depend on, besides the texts: its weights, its modules and
+    their settings (repr: pooling, normalisation), max_seq_length, prompts, its tokenizer, the device,
+    the encoding precision and the batch size (the batches' padding)."""
+    import torch
+
+    tokenizer = getattr(model, "tokenizer", None)
+    parts = [weights_digest(model), repr(model), str(getattr(model, "max_seq_length", None)),
+             json.dumps(getattr(model, "prompts", None) or {}, sort_keys=True, default=str),
+             str(getattr(model, "default_prompt_name", None)), type(tokenizer).__name__,
+             str(getattr(tokenizer, "name_or_path", "")), str(len(tokenizer) if tokenizer is not None else 0),
+             str(getattr(tokenizer, "do_lower_case", None)), torch.device(model.device).type, precision,
+             str(batch_size)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:KEY_CHARS]
+
+
+def texts_key(texts: Sequence[str]) -> str:
+    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode()).hexdigest()[:KEY_CHARS]
+
+
+@dataclass
+class EmbeddingCache:
+    """One model's entries in a cache directory (see :func:`for_model`)."""
+
+    directory: Path
+    key: str
+
+    def _path(self, texts: Sequence[str]) -> Path:
+        return self.directory / self.key / f"{texts_key(texts)}.npy"
+
+    def get(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The vectors of ``texts`` as an earlier call encoded them, or None."""
+        path = self._path(texts)
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):  # not cached, or a damaged file: encode again
+            return None
+        if vectors.ndim != 2 or len(vectors) != len(texts):
+            return None
+        try:
+            os.utime(path)  # recently used: pruned last
+        except OSError:
+            pass
+        return vectors
+
+    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        path = self._path(texts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.info(f"embedding cache not written ({path}: {exc}); the run goes on without it")
+            return
+        prune(self.directory)
+
+
+def for_model(directory: Path | None, model, precision: str, batch_size: int) -> EmbeddingCache | None:
+    """``model``'s entries in ``directory`` (None: no cache)."""
+    if directory is None:
+        return None
+    return EmbeddingCache(Path(directory), model_key(model, precision, batch_size))
+
+
+def cache_directory(runs_dir: Path) -> Path:
+    """Where the runs of ``runs_dir`` share their cached embeddings."""
+    return Path(runs_dir) / CACHE_DIR_NAME / EMBEDDINGS_DIR_NAME
+
+
+def prune(directory: Path, max_bytes: int = MAX_BYTES) -> None:
+    """Delete the least recently used entries until the cache holds at most ``max_bytes``."""
+    try:
+        entries = [(p.stat().st_mtime, p.stat().st_size, p) for p in Path(directory).glob("*/*.npy")]
+    except OSError:
+        return
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries, key=lambda e: e[0]):
+        if total <= max_bytes:
+            break
+        try:
+            path.unlink()
+            total -= size
+        except OSError:
+            pass

@@ -28,7 +28,8 @@ Arms (seeds 0,1,2; batch 16, 4 epochs, lr 2e-5, 10% warmup, bf16 autocast on CUD
   l2sp_<lam>    CoSENT + lam * sum((theta - theta0)^2) over the trainable weights (L2-SP), lam 0.1 and 1
   lora_r16      CoSENT on LoRA adapters (r 16, alpha 32, dropout 0.1, attention and dense layers of
                 every encoder layer), lr 2e-4, merged for evaluation
-  cosent_lg     CoSENT in length-grouped batches (sttune's LengthGroupedBatchSampler, issue 18)
+  <arm>_lg      that arm in length-grouped batches (sttune's LengthGroupedBatchSampler, issue 18);
+                cosent_lg is plain_cosent_lg
 Post-hoc candidates of plain_cosent and lora_r16 (no extra training):
   wise_<a>      WiSE-FT weights (1 - a) * base + a * fine-tuned, a in 0.3 0.5 0.7 0.85 1.0 (1.0 = last)
   soup3         uniform average of the weights at the end of epochs 2, 3, 4
@@ -108,12 +109,14 @@ def batch_sampler(arm: dict):
 
 def parse_arm(name: str) -> dict:
     """The training recipe an arm name stands for."""
+    if name == "cosent_lg":
+        name = "plain_cosent_lg"
+    if name.endswith("_lg") and name != "_lg":  # any arm in length-grouped batches
+        return {**parse_arm(name[:-len("_lg")]), "name": name, "posthoc": name in POSTHOC_ARMS, "length_grouped": True}
     arm = {"name": name, "loss": "cosent", "lr": LR, "epochs": EPOCHS, "l2sp": 0.0, "lora_r": 0,
            "posthoc": name in POSTHOC_ARMS, "train": name != "base", "length_grouped": False}
     if name in ("base", "plain_cosent"):
         pass
-    elif name == "cosent_lg":
-        arm["length_grouped"] = True
     elif name == "plain_cos":
         arm["loss"] = "cos"
     elif m := re.fullmatch(r"lr([0-9.e-]+)", name):

@@ -46,6 +46,10 @@ HINTS: dict[str, tuple[tuple[str, ...], str]] = {
     OVERHEAD: ((), "starting the kernel, importing torch and sentence-transformers, and the notebooks' cells "
                    "around each stage's work (--kernel-per-stage pays the imports in every stage)"),
 }
+# Under train.budget (the auto recipe) stage 02's time is the proxy search, not the bake-off.
+AUTO_SEARCH_HINT = (("train.budget", "loss.name"),
+                    "the auto recipe's proxy runs take about a third of train.budget; naming loss.name leaves "
+                    "only the learning rate and batch size to search")
 # Hints go to the largest part and to any other of the largest few that takes this share or more.
 HINTED_PARTS, HINT_SHARE = 3, 0.10
 HINT_WIDTH = 100  # the hints' lines, wrapped
@@ -146,6 +150,8 @@ def time_report(run: RunDir) -> list[TimePart]:
 def hint(part: str, config: dict[str, Any] | None, shape: str | None = None) -> str:
     """What ``part`` is and the settings that cut it, with the run's values."""
     settings, what = HINTS[part]
+    if part == "loss selection" and config is not None and _value(config, "train.budget") not in ("null", "?"):
+        settings, what = AUTO_SEARCH_HINT
     if part == "validation" and shape == "retrieval":
         what += " (for retrieval, its queries against the validation corpus)"
     shown = [f"{key}={_value(config, key)}" if config is not None else key for key in settings]

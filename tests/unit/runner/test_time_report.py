@@ -11,6 +11,7 @@ from sttune_helpers.config import RunConfig, load_preset
 from sttune_helpers.core.io import atomic_write_json, read_json
 from sttune_helpers.rundir import STAGES, RunDir
 from sttune_helpers.runner.time_report import (
+    AUTO_SEARCH_HINT,
     HINTS,
     OVERHEAD,
     REPORT_FILE,
@@ -111,9 +112,18 @@ def test_hints_follow_the_largest_part(tmp_path, part, summary_changes):
     assert all(key in largest.hint for key in settings)
 
 
+def test_loss_selection_under_a_budget_is_the_auto_search():
+    from sttune_helpers.runner.time_report import hint
+
+    auto = load_preset("auto").to_dict()
+    assert "auto recipe's proxy runs" in hint("loss selection", auto) and "train.budget=\"20m\"" in hint(
+        "loss selection", auto)
+    assert hint("loss selection", load_preset("smoke").to_dict()).startswith("the bake-off")
+
+
 def test_every_hinted_setting_exists():
     config = RunConfig().to_dict()
-    for part, (settings, _) in HINTS.items():
+    for part, (settings, _) in [*HINTS.items(), ("auto search", AUTO_SEARCH_HINT)]:
         for key in settings:
             node = config
             for name in key.split("."):

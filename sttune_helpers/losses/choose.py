@@ -40,10 +40,34 @@ def choose_loss(config: RunConfig, shape: str | None = None,
             chosen = LossChoice(config.loss.name, "chosen in the config; not among this shape's registered losses")
         how = "set in the config (loss.name)"
     params = {**chosen.params, **config.loss.params}
-    if config.loss.temperature is not None:
-        params.update(temperature_params(chosen.name, config.loss.temperature))
+    try:
+        if config.loss.temperature is not None:
+            params.update(temperature_params(chosen.name, config.loss.temperature))
+        check_params(chosen.name, config.loss.params)
+    except LossError as exc:
+        if config.loss.name is None:  # the user may have tuned them for another loss than the one recommended
+            raise LossError(f"{exc} ({chosen.name} is {how}; set loss.name to the loss they are for)") from None
+        raise
     chosen = LossChoice(chosen.name, chosen.reason, params, chosen.tunable)
     return chosen, [c for c in choices if c.name != chosen.name], how
+
+
+def check_params(loss_name: str, params: dict) -> None:
+    """Refuse loss.params that the loss's constructor does not take, before any training."""
+    import inspect
+
+    try:
+        signature = inspect.signature(loss_class(loss_name).__init__)
+    except (LossError, TypeError, ValueError):  # an unknown class is named elsewhere; no signature: not checkable
+        return
+    accepted = signature.parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    unknown = sorted(set(params) - set(accepted) - {"self"})
+    if unknown:
+        takes = ", ".join(name for name in accepted if name not in ("self", "model")) or "nothing"
+        verb = "does" if len(unknown) == 1 else "do"
+        raise LossError(f"loss.params {', '.join(unknown)} {verb} not apply to {loss_name}; it takes {takes}")
 
 
 def temperature_params(loss_name: str, temperature: float) -> dict[str, float]:

@@ -25,7 +25,7 @@ from IPython.display import display
 from ..config import RANGES, ConfigError, ModelConfig, RunConfig, TrainConfig
 from ..core.errors import SttuneError
 from ..core.io import read_json
-from ..losses import loss_choices
+from ..losses import loss_choices, recommend
 from ..rundir import RunDir
 from .help import precision_help, validation_precision_help, with_help
 
@@ -114,6 +114,7 @@ class ConfigPanel:
         self.run = run
         self.on_train = on_train
         self.choices = loss_choices(shape)
+        self.recommended = self._recommended_loss()
         self.errors: dict[str, str] = {}  # key -> why its current entry was not applied
         self._bindings: dict[str, _Binding] = {}
         self._syncing = False  # True while config values are pushed into the controls
@@ -317,16 +318,27 @@ class ConfigPanel:
         self._bindings[key] = binding
         return binding.row()
 
+    def _recommended_loss(self) -> str:
+        """What loss.name: null gives this run: the shape's recommendation for its number of training
+        rows (stage 02 records the same in plan.json); the shape's default before data_prep ran."""
+        try:
+            report = read_json(self.run.data_report_path) if self.run is not None else None
+            rows = int(report["counts"]["train"]["rows"]) if report else 0
+        except (OSError, ValueError, KeyError, TypeError):
+            rows = 0
+        return recommend(self.shape, rows, self._config.train.batch_size)[0].name
+
     def _loss_controls(self) -> list[widgets.Widget]:
         loss = self._config.loss
-        options = [(f"{c.name} (default)" if i == 0 else c.name, c.name) for i, c in enumerate(self.choices)]
+        options = [(f"{c.name} (default)" if c.name == self.recommended else c.name, c.name) for c in self.choices]
         if loss.name is not None and loss.name not in {c.name for c in self.choices}:
             options.append((f"{loss.name} (from the config)", loss.name))
         temperature_range = log_bounds("loss.temperature", loss.temperature, 0.005, 1.0)
         return [
             self._bind("loss.name", widgets.Dropdown(description="loss", options=options, layout=_WIDE),
-                       to_control=lambda name: name or self.choices[0].name,
-                       help_text="a sentence-transformers loss class; the first is this shape's default"),
+                       to_control=lambda name: name or self.recommended,
+                       help_text="a sentence-transformers loss class; (default) marks what sttune recommends "
+                                 "for this shape and amount of training data"),
             self.loss_reason,
             self._bind("loss.temperature",
                        widgets.FloatLogSlider(description="temperature", base=10, min=temperature_range[0],

@@ -9,6 +9,7 @@ from sttune_helpers import shapes
 from sttune_helpers.config import load_preset
 from sttune_helpers.losses import (
     LossChoice,
+    LossError,
     build_loss,
     choose_loss,
     explain,
@@ -136,8 +137,26 @@ def test_temperature_becomes_scale_or_temperature():
     assert {a.name for a in alternatives} == {"CosineSimilarityLoss", "AnglELoss"}
 
 
+def test_params_the_loss_does_not_take_are_refused_before_training():
+    config = load_preset("smoke").with_overrides(["loss.params={scale: 5}"])
+    assert choose_loss(config, "pair_score", 6000)[0].params == {"scale": 5}  # CoSENTLoss takes a scale
+    # On 1,000 pairs the recommendation is cosine regression, which has no scale: named with the way out.
+    with pytest.raises(LossError, match=r"loss.params scale does not apply to CosineSimilarityLoss; it takes "
+                                        r"loss_fct, cos_score_transformation \(CosineSimilarityLoss is recommended.*"
+                                        r"set loss.name to the loss they are for\)"):
+        choose_loss(config, "pair_score", 1000)
+    named = load_preset("smoke").with_overrides(["loss.name=CosineSimilarityLoss", "loss.params={margin: 1}"])
+    with pytest.raises(LossError, match=r"^loss.params margin does not apply to CosineSimilarityLoss; it takes"):
+        choose_loss(named, "pair_score", 1000)
+
+
 def test_recommendation_follows_shape_and_size():
     assert recommend("pair_score", 5000, 16)[0].name == "CoSENTLoss"
+    # Small scored-pair data: cosine regression (measured better below 5,000 pairs, bench/RESULTS.md).
+    choice, why = recommend("pair_score", 1000, 16)
+    assert choice.name == "CosineSimilarityLoss" and "1,000 here" in why and "5,000" in why
+    assert recommend("pair_score", 4999, 16)[0].name == "CosineSimilarityLoss"
+    assert recommend("pair_score", 0, 16)[0].name == "CoSENTLoss"  # size unknown: the shape's default
     # Small retrieval sets too: GISTEmbedLoss did worse than MNRL on SciFact (bench/RESULTS.md).
     choice, why = recommend("retrieval", 500, 64)
     assert choice.name == "MultipleNegativesRankingLoss" and "500 training rows" in why

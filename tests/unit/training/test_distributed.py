@@ -86,7 +86,8 @@ def test_two_cpu_processes_train_and_only_rank_zero_writes(tmp_path, tiny_folder
 
 def test_a_failing_rank_surfaces_its_error(tmp_path, tiny_folder):
     # An infinite scale makes CoSENT's logits inf - inf: NaN at the first step, and the guard raises in the ranks.
-    run, config = prepared_run(tmp_path, tiny_folder, ["loss.params={scale: .inf}", "train.max_steps=3"])
+    run, config = prepared_run(tmp_path, tiny_folder, ["loss.name=CoSENTLoss", "loss.params={scale: .inf}",
+                                                       "train.max_steps=3"])
     config.train.nproc = 2
     choice = read_plan_loss(read_json(run.plan_path))
     assert choice.params["scale"] == float("inf")

@@ -102,7 +102,8 @@ def test_gradient_checkpointing_reaches_the_transformer_layers(tmp_path, tiny_fo
 
 def test_nan_guard_fires_on_a_real_nan_loss(tmp_path, tiny_folder):
     # An infinite scale makes CoSENT's logits inf - inf: NaN at the first step.
-    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["loss.params={scale: .inf}", "train.max_steps=3"])
+    run, config = prepare_tiny_run(tmp_path, tiny_folder, ["loss.name=CoSENTLoss", "loss.params={scale: .inf}",
+                                                          "train.max_steps=3"])
     with pytest.raises(TrainingDivergedError, match=r"training stopped at step \d: the training loss is nan.*learning "
                                                       r"rate"):
         train_model(run, config)

@@ -37,6 +37,20 @@ def test_controls_show_the_config_values(panel, config):
     assert panel.status.value == ""
 
 
+def test_the_loss_shown_is_the_one_recommended_for_the_runs_data(config, run):
+    from sttune_helpers.core.io import atomic_write_json
+
+    # 1,000 scored training pairs: cosine regression (below CoSENT's 5,000), which stage 02 will choose.
+    atomic_write_json(run.data_report_path, {"counts": {"train": {"rows": 1000}}})
+    panel = ConfigPanel(config, "pair_score", run=run)
+    dropdown = panel.controls["loss.name"]
+    assert dropdown.value == "CosineSimilarityLoss"
+    assert dict(dropdown.options)["CosineSimilarityLoss (default)"] == "CosineSimilarityLoss"
+    assert panel.config.loss.name is None  # shown, not written: stage 02 still decides
+    atomic_write_json(run.data_report_path, {"counts": {"train": {"rows": 6000}}})
+    assert ConfigPanel(config, "pair_score", run=run).controls["loss.name"].value == "CoSENTLoss"
+
+
 def test_sliders_and_dropdowns_edit_the_config(panel, config):
     panel.controls["train.learning_rate"].value = 3e-5
     panel.controls["train.batch_size"].value = 64

@@ -68,8 +68,8 @@ def plan_training(config: RunConfig, n_train: int, device: str, shape: str | Non
 
 # Losses that train in length-grouped batches under batch_sampler: auto (bench/RESULTS.md): on STS-B they
 # trained 1.52x as fast, and on 1,000 pairs over 3 seeds cosine regression scored the same (-0.0006, within
-# the seed spread) and CoSENT 0.005 higher (2 seeds). In-batch-negative losses keep random batches: on SciFact at 256
-# tokens grouping gave no speed.
+# the seed spread) and CoSENT 0.004 higher. In-batch-negative losses keep random batches: on SciFact at
+# 256 tokens grouping gave no speed.
 LENGTH_GROUPED_BY_DEFAULT = frozenset({"CosineSimilarityLoss", "CoSENTLoss"})
 
 

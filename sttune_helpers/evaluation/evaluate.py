@@ -16,7 +16,7 @@ from ..core.progress import Progress, number
 from ..core.statistics import Bootstrap, paired_comparison
 from ..modeling import load_model, resolve_model_source
 from ..rundir import RunDir
-from ..scoring.embedding_cache import cache_directory
+from ..scoring.embedding_cache import cache_directory, for_model
 from ..scoring.errors import EvaluationError
 from ..scoring.models import ModelScores, score_model
 from ..scoring.reference import KIND, GeneralReference, general_reference, part_name
@@ -123,14 +123,17 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
                                                max_seq_length=config.model.max_seq_length)
         if name in ("base", "fine_tuned", BEFORE_SELECTION):
             loaded[name] = model  # kept for the interpolation sweep
+        # The weights' digest once per model, not once per split scored.
+        disk = for_model(cache_dir, model, resolve_encoding_precision(model, config.eval.precision),
+                         config.eval.batch_size)
         scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision,
-                                   cache_dir)
+                                   cache=disk)
         progress.milestone(progress.done + 1, f"{name} on test: {task_metric} "
                                               f"{number(scores[name].metrics[task_metric]['value'])}")
         for part in reference.parts if reference else []:
             reference_scores[part_name(part)][name] = score_model(part, model, reference_boots[part_name(part)],
                                                                   config.eval.batch_size, config.seed,
-                                                                  config.eval.precision, cache_dir)
+                                                                  config.eval.precision, cache=disk)
             part_metric = shapes.get(part.shape).primary_metric
             value = reference_scores[part_name(part)][name].metrics[part_metric]["value"]
             progress.milestone(progress.done + 1,

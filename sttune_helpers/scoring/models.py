@@ -63,11 +63,14 @@ class Encoder:
 
 
 def score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int = 64, seed: int = 0,
-                precision: str = "fp32", cache_dir: Path | None = None) -> ModelScores:
+                precision: str = "fp32", cache_dir: Path | None = None,
+                cache: EmbeddingCache | None = None) -> ModelScores:
     """The task's metrics for ``model``, encoding with ``precision`` (EvalConfig.precision); with
-    ``cache_dir``, reading and keeping its embeddings there (scoring/embedding_cache.py)."""
+    ``cache_dir``, reading and keeping its embeddings there (scoring/embedding_cache.py); ``cache``:
+    the model's entries already keyed (for_model), for a caller that scores one model many times."""
     with encoding_precision(model, precision) as used:
-        return _score_model(task, model, boot, batch_size, seed, for_model(cache_dir, model, used, batch_size))
+        disk = cache if cache is not None else for_model(cache_dir, model, used, batch_size)
+        return _score_model(task, model, boot, batch_size, seed, disk)
 
 
 def _score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int, seed: int,

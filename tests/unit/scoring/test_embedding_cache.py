@@ -116,7 +116,13 @@ def test_a_second_evaluation_of_a_run_encodes_nothing(tmp_path, tiny, monkeypatc
     assert sum(map(len, loaded)) > 0
     assert len(list(cache_directory(tmp_path).iterdir())) == 2  # in the runs directory, a folder per model
     loaded.clear()
+    from sttune_helpers.scoring import embedding_cache
+
+    digests = []
+    digest = embedding_cache.weights_digest
+    monkeypatch.setattr(embedding_cache, "weights_digest", lambda model: digests.append(1) or digest(model))
     again = evaluate_models(run, config, models).report
+    assert len(digests) == 2  # once per model, not once per split scored
     assert [len(texts) for texts in loaded] == [0, 0]
     assert again["models"] == first["models"] and again["reference"] == first["reference"]
 

@@ -131,7 +131,7 @@ def preflight(config: RunConfig, stages: Sequence[str], run_dir: Path) -> None:
     """Fail within seconds, before a run directory or a kernel exists, on what would otherwise stop
     a stage minutes in: a data source or a model that is not there (each error says what was tried),
     or training on several machines, which `sttune train` starts on each of them."""
-    if "training" in stages:
+    if "training" in stages and config.train.nnodes > 1:  # importing the training stage costs seconds
         from ..training.launch import refuse_several_nodes
 
         refuse_several_nodes(config.train, run_dir)

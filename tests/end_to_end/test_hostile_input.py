@@ -9,11 +9,13 @@ import errno
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, sttune
+from conftest import REPO, sttune, sttune_env
 
 from sttune_helpers import rundir
 from sttune_helpers.config import load_preset
@@ -333,6 +335,17 @@ def test_model_path_that_does_not_exist_fails_within_seconds(tmp_path):
                  timeout=QUICK_S)  # HF_HUB_OFFLINE=1 in the tests' environment
     assert hub.returncode == 2 and "not in the local cache, and HF_HUB_OFFLINE is set" in hub.stderr
     assert_no_run_directory(tmp_path)
+
+
+def test_refusals_do_not_import_the_training_libraries(tmp_path):
+    # A refusal costs python's start-up, not the seconds of importing torch, transformers and peft.
+    probe = ("import sys\nfrom sttune_helpers.cli import main\n"
+             "code = main(['run', '--preset', 'smoke', '--name', 'bad/name'])\n"
+             "print(code, sorted({'torch', 'transformers', 'peft', 'sentence_transformers'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=sttune_env(), capture_output=True,
+                            text=True, timeout=QUICK_S)
+    assert result.stdout.strip() == "2 []", result.stdout + result.stderr
+    assert "run name 'bad/name' is not allowed" in result.stderr
 
 
 def test_data_source_that_does_not_exist_fails_before_the_run_starts(tmp_path):

@@ -91,20 +91,24 @@ EOF
 }
 
 if [[ $DRY_RUN == 1 ]]; then
+  # Every case's command, one per line, checked in one python process (the import of the losses is the slow part).
   for name in "${CASE_NAMES[@]}"; do
     overrides_of "$name" args
-    "$PYTHON" - run --preset default --name "$name" --runs-dir "$RUNS_DIR" --overwrite "${args[@]}" <<'EOF'
+    printf '%q ' run --preset default --name "$name" --runs-dir "$RUNS_DIR" --overwrite "${args[@]}"
+    echo
+  done | "$PYTHON" -c '
 import shlex, sys
 from sttune_helpers.cli import build_parser
 from sttune_helpers.config import resolve_config
-args = build_parser().parse_args(sys.argv[1:])
 from sttune_helpers.losses import choose_loss
-config = resolve_config(args.preset, args.config, args.overrides)
-assert config.model.device == "cuda" and config.train.precision == "bf16"
-choose_loss(config, config.data.shape if config.data.shape != "auto" else "pair_score")  # the loss fits the shape
-print("accepted: sttune " + shlex.join(sys.argv[1:]))
-EOF
-  done
+for line in sys.stdin:
+    argv = shlex.split(line)
+    args = build_parser().parse_args(argv)
+    config = resolve_config(args.preset, args.config, args.overrides)
+    assert config.model.device == "cuda" and config.train.precision == "bf16"
+    choose_loss(config, config.data.shape if config.data.shape != "auto" else "pair_score")  # the loss fits the shape
+    print("accepted: sttune " + shlex.join(argv))
+'
   exit 0
 fi
 

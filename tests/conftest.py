@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -41,51 +42,95 @@ def sttune(*args, cwd, timeout=SMOKE_TIMEOUT_S):
                           timeout=timeout)
 
 
+# Where the background runs live, shared by every test process: with pytest-xdist (-n, set in
+# pyproject.toml) the main process makes it before the workers start, and they inherit the variable.
+SHARED_ENV = "STTUNE_TESTS_SHARED_DIR"
+_owns_shared_dir = pytest.StashKey[bool]()
+
+
+def pytest_configure(config):
+    if not hasattr(config, "workerinput") and SHARED_ENV not in os.environ:
+        os.environ[SHARED_ENV] = tempfile.mkdtemp(prefix="sttune-tests-")
+        config.stash[_owns_shared_dir] = True
+
+
 class BackgroundRun:
-    """A command started when collection ends, so that it runs on the core the unit tests leave
-    free; the tests that need it are ordered last and wait for it."""
+    """A command started when collection ends, so that it runs on a core the tests leave free; the
+    tests that need it are ordered last and wait for it. Every test process collects the same tests:
+    the first to create the run's folder starts it, the others wait for the exit code it writes."""
 
     def __init__(self, prefix, command):
-        self.workdir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.workdir = Path(os.environ[SHARED_ENV]) / prefix.strip("-")
         self.stdout_path = self.workdir / "stdout.txt"
         self.stderr_path = self.workdir / "stderr.txt"
+        self.returncode_path = self.workdir / "returncode.txt"
+        self.process = None
+        try:
+            self.workdir.mkdir()
+        except FileExistsError:
+            return  # another test process started it
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
             self.process = subprocess.Popen([part.replace("{workdir}", str(self.workdir)) for part in command],
                                             cwd=self.workdir, env=sttune_env(), stdout=out, stderr=err, text=True)
 
+    def _record(self, returncode):
+        self.returncode_path.write_text(str(returncode))
+        return returncode
+
     def wait(self):
-        try:
-            returncode = self.process.wait(timeout=SMOKE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        return subprocess.CompletedProcess(self.process.args, returncode, self.stdout_path.read_text(),
+        if self.process is not None:
+            try:
+                returncode = self._record(self.process.wait(timeout=SMOKE_TIMEOUT_S))
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                raise
+        else:
+            deadline = time.monotonic() + SMOKE_TIMEOUT_S
+            while not self.returncode_path.is_file():
+                assert time.monotonic() < deadline, f"no exit code in {self.workdir} after {SMOKE_TIMEOUT_S} s"
+                time.sleep(1)
+            returncode = int(self.returncode_path.read_text())
+        return subprocess.CompletedProcess(str(self.workdir), returncode, self.stdout_path.read_text(),
                                            self.stderr_path.read_text())
 
-    def stop(self, keep: bool):
-        if self.process.poll() is None:
+    def finish(self, others_may_wait: bool):
+        """At the end of this test process: let the run finish for the test processes that may still
+        wait for it, else stop it."""
+        if self.process is None or self.process.poll() is not None:
+            if self.process is not None:
+                self._record(self.process.returncode)
+            return
+        if others_may_wait:
+            self.wait()
+        else:
             self.process.kill()
-            self.process.wait()
-        if not keep:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            self._record(self.process.wait())
 
 
-# fixture name -> (temporary directory prefix, command); {workdir} is the run's own directory.
+# fixture name -> (folder name, command); {workdir} is the run's own folder.
 BACKGROUND_COMMANDS = {
     # `sttune run --preset smoke`: the real model through every stage.
-    "smoke_run": ("sttune-smoke-", sttune_command("run", "--preset", "smoke", "--name", "smoke")),
+    "smoke_run": ("smoke", sttune_command("run", "--preset", "smoke", "--name", "smoke")),
     # Every other task shape through every stage on a tiny model (tests/helpers/every_shape_runs.py).
-    "every_shape_runs": ("sttune-shapes-", [sys.executable, str(REPO / "tests" / "helpers" / "every_shape_runs.py"),
-                                            "{workdir}"]),
+    "every_shape_runs": ("shapes", [sys.executable, str(REPO / "tests" / "helpers" / "every_shape_runs.py"),
+                                    "{workdir}"]),
+    # Two uninterrupted runs of one config (tests/helpers/uninterrupted_runs.py), for the reproducibility
+    # and recovery tests.
+    "uninterrupted_runs": ("uninterrupted", [sys.executable,
+                                             str(REPO / "tests" / "helpers" / "uninterrupted_runs.py"), "{workdir}"]),
 }
 _background: dict[str, BackgroundRun] = {}
+BACKGROUND_PRIORITY_GAP = 5  # niceness the test processes add once the background runs have started
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection
 def pytest_collection_modifyitems(session, config, items):
-    # Tests that need a background run go last, so that it runs beside the others.
+    # Files with a test that needs a background run go last, so that it runs beside the others (with
+    # pytest-xdist's --dist loadfile a worker takes a whole file: one that came early would wait there).
+    waiting = {item.path for item in items if set(BACKGROUND_COMMANDS) & set(item.fixturenames)}
+
     def order(item):
-        return 1 if set(BACKGROUND_COMMANDS) & set(item.fixturenames) else 0
+        return (item.path in waiting, bool(set(BACKGROUND_COMMANDS) & set(item.fixturenames)))
 
     items.sort(key=order)
     if config.option.collectonly:
@@ -93,15 +138,22 @@ def pytest_collection_modifyitems(session, config, items):
     for name, (prefix, command) in BACKGROUND_COMMANDS.items():
         if any(name in item.fixturenames for item in items):
             _background[name] = BackgroundRun(prefix, command)
+    if _background:
+        # The background runs gate the last files: they get the cores first, the tests (and what they
+        # start) what is left, so that no test process ends up idle, waiting for them.
+        os.nice(BACKGROUND_PRIORITY_GAP)
 
 
 def pytest_sessionfinish(session, exitstatus):
+    workers = hasattr(session.config, "workerinput")
     for name in list(_background):
-        run = _background.pop(name)
-        # Kept after a failure, so the executed notebooks can be read.
-        run.stop(keep=exitstatus != 0)
-        if exitstatus != 0:
-            print(f"\n{name} kept in {run.workdir}")
+        _background.pop(name).finish(others_may_wait=workers and exitstatus != pytest.ExitCode.INTERRUPTED)
+    if session.config.stash.get(_owns_shared_dir, False):
+        shared = os.environ.pop(SHARED_ENV)
+        if exitstatus == 0:
+            shutil.rmtree(shared, ignore_errors=True)
+        else:  # kept after a failure, so that the executed notebooks can be read
+            print(f"\nthe background runs are kept in {shared}")
 
 
 def pytest_runtest_setup(item):
@@ -138,6 +190,16 @@ def smoke_run():
     result = run.wait()
     assert result.returncode == 0, f"smoke run failed:\n{result.stdout}\n{result.stderr}"
     return run.workdir / "runs" / "smoke", result
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_runs():
+    """Runs a and b of one config and seed (tests/helpers/uninterrupted_runs.py), started at
+    collection: (run a, run b, the tiny model folder)."""
+    run = _background["uninterrupted_runs"]
+    result = run.wait()
+    assert result.returncode == 0, f"an uninterrupted run failed:\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}"
+    return run.workdir / "runs" / "a", run.workdir / "runs" / "b", run.workdir / "tiny"
 
 
 @pytest.fixture(scope="session")

@@ -14,14 +14,8 @@ import time
 import numpy as np
 import pytest
 from conftest import sttune
-from test_reproducibility import (
-    metrics_of,
-    numbers,
-    override_args,
-    start_run,
-    tiny_pipeline_overrides,
-    uninterrupted_runs,
-)
+from helpers.uninterrupted_runs import override_args, tiny_pipeline_overrides
+from test_reproducibility import metrics_of, numbers, start_run
 
 from sttune_helpers.rundir import STAGES, RunDirError, StageOrderError, open_run
 
@@ -96,8 +90,8 @@ def assert_matches_the_uninterrupted_run(run_dir, reference, checkpoint_step):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return uninterrupted_runs(tmp_path_factory.getbasetemp())
+def reference(uninterrupted_runs):
+    return uninterrupted_runs
 
 
 

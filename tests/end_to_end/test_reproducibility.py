@@ -1,33 +1,21 @@
 """Reproducibility: the same config and seed, run twice through `sttune run` on CPU, give identical
 metrics.json values; the manifest records what a replay needs (config, seed, versions, data
-checksums). The first of the two runs is also the uninterrupted reference of tests/end_to_end/test_recovery.py."""
+checksums). The two runs (tests/helpers/uninterrupted_runs.py, started in the background) are also
+the uninterrupted reference of tests/end_to_end/test_recovery.py."""
 
 import hashlib
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMOKE_TIMEOUT_S, sttune_command, sttune_env
-from helpers.tiny_model import build_tiny_model_folder
+from conftest import sttune_command, sttune_env
 
 from sttune_helpers.config import RunConfig, load_config
 from sttune_helpers.rundir import STAGES
 
 pytestmark = pytest.mark.slow
-
-
-def tiny_pipeline_overrides(tiny_model: Path) -> list[str]:
-    """The smoke preset on the tiny model: 48 training pairs in batches of 8 (6 steps an epoch), 24
-    steps with a validation and a checkpoint every 3, a small evaluation and small maps. The learning
-    rate is high enough for the random tiny model to change (its best checkpoint is a late one)."""
-    return [f"model.name={tiny_model}", "data.max_train_rows=48", "data.max_validation_rows=24",
-            "data.max_test_rows=16", "train.batch_size=8", "train.max_steps=24", "train.evaluations_per_epoch=2",
-            "train.early_stopping_patience=null", "train.logging_steps=1", "train.learning_rate=5e-4",
-            "eval.bootstrap_samples=50", "eval.reference_max_pairs=40", "eval.interpolation_alphas=[0, 0.5, 1]",
-            "viz.max_points=40", "viz.n_epochs=30", "viz.n_clusters=3"]
 
 
 def start_run(workdir: Path, name: str, *args: str) -> subprocess.Popen:
@@ -37,47 +25,9 @@ def start_run(workdir: Path, name: str, *args: str) -> subprocess.Popen:
                                 stdout=out, stderr=err, text=True, start_new_session=True)
 
 
-def finish(process: subprocess.Popen, workdir: Path, name: str, timeout: float = SMOKE_TIMEOUT_S) -> str:
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    output = (workdir / f"{name}.out").read_text() + (workdir / f"{name}.err").read_text()
-    assert process.returncode == 0, output
-    return output
-
-
-def override_args(overrides: list[str]) -> list[str]:
-    return [part for override in overrides for part in ("-p", override)]
-
-
-_reference: dict[str, object] = {}
-
-
-def uninterrupted_runs(base: Path) -> tuple[Path, Path, Path]:
-    """Two uninterrupted runs of the same config and seed, side by side (one per core): `a` from the
-    smoke preset and the overrides, `b` a replay of a's config.yaml. Made once per session:
-    (run a, run b, the tiny model folder)."""
-    if not _reference:
-        workdir = base / "uninterrupted"
-        workdir.mkdir(parents=True)
-        tiny = build_tiny_model_folder(workdir / "tiny")
-        first = start_run(workdir, "a", "--preset", "smoke", *override_args(tiny_pipeline_overrides(tiny)))
-        config = workdir / "runs" / "a" / "config.yaml"
-        deadline = time.monotonic() + 120
-        while not config.is_file() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        second = start_run(workdir, "b", "--config", str(config))
-        finish(first, workdir, "a")
-        finish(second, workdir, "b")
-        _reference.update(a=workdir / "runs" / "a", b=workdir / "runs" / "b", tiny=tiny)
-    return _reference["a"], _reference["b"], _reference["tiny"]
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    return uninterrupted_runs(tmp_path_factory.getbasetemp())
+def runs(uninterrupted_runs):
+    return uninterrupted_runs
 
 
 def metrics_of(run_dir: Path) -> dict:

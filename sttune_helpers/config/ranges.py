@@ -139,6 +139,7 @@ RANGES: dict[str, Range] = {
     "eval.confidence": PROPER_FRACTION,
     "eval.batch_size": COUNT,
     "eval.reference_max_pairs": COUNT,
+    "eval.reference_corpus_size": COUNT,
     "eval.selection_alphas": PROPER_FRACTION,  # 0 is the base model, 1 the fine-tuned one: both always candidates
     "eval.soup_size": at_least(0),  # below 2: no soup
     "eval.max_forgetting": NON_NEGATIVE,

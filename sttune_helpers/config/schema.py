@@ -263,6 +263,9 @@ class EvalConfig:
     # used by model selection, its report half by the evaluation stage.
     reference: bool = True
     reference_max_pairs: Optional[int] = None  # a seeded subsample of each part's pairs or queries; None: all
+    # The retrieval part's corpus cut to this many documents: every one relevant to its queries plus
+    # seeded random distractors (NanoBEIR-style; scores rise as the corpus shrinks). None: the whole corpus.
+    reference_corpus_size: Optional[int] = None
     # Model selection after training, on the validation split and the selection half of the
     # general-ability reference (never test). Candidates: the last model, the best checkpoint, a
     # uniform soup of the last soup_size validation points, and the best of these mixed with the

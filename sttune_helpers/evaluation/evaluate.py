@@ -95,6 +95,8 @@ def reference_report(reference: GeneralReference | None, scores: dict[str, dict[
     for task in reference.parts:
         name = part_name(task)
         parts[name] = {"name": task.name, "kind": KIND[name], **_report_block(task, scores[name], paths, boots[name])}
+        if task.corpus is not None:
+            parts[name]["corpus_size"] = len(task.corpus)  # eval.reference_corpus_size may have cut it
     return {"half": reference.half, "parts": parts, "excluded": reference.excluded}
 
 

@@ -15,7 +15,7 @@ from .. import shapes
 from ..config import RunConfig
 from ..data import load_split
 from ..rundir import RunDir
-from .taskset import TaskSet
+from .taskset import TaskSet, sub_corpus
 
 REFERENCE_DIR = Path(__file__).parent.parent / "datasets" / "reference"
 STSB_TEST = Path(__file__).parent.parent / "datasets" / "stsb" / "sts-test.tsv"
@@ -180,7 +180,8 @@ def general_reference(run: RunDir | None, config: RunConfig,
                       half: Literal["selection", "report"]) -> GeneralReference:
     """The reference parts of ``half`` for ``run``: an STS part (STS-B, or SNLI when STS-B is the
     run's own source) and a retrieval part (SQuAD); items sharing a text with the run's training
-    data are dropped; ``config.eval.reference_max_pairs`` caps each part's pairs or queries.
+    data are dropped; ``config.eval.reference_max_pairs`` caps each part's pairs or queries, and
+    ``config.eval.reference_corpus_size`` the retrieval part's corpus.
     ``run=None``: every default part, nothing excluded."""
     texts = train_texts(run) if run is not None else set()
     names, excluded = choose_parts(texts) if texts else ([STS_PARTS[0], *RETRIEVAL_PARTS], [])
@@ -193,7 +194,11 @@ def general_reference(run: RunDir | None, config: RunConfig,
             excluded.append({"part": name, "kind": KIND[name], "items": dropped,
                              "reason": f"{dropped} {unit} share a text with the run's training data"})
         if task.n:
-            parts.append(cap_items(task, config.eval.reference_max_pairs, config.seed))
+            task = cap_items(task, config.eval.reference_max_pairs, config.seed)
+            if task.corpus is not None:
+                task.corpus = sub_corpus(task.corpus, dict(enumerate(task.relevant)),
+                                         config.eval.reference_corpus_size, config.seed)
+            parts.append(task)
     return GeneralReference(half, parts, excluded)
 
 

@@ -5,7 +5,6 @@ general-ability reference's STS part (scoring/reference.py)."""
 from __future__ import annotations
 
 import json
-import random
 
 from .. import shapes
 from ..config import RunConfig
@@ -13,23 +12,9 @@ from ..data import load_split, read_report
 from ..rundir import RunDir
 from .errors import EvaluationError
 from .reference import sts_reference
-from .taskset import TaskSet
+from .taskset import TaskSet, sub_corpus
 
 __all__ = ["TaskSet", "load_task", "retrieval_tables", "sub_corpus"]  # TaskSet is re-exported: callers import it here
-
-
-def sub_corpus(corpus: dict[str, str], relevant: dict[str, set[str]], size: int | None,
-               seed: int = 0) -> dict[str, str]:
-    """``corpus`` cut to ``size`` documents (NanoBEIR-style): every document relevant to a query in
-    ``relevant``, plus distractors drawn at random with ``seed`` up to ``size``; the same documents
-    on every call, in the corpus's order. The whole corpus where ``size`` is None or not smaller;
-    more than ``size`` where the relevant documents alone are more."""
-    if size is None or len(corpus) <= size:
-        return corpus
-    needed = {d for wanted in relevant.values() for d in wanted if d in corpus}
-    others = sorted(d for d in corpus if d not in needed)
-    keep = needed | set(random.Random(seed).sample(others, max(0, min(len(others), size - len(needed)))))
-    return {d: text for d, text in corpus.items() if d in keep}
 
 
 def retrieval_tables(run: RunDir, split: str, corpus_size: int | None = None,

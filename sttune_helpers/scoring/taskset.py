@@ -1,7 +1,9 @@
-"""TaskSet: the items one model is scored on (a split or a reference part) and what their metrics need."""
+"""TaskSet: the items one model is scored on (a split or a reference part) and what their metrics need;
+sub_corpus, a retrieval corpus cut to a size."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,3 +26,17 @@ class TaskSet:
     @property
     def n(self) -> int:
         return len(self.items)
+
+
+def sub_corpus(corpus: dict[str, str], relevant: dict[str, set[str]], size: int | None,
+               seed: int = 0) -> dict[str, str]:
+    """``corpus`` cut to ``size`` documents (NanoBEIR-style): every document relevant to a query in
+    ``relevant``, plus distractors drawn at random with ``seed`` up to ``size``; the same documents
+    on every call, in the corpus's order. The whole corpus where ``size`` is None or not smaller;
+    more than ``size`` where the relevant documents alone are more."""
+    if size is None or len(corpus) <= size:
+        return corpus
+    needed = {d for wanted in relevant.values() for d in wanted if d in corpus}
+    others = sorted(d for d in corpus if d not in needed)
+    keep = needed | set(random.Random(seed).sample(others, max(0, min(len(others), size - len(needed)))))
+    return {d: text for d, text in corpus.items() if d in keep}

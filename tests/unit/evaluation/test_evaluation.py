@@ -384,7 +384,8 @@ def test_evaluate_writes_every_reference_part_and_what_was_left_out(tmp_path):
     from sttune_helpers.evaluation import evaluate_models, interpolation_sweep, metrics_table, reference_exclusions
 
     tiny = str(build_tiny_model_folder(tmp_path / "tiny"))
-    run, config = prepared_run(tmp_path, tiny, ["eval.reference_max_pairs=12", "eval.bootstrap_samples=20"])
+    run, config = prepared_run(tmp_path, tiny, ["eval.reference_max_pairs=12", "eval.bootstrap_samples=20",
+                                                "eval.reference_corpus_size=150"])
     from sttune_helpers.core import progress
 
     events = []
@@ -401,7 +402,8 @@ def test_evaluate_writes_every_reference_part_and_what_was_left_out(tmp_path):
     assert reference["half"] == "report" and set(reference["parts"]) == {"snli", "squad"}
     assert reference["parts"]["squad"]["kind"] == "retrieval" and reference["parts"]["snli"]["kind"] == "sts"
     squad = reference["parts"]["squad"]
-    assert squad["primary_metric"] == "cosine_ndcg@10" and squad["n_test"] == 12
+    assert squad["primary_metric"] == "cosine_ndcg@10" and squad["n_test"] == 12 and squad["corpus_size"] == 150
+    assert "corpus_size" not in reference["parts"]["snli"]
     assert set(reference["parts"]["snli"]["models"]) == {"base", "fine_tuned"}
     assert any(e["part"] == "stsb" and "own source" in e["reason"] for e in reference["excluded"])
     table = metrics_table(result.report, "reference")

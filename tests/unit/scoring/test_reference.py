@@ -78,6 +78,18 @@ def test_no_run_gives_stsb_and_squad_with_nothing_excluded_and_caps_the_items():
     assert [p.n for p in capped.parts] == [30, 30] and len(capped.parts[1].corpus) == 1046
 
 
+def test_reference_corpus_size_cuts_the_retrieval_corpus_and_keeps_every_relevant_document():
+    config = RunConfig().with_overrides(["eval.reference_max_pairs=30", "eval.reference_corpus_size=200"])
+    sts, squad = general_reference(None, config, "report").parts
+    whole = general_reference(None, RunConfig().with_overrides(["eval.reference_max_pairs=30"]), "report").parts[1]
+    assert sts.corpus is None and squad.n == whole.n == 30
+    assert len(squad.corpus) == 200 and set(squad.corpus) < set(whole.corpus)
+    assert set().union(*squad.relevant) <= set(squad.corpus)  # no query lost its answer
+    assert all(squad.corpus[d] == whole.corpus[d] for d in squad.corpus)
+    again = general_reference(None, config, "report").parts[1]
+    assert list(again.corpus) == list(squad.corpus)  # seeded: the same documents every time
+
+
 def test_a_run_trained_on_stsb_gets_snli_and_the_record_says_why(tmp_path):
     train = pd.read_csv(STSB_TEST.with_name("sts-train.tsv"), sep="\t", dtype=str, keep_default_na=False)
     train = train.sample(n=300, random_state=0)  # 2% of these texts also occur in SNLI: below FAMILY_OVERLAP

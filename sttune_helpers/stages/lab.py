@@ -33,7 +33,7 @@ _TEMPLATE = """\
 # `sttune lab --run NAME --preset P` rewrites it. Relative paths are read from this folder.
 
 run_dir: {run_dir}
-# A new run's settings: smoke (a tiny slice of STS-B, about a minute), default (the main job: 4 epochs on
+# A new run's settings: smoke (a tiny slice of STS-B, about 1.5 minutes), default (the main job: 4 epochs on
 # STS-B, the long one, 10 minutes or more on a CPU) or auto (a 20-minute budget). A run that already has a
 # config.yaml keeps it: to change the preset or the config, name a new run_dir.
 preset: {preset}

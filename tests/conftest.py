@@ -4,6 +4,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -72,15 +73,21 @@ class BackgroundRun:
         with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
             self.process = subprocess.Popen([part.replace("{workdir}", str(self.workdir)) for part in command],
                                             cwd=self.workdir, env=sttune_env(), stdout=out, stderr=err, text=True)
+        # The exit code is written the moment the run ends, not when this test process next looks:
+        # the other test process may be waiting for it while this one runs other files.
+        self.recorder = threading.Thread(target=self._record_when_done, daemon=True)
+        self.recorder.start()
 
-    def _record(self, returncode):
-        self.returncode_path.write_text(str(returncode))
-        return returncode
+    def _record_when_done(self):
+        returncode = self.process.wait()
+        partial = self.returncode_path.with_suffix(".partial")
+        partial.write_text(str(returncode))
+        partial.replace(self.returncode_path)
 
     def wait(self):
         if self.process is not None:
             try:
-                returncode = self._record(self.process.wait(timeout=SMOKE_TIMEOUT_S))
+                returncode = self.process.wait(timeout=SMOKE_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 raise
@@ -96,15 +103,14 @@ class BackgroundRun:
     def finish(self, others_may_wait: bool):
         """At the end of this test process: let the run finish for the test processes that may still
         wait for it, else stop it."""
-        if self.process is None or self.process.poll() is not None:
-            if self.process is not None:
-                self._record(self.process.returncode)
+        if self.process is None:
             return
-        if others_may_wait:
-            self.wait()
-        else:
-            self.process.kill()
-            self._record(self.process.wait())
+        if self.process.poll() is None:
+            if others_may_wait:
+                self.wait()
+            else:
+                self.process.kill()
+        self.recorder.join(timeout=60)  # the exit code is on disk before this process ends
 
 
 # fixture name -> (folder name, command); {workdir} is the run's own folder.

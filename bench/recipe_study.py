@@ -24,6 +24,7 @@ Arms (seeds 0,1,2; batch 16, 4 epochs, lr 2e-5, 10% warmup, bf16 autocast on CUD
   plain_cos     CosineSimilarityLoss, the plain sentence-transformers recipe
   plain_cosent  CoSENTLoss (sttune's default)
   lr1e-5        CoSENT at lr 1e-5
+  cos_lr<lr>    CosineSimilarityLoss at that lr, e.g. cos_lr5e-5
   ep1           CoSENT, 1 epoch
   l2sp_<lam>    CoSENT + lam * sum((theta - theta0)^2) over the trainable weights (L2-SP), lam 0.1 and 1
   lora_r16      CoSENT on LoRA adapters (r 16, alpha 32, dropout 0.1, attention and dense layers of
@@ -121,6 +122,8 @@ def parse_arm(name: str) -> dict:
         arm["loss"] = "cos"
     elif m := re.fullmatch(r"lr([0-9.e-]+)", name):
         arm["lr"] = float(m.group(1))
+    elif m := re.fullmatch(r"cos_lr([0-9.e-]+)", name):
+        arm["loss"], arm["lr"] = "cos", float(m.group(1))
     elif m := re.fullmatch(r"ep(\d+)", name):
         arm["epochs"] = int(m.group(1))
     elif m := re.fullmatch(r"l2sp_([0-9.e-]+)", name):

@@ -1,6 +1,6 @@
 """Does a seeded sub-corpus rank models as the whole corpus does? (issue 18, item 1)
 
-SciFact (BEIR layout). A held-out set of train queries plays the validation split. Five models of
+SciFact or SQuAD (BEIR layout, --data). A held-out set of train queries plays the validation split. Five models of
 graded quality that differ the way checkpoints and model-selection candidates do: the packaged base
 model, the half-way checkpoint of a short MNRL fine-tune on the other train queries' pairs, the
 final model, and two WiSE-FT mixes of base and final (alpha 0.3 and 0.6). Texts are cut at 64
@@ -12,8 +12,13 @@ Spearman and Kendall rank agreement of the models' NDCG@10 with the whole corpus
 draws, whether the best model is the same, and the time of one evaluation (encode the sub-corpus
 and the queries, rank), measured on the base model.
 
+Distractors (--distractors): "random" (what sttune uses), "mined" (each validation query's top-ranked
+documents under the base model, in turn) or "half" (half mined, half random); sizes may be relative
+("5x": five times the validation queries' relevant documents).
+
     OMP_NUM_THREADS=1 .venv/bin/python bench/validation_corpus.py [--data ../shared/data/scifact]
         [--steps 80] [--validation-queries 200] [--sizes 300,500,1000,2000] [--draws 10]
+        [--distractors random,mined,half]
     .venv/bin/python bench/validation_corpus.py --table bench/validation_corpus.json [--gap 0.005]
 """
 
@@ -35,14 +40,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def read_scifact(data: Path):
+def read_beir(data: Path):
+    """Corpus, queries and relevant documents of a BEIR-layout folder: its train qrels where it has
+    them (SciFact), else its test qrels (SQuAD dev ships only those)."""
     def jsonl(name):
         return [json.loads(line) for line in (data / name).read_text(encoding="utf-8").splitlines() if line.strip()]
 
     corpus = {r["_id"]: (r.get("title", "") + " " + r["text"]).strip() for r in jsonl("corpus.jsonl")}
     queries = {r["_id"]: r["text"] for r in jsonl("queries.jsonl")}
     relevant: dict[str, set[str]] = {}
-    for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]:
+    qrels = data / "qrels" / "train.tsv"
+    for line in (qrels if qrels.exists() else data / "qrels" / "test.tsv").read_text().splitlines()[1:]:
         query, doc, score = line.split("\t")
         if float(score) > 0 and doc in corpus:
             relevant.setdefault(query, set()).add(doc)
@@ -105,7 +113,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq", type=int, default=64, help="max_seq_length for training and encoding")
     parser.add_argument("--validation-queries", type=int, default=200)
-    parser.add_argument("--sizes", default="300,500,1000,2000")
+    parser.add_argument("--sizes", default="300,500,1000,2000",
+                        help="documents per sub-corpus; 'Nx': N times the validation queries' relevant documents")
+    parser.add_argument("--distractors", default="random",
+                        help="comma-separated: random (seeded draws), mined (each validation query's top documents "
+                             "under the base model), half (half mined, half random)")
     parser.add_argument("--draws", type=int, default=10, help="sub-corpus seeds per size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--corpus-limit", type=int, default=None, help="a check of the script: cut the corpus first")
@@ -127,7 +139,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     started_all = time.perf_counter()
-    corpus, queries, relevant = read_scifact(args.data)
+    corpus, queries, relevant = read_beir(args.data)
     query_ids = sorted(relevant)
     random.Random(args.seed).shuffle(query_ids)
     held_out = sorted(query_ids[: args.validation_queries])
@@ -170,7 +182,8 @@ def main() -> None:
 
     # Time of one evaluation per size, measured on the base model (encode sub-corpus and queries, rank).
     model.load_state_dict(base)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    n_relevant = len({d for w in validation.values() for d in w})
+    sizes = [resolve_size(s, n_relevant) for s in args.sizes.split(",")]
     seconds_per_size = {}
     for size in sizes:
         sub = sub_corpus(corpus, validation, size, args.seed)
@@ -183,35 +196,43 @@ def main() -> None:
         print(f"size {size}: one evaluation {seconds_per_size[size]:.1f} s", flush=True)
 
     position = {d: j for j, d in enumerate(doc_ids)}
+    base_queries, base_docs = embeddings["base"]
+    base_order = np.argsort(-(base_queries @ base_docs.T), axis=1)  # each validation query's ranking by the base
     rows = []
-    for size in sizes:
-        per_draw = []
-        for draw in range(args.draws):
-            sub = sub_corpus(corpus, validation, size, draw)
-            ids = list(sub)
-            index = np.array([position[d] for d in ids])
-            scores = np.array([ndcg_at_10(embeddings[n][0], embeddings[n][1][index], ids, relevant_list)
-                               for n in names])
-            per_draw.append({"seed": draw, "n_documents": len(ids), "ndcg@10": dict(zip(names, scores.tolist())),
-                             "spearman": float(spearmanr(full_scores, scores).statistic),
-                             "kendall": float(kendalltau(full_scores, scores).statistic),
-                             "same_best": bool(np.argmax(scores) == np.argmax(full_scores))})
-        spear = [d["spearman"] for d in per_draw]
-        kend = [d["kendall"] for d in per_draw]
-        row = {"size": size, "draws": per_draw, "spearman_mean": float(np.mean(spear)),
-               "spearman_min": float(np.min(spear)), "kendall_mean": float(np.mean(kend)),
-               "kendall_min": float(np.min(kend)), "same_best": sum(d["same_best"] for d in per_draw),
-               "seconds_per_evaluation": seconds_per_size[size]}
-        rows.append(row)
-        print(f"size {size}: Spearman mean {row['spearman_mean']:.3f} min {row['spearman_min']:.3f}; Kendall mean "
-              f"{row['kendall_mean']:.3f} min {row['kendall_min']:.3f}; same best {row['same_best']}/{args.draws}; "
-              f"{seconds_per_size[size]:.1f} s per evaluation", flush=True)
+    for distractors in args.distractors.split(","):
+        for size in sizes:
+            per_draw = []
+            for draw in range(args.draws if distractors != "mined" else 1):  # mined alone draws nothing
+                if distractors == "random":
+                    ids = list(sub_corpus(corpus, validation, size, draw))
+                else:
+                    ids = mined_sub_corpus(doc_ids, base_order, relevant_list, size,
+                                           0.0 if distractors == "mined" else 0.5, draw)
+                index = np.array([position[d] for d in ids])
+                scores = np.array([ndcg_at_10(embeddings[n][0], embeddings[n][1][index], ids, relevant_list)
+                                   for n in names])
+                per_draw.append({"seed": draw, "n_documents": len(ids),
+                                 "ndcg@10": dict(zip(names, scores.tolist())),
+                                 "spearman": float(spearmanr(full_scores, scores).statistic),
+                                 "kendall": float(kendalltau(full_scores, scores).statistic),
+                                 "same_best": bool(np.argmax(scores) == np.argmax(full_scores))})
+            spear = [d["spearman"] for d in per_draw]
+            kend = [d["kendall"] for d in per_draw]
+            row = {"size": size, "relative": size / n_relevant, "distractors": distractors, "draws": per_draw,
+                   "spearman_mean": float(np.mean(spear)), "spearman_min": float(np.min(spear)),
+                   "kendall_mean": float(np.mean(kend)), "kendall_min": float(np.min(kend)),
+                   "same_best": sum(d["same_best"] for d in per_draw), "seconds_per_evaluation": seconds_per_size[size]}
+            rows.append(row)
+            print(f"{distractors} {size}: Spearman mean {row['spearman_mean']:.3f} min {row['spearman_min']:.3f}; "
+                  f"Kendall mean {row['kendall_mean']:.3f} min {row['kendall_min']:.3f}; same best "
+                  f"{row['same_best']}/{len(per_draw)}; {seconds_per_size[size]:.1f} s per evaluation", flush=True)
 
     vendor, flags = cpu_features()
     result = {
         "date": datetime.date.today().isoformat(), "command": " ".join(sys.argv), "machine": platform.processor(),
         "cpu_vendor": vendor, "amx_bf16": "amx_bf16" in flags, "avx512_bf16": "avx512_bf16" in flags,
         "threads": torch.get_num_threads(), "corpus_documents": len(corpus), "validation_queries": len(held_out),
+        "relevant_documents": n_relevant,
         "train_pairs": len(train_pairs), "steps": args.steps, "batch": args.batch, "max_seq_length": args.seq,
         "train_seconds": train_seconds, "whole_corpus_ndcg@10": full,
         "whole_corpus_seconds_per_evaluation": full_seconds, "sizes": rows,
@@ -219,6 +240,34 @@ def main() -> None:
     }
     args.out.write_text(json.dumps(result, indent=1))
     print_table(result, args.gap)
+
+
+def mined_sub_corpus(doc_ids: list[str], base_order: np.ndarray, relevant_list: list[set[str]], size: int,
+                     random_share: float, seed: int) -> list[str]:
+    """The relevant documents plus distractors mined with the base model: each validation query's
+    highest-ranked non-relevant documents in turn (rank 1 of every query, then rank 2, ...), and
+    ``random_share`` of the distractor places drawn at random with ``seed``; in the corpus's order."""
+    keep = {d for wanted in relevant_list for d in wanted}
+    n_distractors = max(0, size - len(keep))
+    n_mined = n_distractors - round(random_share * n_distractors)
+    mined: set[str] = set()
+    for rank in range(base_order.shape[1]):
+        for row in base_order[:, rank]:
+            if len(mined) >= n_mined:
+                break
+            if doc_ids[row] not in keep:
+                mined.add(doc_ids[row])
+        if len(mined) >= n_mined:
+            break
+    keep |= mined
+    others = sorted(d for d in doc_ids if d not in keep)
+    keep |= set(random.Random(seed).sample(others, min(len(others), size - len(keep))))
+    return [d for d in doc_ids if d in keep]
+
+
+def resolve_size(text: str, n_relevant: int) -> int:
+    """A --sizes entry: a document count, or 'Nx' for N times the relevant documents."""
+    return round(float(text[:-1]) * n_relevant) if text.endswith("x") else int(text)
 
 
 def pair_agreement(result: dict, size_row: dict, gap: float) -> tuple[int, int, int, int]:
@@ -238,7 +287,6 @@ def pair_agreement(result: dict, size_row: dict, gap: float) -> tuple[int, int, 
 
 
 def print_table(result: dict, gap: float = 0.005) -> None:
-    draws = len(result["sizes"][0]["draws"])
     full = result["whole_corpus_ndcg@10"]
     print("\nwhole-corpus NDCG@10: " + ", ".join(f"{n} {v:.4f}" for n, v in full.items()))
     print(f"\n| validation corpus | Spearman mean (min) | Kendall mean (min) | pairs >= {gap} apart in the same order "
@@ -247,9 +295,11 @@ def print_table(result: dict, gap: float = 0.005) -> None:
     for row in result["sizes"]:
         far, n_far, close, n_close = pair_agreement(result, row, gap)
         mean = np.mean([np.mean(list(d["ndcg@10"].values())) for d in row["draws"]])
-        print(f"| {row['size']} | {row['spearman_mean']:.3f} ({row['spearman_min']:.3f}) | {row['kendall_mean']:.3f} "
-              f"({row['kendall_min']:.3f}) | {far}/{n_far} | {close}/{n_close} | {row['same_best']}/{draws} | "
-              f"{mean:.3f} | {row['seconds_per_evaluation']:.1f} |")
+        relative = f" ({row['relative']:.1f}x)" if "relative" in row else ""
+        relative += f", {row['distractors']}" if "distractors" in row else ""
+        print(f"| {row['size']}{relative} | {row['spearman_mean']:.3f} ({row['spearman_min']:.3f}) | "
+              f"{row['kendall_mean']:.3f} ({row['kendall_min']:.3f}) | {far}/{n_far} | {close}/{n_close} | "
+              f"{row['same_best']}/{len(row['draws'])} | {mean:.3f} | {row['seconds_per_evaluation']:.1f} |")
     seconds = np.mean(list(result["whole_corpus_seconds_per_evaluation"].values()))
     print(f"| all {result['corpus_documents']} | 1 | 1 | - | - | - | {np.mean(list(full.values())):.3f} | "
           f"{seconds:.1f} |")

@@ -170,7 +170,7 @@ def check_value(key: str, value: Any, source: str | None = None) -> None:
     """Refuse ``value`` for ``key`` (a dotted key of RANGES) unless it is None or in range; a list is
     checked element by element."""
     allowed = RANGES[key]
-    if value is None:
+    if value is None or value == "auto":  # "auto" where the key's type allows it (checked when typed)
         return
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):

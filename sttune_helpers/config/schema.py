@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 
@@ -191,8 +191,10 @@ class TrainConfig:
     evaluations_per_epoch: int = 2
     # Retrieval: validation (training's evaluator and model selection) ranks against a fixed, seeded
     # sub-corpus of this many documents (every document relevant to a validation query plus random
-    # distractors, NanoBEIR-style) where the corpus is larger; None: the whole corpus. Test: always whole.
-    validation_corpus_size: Optional[int] = None
+    # distractors, NanoBEIR-style) where the corpus is larger; "auto": 10 times the relevant documents,
+    # at least 2,000 (measured to rank models as the whole corpus does); None: the whole corpus.
+    # Test: always the whole corpus.
+    validation_corpus_size: Union[int, Literal["auto"], None] = "auto"
     # "auto": validation encodes in bf16 autocast where training runs in bf16; "fp32" forces fp32.
     validation_precision: Literal["auto", "fp32"] = "auto"
     # After the first validation, evaluations (and the checkpoints saved with them) are spaced out

@@ -5,6 +5,7 @@ general-ability reference's STS part (scoring/reference.py)."""
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from .. import shapes
 from ..config import RunConfig
@@ -17,11 +18,11 @@ from .taskset import TaskSet, sub_corpus
 __all__ = ["TaskSet", "load_task", "retrieval_tables", "sub_corpus"]  # TaskSet is re-exported: callers import it here
 
 
-def retrieval_tables(run: RunDir, split: str, corpus_size: int | None = None,
+def retrieval_tables(run: RunDir, split: str, corpus_size: int | Literal["auto"] | None = None,
                      seed: int = 0) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
     """Corpus, the split's queries, and their relevant documents, from the data stage's files.
     ``corpus_size`` (train.validation_corpus_size, for the validation split) cuts the corpus with
-    :func:`sub_corpus` and ``seed``; None keeps it whole."""
+    :func:`sub_corpus` and ``seed`` ("auto": relative to the relevant documents); None keeps it whole."""
 
     def records(name):
         path = run.data_dir / name
@@ -38,7 +39,7 @@ def retrieval_tables(run: RunDir, split: str, corpus_size: int | None = None,
     return sub_corpus(corpus, relevant, corpus_size, seed), {q: all_queries[q] for q in relevant}, relevant
 
 
-def validation_corpus_size(config: RunConfig, split: str) -> int | None:
+def validation_corpus_size(config: RunConfig, split: str) -> int | Literal["auto"] | None:
     """The corpus size a retrieval ``split`` is scored with: train.validation_corpus_size for the
     validation split (training's evaluator and model selection agree), the whole corpus otherwise."""
     return config.train.validation_corpus_size if split == "validation" else None

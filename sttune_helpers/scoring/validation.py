@@ -3,6 +3,8 @@ follow, as the trainer names them."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from .. import shapes
 from ..rundir import RunDir
 from .tasks import retrieval_tables
@@ -25,10 +27,11 @@ def validation_metric(shape: str, chosen: str | None = None) -> tuple[str, bool]
 
 
 def build_evaluator(shape: str, dataset, name: str, batch_size: int = 64, run: RunDir | None = None,
-                    corpus_size: int | None = None, seed: int = 0):
+                    corpus_size: int | Literal["auto"] | None = None, seed: int = 0):
     """The sentence-transformers evaluator for a split of ``shape``, or None where the shape has
     none (early stopping then follows the validation loss). A retrieval split ranks against the
-    corpus cut to ``corpus_size`` documents with ``seed`` (scoring/tasks.py's sub_corpus; None: whole)."""
+    corpus cut to ``corpus_size`` documents with ``seed`` (scoring/tasks.py's sub_corpus; "auto": relative to
+    the relevant documents; None: whole)."""
     task_shape = shapes.get(shape)
     tables = (retrieval_tables(run, name, corpus_size, seed) if task_shape.uses_corpus and run is not None
               else None)

@@ -50,7 +50,7 @@ SELECTION_SHARE = 0.10  # of the budget, the least kept for model selection
 SELECTION_EVALUATIONS = 14  # ~7 candidates (and the base), each on validation and the reference
 SAFETY = 0.9  # training is planned to this fraction of what is left: the speed is an estimate
 PROXY_TRAIN_ROWS = 2000
-PROXY_VALIDATION_ROWS = 500  # pair data only: retrieval validation scores the whole corpus anyway
+PROXY_VALIDATION_ROWS = 500  # pair data only: retrieval validation costs its corpus (train.validation_corpus_size)
 PROXY_STEPS = 40
 PROXY_EVALUATIONS = 4  # validation points per proxy run, where the pruner judges it
 BATCH_SIZES = (16, 32, 64)
@@ -211,7 +211,7 @@ def auto_recipe(run: RunDir, config: RunConfig, *, search_share: float = SEARCH_
     try:
         shutil.copytree(run.data_dir, search.data_dir)
         n_proxy, n_train = _sample_lines(search.split_path("train"), proxy_train_rows, config.seed)
-        n_proxy_validation, n_validation = None, None  # retrieval validation scores the whole corpus anyway
+        n_proxy_validation, n_validation = None, None  # retrieval: its cost is the corpus, not the queries
         if not shapes.get(data_shape).uses_corpus:
             n_proxy_validation, n_validation = _sample_lines(search.split_path("validation"), proxy_validation_rows,
                                                              config.seed)

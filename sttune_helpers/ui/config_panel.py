@@ -34,6 +34,8 @@ LOSS_DEFAULT_TEMPERATURE = 0.05  # what the scaled losses use when loss.temperat
 
 _STYLE = {"description_width": "initial"}
 _WIDE = widgets.Layout(width="520px")
+# The validation corpus entry's named choices (ui text for "auto" and None).
+CORPUS_AUTO, CORPUS_WHOLE = "auto", "whole corpus"
 
 
 def literal_options(section: type, field_name: str) -> tuple[Any, ...]:
@@ -431,12 +433,14 @@ class ConfigPanel:
                        help_text="after the first validation, evaluations (and their checkpoints) are spaced out "
                                  "so that validation takes at most this share of the training time"),
             self._bind("train.validation_corpus_size",
-                       widgets.BoundedIntText(description="validation corpus (documents)", min=corpus_min,
-                                              max=corpus_max, value=1000),
-                       unset_label="whole corpus",
+                       widgets.Combobox(description="validation corpus (documents)",
+                                        options=[CORPUS_AUTO, CORPUS_WHOLE], ensure_option=False,
+                                        continuous_update=False),
+                       to_config=lambda text: _parse_corpus_size(text, corpus_min, corpus_max),
+                       to_control=lambda size: {"auto": CORPUS_AUTO, None: CORPUS_WHOLE}.get(size, str(size)),
                        help_text="retrieval: validation ranks against every document relevant to a validation "
-                                 "query plus seeded random distractors, this many in all; the test uses the whole "
-                                 "corpus"),
+                                 "query plus seeded random distractors, this many in all (auto: 10 times the "
+                                 "relevant documents, at least 2,000); the test uses the whole corpus"),
             self._bind("train.validation_precision",
                        widgets.Dropdown(description="validation precision",
                                         options=literal_options(TrainConfig, "validation_precision")),
@@ -591,6 +595,18 @@ def _log_bounds(value: float | None, low: float, high: float) -> tuple[float, fl
         low_exp = min(low_exp, math.floor(math.log10(value)))
         high_exp = max(high_exp, math.ceil(math.log10(value)))
     return low_exp, high_exp
+
+
+def _parse_corpus_size(text: str, low: int, high: int) -> int | str | None:
+    """The validation corpus entry: "auto", "whole corpus" (None) or a number of documents."""
+    text = text.strip().replace(",", "")
+    if text in (CORPUS_AUTO, ""):
+        return "auto"
+    if text == CORPUS_WHOLE:
+        return None
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise InvalidEntry(f"{text!r}: expected auto, whole corpus, or a number of documents from {low} to {high}")
+    return int(text)
 
 
 def _parse_dims(text: str) -> list[int] | None:

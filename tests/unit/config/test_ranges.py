@@ -14,7 +14,7 @@ from sttune_helpers.config import RANGES, ConfigError, RunConfig, load_config, l
 
 def numeric_fields(cls: type = RunConfig, prefix: str = "") -> dict[str, tuple[type, bool]]:
     """Dotted key -> (int or float, whether it is a list of them) for every int / float field of the
-    config tree, Optional and list fields included."""
+    config tree, Optional, "auto"-or-number and list fields included."""
     found = {}
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
@@ -23,7 +23,9 @@ def numeric_fields(cls: type = RunConfig, prefix: str = "") -> dict[str, tuple[t
             found.update(numeric_fields(hint, f"{prefix}{field.name}."))
             continue
         if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            (hint,) = [a for a in typing.get_args(hint) if a is not type(None)]
+            # Optional[X], or X | Literal["auto"] | None: the numeric member is what has a range
+            (hint,) = [a for a in typing.get_args(hint)
+                       if a is not type(None) and typing.get_origin(a) is not typing.Literal]
         listed = typing.get_origin(hint) is list
         if listed:
             (hint,) = typing.get_args(hint)

@@ -29,6 +29,16 @@ def test_sub_corpus_is_the_whole_corpus_unless_smaller_and_never_drops_a_relevan
     assert set(sub_corpus(CORPUS, RELEVANT, 2)) == {"d005", "d050", "d099"}  # more than asked: all relevant
 
 
+def test_auto_keeps_ten_times_the_relevant_documents_and_at_least_two_thousand():
+    corpus = {f"d{i:04d}": f"document {i}" for i in range(5000)}
+    many = {f"q{i}": {f"d{i * 7:04d}"} for i in range(300)}  # 300 relevant documents
+    few = {f"q{i}": {f"d{i * 7:04d}"} for i in range(100)}
+    sub = sub_corpus(corpus, many, "auto", seed=1)
+    assert len(sub) == 3000 and all(d in sub for wanted in many.values() for d in wanted)
+    assert len(sub_corpus(corpus, few, "auto", seed=1)) == 2000  # the floor
+    assert sub_corpus(CORPUS, RELEVANT, "auto") is CORPUS  # a corpus under the floor stays whole
+
+
 @pytest.fixture(scope="module")
 def retrieval_run(tmp_path_factory):
     folder = str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model"))
@@ -53,4 +63,4 @@ def test_validation_and_selection_rank_against_the_same_sub_corpus_and_test_agai
     assert all(d in selection.corpus for wanted in selection.relevant for d in wanted)
     assert evaluator.corpus_ids == list(selection.corpus)  # training's evaluator and model selection agree
     assert test.corpus == whole
-    assert load_task(run, config, split="validation").corpus == whole  # unset: the whole corpus
+    assert load_task(run, config, split="validation").corpus == whole  # null: the whole corpus

@@ -420,14 +420,18 @@ def test_validation_settings_have_controls_within_their_ranges(panel):
     from sttune_helpers.ui.config_panel import literal_options
 
     corpus, share = panel.controls["train.validation_corpus_size"], panel.controls["train.max_validation_share"]
-    assert corpus.min == RANGES["train.validation_corpus_size"].low and panel.unset_boxes[
-        "train.validation_corpus_size"].value  # None: the whole corpus
+    assert corpus.value == "auto" and panel.config.train.validation_corpus_size == "auto"  # the default
+    corpus.value = "whole corpus"
+    assert panel.config.train.validation_corpus_size is None
+    corpus.value = "0"  # below the range: refused, named in the status line, the last good value kept
+    assert panel.config.train.validation_corpus_size is None
+    assert "train.validation_corpus_size" in panel.status.value and "from 1 to" in panel.status.value
+    assert RANGES["train.validation_corpus_size"].low == 1
     assert share.max == RANGES["train.max_validation_share"].high
     assert RANGES["train.max_validation_share"].contains(share.min) and share.min > 0
     assert panel.controls["train.validation_precision"].options == literal_options(TrainConfig, "validation_precision")
 
-    panel.unset_boxes["train.validation_corpus_size"].value = False
-    corpus.value = 500
+    corpus.value = "500"
     share.value = 0.2
     panel.controls["train.validation_precision"].value = "fp32"
     panel.unset_boxes["train.max_validation_share"].value = True

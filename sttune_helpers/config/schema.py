@@ -189,11 +189,11 @@ class TrainConfig:
     batch_sampler: BatchSampler = "auto"
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2
-    # Retrieval: validation (training's evaluator and model selection) ranks against a fixed, seeded
-    # sub-corpus of this many documents (every document relevant to a validation query plus random
-    # distractors, NanoBEIR-style) where the corpus is larger; "auto": 10 times the relevant documents,
-    # at least 2,000 (measured to rank models as the whole corpus does); None: the whole corpus.
-    # Test: always the whole corpus.
+    # Retrieval: validation (training's evaluator and model selection) ranks against a sub-corpus of
+    # this many documents where the corpus is larger: every document relevant to a validation query plus
+    # distractors the data stage mines with the base model (each query's top documents in turn);
+    # "auto": 5 times the relevant documents, at least 1,000 (measured to rank models as the whole
+    # corpus does); None: the whole corpus. Test: always the whole corpus.
     validation_corpus_size: Union[int, Literal["auto"], None] = "auto"
     # "auto": validation encodes in bf16 autocast where training runs in bf16; "fp32" forces fp32.
     validation_precision: Literal["auto", "fp32"] = "auto"

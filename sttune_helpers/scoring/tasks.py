@@ -11,6 +11,7 @@ from .. import shapes
 from ..config import RunConfig
 from ..data import load_split, read_report
 from ..rundir import RunDir
+from . import validation_corpus
 from .errors import EvaluationError
 from .reference import sts_reference
 from .taskset import TaskSet, sub_corpus
@@ -22,7 +23,7 @@ def retrieval_tables(run: RunDir, split: str, corpus_size: int | Literal["auto"]
                      seed: int = 0) -> tuple[dict[str, str], dict[str, str], dict[str, set[str]]]:
     """Corpus, the split's queries, and their relevant documents, from the data stage's files.
     ``corpus_size`` (train.validation_corpus_size, for the validation split) cuts the corpus with
-    :func:`sub_corpus` and ``seed`` ("auto": relative to the relevant documents); None keeps it whole."""
+    :func:`validation_sub_corpus`; None keeps it whole."""
 
     def records(name):
         path = run.data_dir / name
@@ -36,7 +37,23 @@ def retrieval_tables(run: RunDir, split: str, corpus_size: int | Literal["auto"]
     for r in records("qrels.jsonl"):
         if r["split"] == split and float(r.get("score", 1)) > 0:
             relevant.setdefault(r["query_id"], set()).add(r["doc_id"])
-    return sub_corpus(corpus, relevant, corpus_size, seed), {q: all_queries[q] for q in relevant}, relevant
+    return (validation_sub_corpus(run, corpus, relevant, corpus_size, seed), {q: all_queries[q] for q in relevant},
+            relevant)
+
+
+def validation_sub_corpus(run: RunDir, corpus: dict[str, str], relevant: dict[str, set[str]],
+                          setting: int | Literal["auto"] | None, seed: int) -> dict[str, str]:
+    """``corpus`` cut as train.validation_corpus_size (``setting``) asks: to the documents the data stage
+    mined for that setting (scoring/validation_corpus.py); without them (a run prepared before, or the
+    setting changed since), a size draws random distractors with ``seed`` and "auto" keeps the whole
+    corpus, where random distractors could misrank models."""
+    if setting is None:
+        return corpus
+    mined = validation_corpus.read(run, setting)
+    if mined is not None:
+        keep = set(mined)
+        return {d: text for d, text in corpus.items() if d in keep}
+    return corpus if setting == "auto" else sub_corpus(corpus, relevant, setting, seed)
 
 
 def validation_corpus_size(config: RunConfig, split: str) -> int | Literal["auto"] | None:

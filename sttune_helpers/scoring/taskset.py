@@ -5,13 +5,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Literal
-
-# train.validation_corpus_size: "auto" keeps AUTO_CORPUS_PER_RELEVANT times the validation queries'
-# relevant documents, and at least AUTO_CORPUS_MIN_DOCUMENTS. Smaller random sub-corpora misranked
-# models on SQuAD, whose paragraphs come in groups from one article (bench/RESULTS.md).
-AUTO_CORPUS_PER_RELEVANT = 10
-AUTO_CORPUS_MIN_DOCUMENTS = 2000
+from typing import Any
 
 
 @dataclass
@@ -34,23 +28,15 @@ class TaskSet:
         return len(self.items)
 
 
-def sub_corpus(corpus: dict[str, str], relevant: dict[str, set[str]], size: int | Literal["auto"] | None,
+def sub_corpus(corpus: dict[str, str], relevant: dict[str, set[str]], size: int | None,
                seed: int = 0) -> dict[str, str]:
     """``corpus`` cut to ``size`` documents (NanoBEIR-style): every document relevant to a query in
     ``relevant``, plus distractors drawn at random with ``seed`` up to ``size``; the same documents
     on every call, in the corpus's order. The whole corpus where ``size`` is None or not smaller;
-    more than ``size`` where the relevant documents alone are more. "auto": a size relative to the
-    relevant documents (:func:`auto_corpus_size`)."""
-    needed = {d for wanted in relevant.values() for d in wanted if d in corpus}
-    if size == "auto":
-        size = auto_corpus_size(len(needed))
+    more than ``size`` where the relevant documents alone are more."""
     if size is None or len(corpus) <= size:
         return corpus
+    needed = {d for wanted in relevant.values() for d in wanted if d in corpus}
     others = sorted(d for d in corpus if d not in needed)
     keep = needed | set(random.Random(seed).sample(others, max(0, min(len(others), size - len(needed)))))
     return {d: text for d, text in corpus.items() if d in keep}
-
-
-def auto_corpus_size(n_relevant: int) -> int:
-    """The sub-corpus size "auto" stands for, given the validation queries' relevant documents."""
-    return max(AUTO_CORPUS_MIN_DOCUMENTS, AUTO_CORPUS_PER_RELEVANT * n_relevant)

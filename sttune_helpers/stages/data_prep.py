@@ -1,16 +1,23 @@
 """Stage 1 (notebook 01): load the data, decide its shape, check every row, clean and split it,
-augment the train split, mine hard negatives, and write the splits and the report."""
+augment the train split, mine hard negatives, write the splits and the report, and (retrieval) mine
+the validation sub-corpus."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from .. import data
+from .. import data, shapes
 from ..config import RunConfig
+from ..core.hardware import encoding_precision
 from ..data.negatives import MinedNegatives
 from ..modeling import load_model
 from ..rundir import RunDir, open_run
+from ..scoring import validation_corpus
+from ..scoring.embedding_cache import cache_directory, for_model
+from ..scoring.models import Encoder
+from ..scoring.tasks import retrieval_tables
 
 NAME = "data_prep"
 
@@ -55,6 +62,33 @@ def mine_negatives(prepared: data.PreparedData, config: RunConfig) -> MinedNegat
     return data.mine_train_negatives(prepared, config.data, base_model, seed=config.seed)
 
 
+def mine_validation_corpus(run: RunDir, config: RunConfig) -> dict[str, Any] | None:
+    """Retrieval: the validation sub-corpus train.validation_corpus_size asks for, its distractors
+    mined with the base model (scoring/validation_corpus.py), kept in the data folder for training's
+    evaluator and model selection. None where the whole corpus is used (other shapes, a small corpus,
+    null). Runs after :func:`write`."""
+    validation_corpus.path(run).unlink(missing_ok=True)  # a file from an earlier preparation is stale
+    if not shapes.get(data.read_report(run)["shape"]).uses_corpus:
+        return None
+    corpus, queries, relevant = retrieval_tables(run, "validation")
+    setting = config.train.validation_corpus_size
+    n_relevant = len({d for wanted in relevant.values() for d in wanted if d in corpus})
+    size = validation_corpus.resolved_size(setting, n_relevant)
+    if size is None or size >= len(corpus) or not relevant:
+        return None
+    started = time.perf_counter()
+    model = load_model(config.model.name, config.model.device, config.model.max_seq_length)
+    cache_dir = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
+    with encoding_precision(model, config.eval.precision) as used:
+        encode = Encoder(model, config.eval.batch_size, for_model(cache_dir, model, used, config.eval.batch_size))
+        documents = validation_corpus.mine(corpus, queries, relevant, size, encode)
+    info = {"documents_kept": len(documents), "corpus_documents": len(corpus), "relevant_documents": n_relevant,
+            "validation_queries": len(relevant), "model": config.model.name,
+            "seconds": round(time.perf_counter() - started, 1)}
+    validation_corpus.save(run, setting, documents, info)
+    return info
+
+
 def write(run: RunDir, prepared: data.PreparedData) -> dict[str, int]:
     """Write the splits and the report; returns the rows of each split."""
     data.write_splits(run, prepared)
@@ -73,4 +107,5 @@ def run(run_dir: str | Path | RunDir) -> dict[str, int]:
         augment(prepared, config)
         mine_negatives(prepared, config)
         recorded["rows"] = write(run, prepared)
+        mine_validation_corpus(run, config)
     return recorded["rows"]

@@ -2,12 +2,13 @@
 sub-corpus (every relevant document plus random distractors), the same for training's evaluator and
 for model selection; the test split keeps the whole corpus."""
 
+import numpy as np
 import pytest
 from conftest import REPO
 from helpers.tiny_model import build_tiny_model_folder
 from helpers.tiny_model import prepared_run as prepare_tiny_run
 
-from sttune_helpers.scoring import build_evaluator, load_task, retrieval_tables
+from sttune_helpers.scoring import build_evaluator, load_task, retrieval_tables, validation_corpus
 from sttune_helpers.scoring.tasks import sub_corpus
 
 CORPUS = {f"d{i:03d}": f"document {i}" for i in range(100)}
@@ -29,14 +30,29 @@ def test_sub_corpus_is_the_whole_corpus_unless_smaller_and_never_drops_a_relevan
     assert set(sub_corpus(CORPUS, RELEVANT, 2)) == {"d005", "d050", "d099"}  # more than asked: all relevant
 
 
-def test_auto_keeps_ten_times_the_relevant_documents_and_at_least_two_thousand():
-    corpus = {f"d{i:04d}": f"document {i}" for i in range(5000)}
-    many = {f"q{i}": {f"d{i * 7:04d}"} for i in range(300)}  # 300 relevant documents
-    few = {f"q{i}": {f"d{i * 7:04d}"} for i in range(100)}
-    sub = sub_corpus(corpus, many, "auto", seed=1)
-    assert len(sub) == 3000 and all(d in sub for wanted in many.values() for d in wanted)
-    assert len(sub_corpus(corpus, few, "auto", seed=1)) == 2000  # the floor
-    assert sub_corpus(CORPUS, RELEVANT, "auto") is CORPUS  # a corpus under the floor stays whole
+def test_mined_documents_take_each_querys_top_documents_in_turn():
+    doc_ids = [f"d{i}" for i in range(10)]
+    rankings = np.array([[3, 4, 5], [6, 3, 7]])  # query 1's best is d3, query 2's d6, ...
+    assert validation_corpus.mined_documents(doc_ids, rankings, {"d0"}, 4) == ["d0", "d3", "d4", "d6"]
+    assert validation_corpus.mined_documents(doc_ids, rankings, {"d0"}, 99) == ["d0", "d3", "d4", "d5", "d6", "d7"]
+
+
+def test_auto_is_five_times_the_relevant_documents_and_at_least_a_thousand():
+    assert validation_corpus.resolved_size("auto", 300) == 1500
+    assert validation_corpus.resolved_size("auto", 100) == 1000
+    assert validation_corpus.resolved_size(50, 100) == 50 and validation_corpus.resolved_size(None, 100) is None
+
+
+def test_mining_keeps_the_hardest_distractors_and_reaches_the_size_where_queries_share_them():
+    corpus = {f"d{i}": f"doc {i}" for i in range(20)}
+    # Both queries point the same way, so their top documents are the same: the ranking must go deeper.
+    angle = {f"doc {i}": i / 20 for i in range(20)} | {"q1": 0.0, "q2": 0.01}
+
+    def encode(texts):
+        return np.array([[np.cos(angle[t]), np.sin(angle[t])] for t in texts])
+
+    documents = validation_corpus.mine(corpus, {"q1": "q1", "q2": "q2"}, {"q1": {"d19"}, "q2": {"d19"}}, 6, encode)
+    assert documents == ["d0", "d1", "d2", "d3", "d4", "d19"]  # the relevant one and the five nearest
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +80,29 @@ def test_validation_and_selection_rank_against_the_same_sub_corpus_and_test_agai
     assert evaluator.corpus_ids == list(selection.corpus)  # training's evaluator and model selection agree
     assert test.corpus == whole
     assert load_task(run, config, split="validation").corpus == whole  # null: the whole corpus
+
+
+def test_the_data_stage_mines_the_sub_corpus_that_validation_and_selection_then_share(retrieval_run):
+    from sttune_helpers.stages import data_prep
+
+    run, config = retrieval_run
+    whole, _, relevant = retrieval_tables(run, "validation")
+    needed = {d for wanted in relevant.values() for d in wanted}
+    size = len(needed) + 5
+    config.train.validation_corpus_size = size
+    try:
+        info = data_prep.mine_validation_corpus(run, config)
+        selection = load_task(run, config, split="validation")
+        evaluator = build_evaluator("retrieval", None, "validation", run=run, corpus_size=size, seed=config.seed)
+        mined = validation_corpus.read(run, size)
+        config.train.validation_corpus_size = size + 1  # changed after stage 01: random distractors again
+        assert validation_corpus.read(run, size + 1) is None
+        assert set(load_task(run, config, split="validation").corpus) == set(sub_corpus(whole, relevant, size + 1,
+                                                                                          config.seed))
+        config.train.validation_corpus_size = "auto"  # the corpus is under the floor: nothing is mined
+        assert data_prep.mine_validation_corpus(run, config) is None and not validation_corpus.path(run).exists()
+    finally:
+        config.train.validation_corpus_size = None
+    assert info["documents_kept"] == size and info["relevant_documents"] == len(needed)
+    assert list(selection.corpus) == mined and needed <= set(mined)
+    assert evaluator.corpus_ids == mined  # training's evaluator and model selection agree

@@ -9,6 +9,7 @@ choice) and evaluation (the test split and the reference). The shape computes th
     embedding_cache.py  embeddings kept on disk between scorings (the base model across runs, any
                    model when evaluation runs again)
     validation.py  the validation evaluator and the metric early stopping follows, as the trainer names it
+    validation_corpus.py  a retrieval run's validation sub-corpus: distractors mined with the base model
     errors.py      EvaluationError, for an empty split and the like
 """
 

@@ -24,9 +24,10 @@ STAGE_PARTS = {"data_prep": "data", "loss_selection": "loss selection", "trainin
 # (a unit test checks); each is shown with the run's value.
 HINTS: dict[str, tuple[tuple[str, ...], str]] = {
     "data": (("data.negatives.enabled", "data.augment.synonyms", "data.augment.back_translation",
-              "data.augment.augmented_sbert", "data.max_train_rows"),
+              "data.augment.augmented_sbert", "data.max_train_rows", "train.validation_corpus_size"),
              "hard-negative mining and augmentation encode, translate or label the data (Augmented SBERT trains a "
-             "cross-encoder)"),
+             "cross-encoder); for retrieval the base model encodes the corpus once to mine the validation "
+             "sub-corpus (the evaluation stage reuses those vectors)"),
     "loss selection": (("loss.bake_off", "loss.bake_off_steps", "loss.name"),
                        "the bake-off trains each candidate loss briefly; naming a loss skips it"),
     "training steps": (("train.epochs", "train.max_steps", "data.max_train_rows", "train.batch_size",

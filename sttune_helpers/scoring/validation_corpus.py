@@ -39,7 +39,7 @@ def path(run: RunDir) -> Path:
 def mined_documents(doc_ids: Sequence[str], rankings: np.ndarray, relevant: set[str], size: int) -> list[str]:
     """The relevant documents plus the distractors: rank 1 of every query's ranking (rows of indices
     into ``doc_ids``, best first), then rank 2, ... until ``size`` documents; in the corpus's order."""
-    keep = {d for d in relevant if d in set(doc_ids)}
+    keep = set(relevant) & set(doc_ids)
     for rank in range(rankings.shape[1] if rankings.ndim == 2 else 0):
         for index in rankings[:, rank]:
             if len(keep) >= size:

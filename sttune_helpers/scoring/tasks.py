@@ -44,9 +44,9 @@ def retrieval_tables(run: RunDir, split: str, corpus_size: int | Literal["auto"]
 def validation_sub_corpus(run: RunDir, corpus: dict[str, str], relevant: dict[str, set[str]],
                           setting: int | Literal["auto"] | None, seed: int) -> dict[str, str]:
     """``corpus`` cut as train.validation_corpus_size (``setting``) asks: to the documents the data stage
-    mined for that setting (scoring/validation_corpus.py); without them (a run prepared before, or the
-    setting changed since), a size draws random distractors with ``seed`` and "auto" keeps the whole
-    corpus, where random distractors could misrank models."""
+    or training mined for that setting (scoring/validation_corpus.py); without them (a run prepared by an
+    older version), a size draws random distractors with ``seed`` and "auto" keeps the whole corpus,
+    where random distractors could misrank models."""
     if setting is None:
         return corpus
     mined = validation_corpus.read(run, setting)

@@ -89,6 +89,14 @@ def mine_validation_corpus(run: RunDir, config: RunConfig) -> dict[str, Any] | N
     return info
 
 
+def ensure_validation_corpus(run: RunDir, config: RunConfig) -> dict[str, Any] | None:
+    """:func:`mine_validation_corpus` unless stage 01 already mined it for the current setting: for
+    training, where train.validation_corpus_size may have changed since stage 01."""
+    if validation_corpus.read(run, config.train.validation_corpus_size) is not None:
+        return None
+    return mine_validation_corpus(run, config)
+
+
 def write(run: RunDir, prepared: data.PreparedData) -> dict[str, int]:
     """Write the splits and the report; returns the rows of each split."""
     data.write_splits(run, prepared)

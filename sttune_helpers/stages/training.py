@@ -12,6 +12,7 @@ from .. import training
 from ..config import RunConfig
 from ..core.io import read_json
 from ..rundir import RunDir, open_run
+from . import data_prep
 
 NAME = "training"
 
@@ -33,6 +34,7 @@ def train(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Seque
     """Train (in train.nproc processes where asked); writes model/ and training.json. After the
     automatic recipe (train.budget), training.json's "budget" holds the actual seconds against it."""
     started = time.perf_counter()
+    data_prep.ensure_validation_corpus(run, config)  # the setting may have changed since stage 01
     summary = training.train_model(run, config, resume=resume, callbacks=callbacks)
     if config.train.budget:
         training.record_budget(run, summary, time.perf_counter() - started)

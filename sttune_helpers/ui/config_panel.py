@@ -439,7 +439,7 @@ class ConfigPanel:
                        to_config=lambda text: _parse_corpus_size(text, corpus_min, corpus_max),
                        to_control=lambda size: {"auto": CORPUS_AUTO, None: CORPUS_WHOLE}.get(size, str(size)),
                        help_text="retrieval: validation ranks against every document relevant to a validation "
-                                 "query plus distractors mined with the base model in stage 01, this many in all "
+                                 "query plus distractors mined with the base model, this many in all "
                                  "(auto: 5 times the relevant documents, at least 1,000); the test uses the whole "
                                  "corpus"),
             self._bind("train.validation_precision",

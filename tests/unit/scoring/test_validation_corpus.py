@@ -95,10 +95,13 @@ def test_the_data_stage_mines_the_sub_corpus_that_validation_and_selection_then_
         selection = load_task(run, config, split="validation")
         evaluator = build_evaluator("retrieval", None, "validation", run=run, corpus_size=size, seed=config.seed)
         mined = validation_corpus.read(run, size)
-        config.train.validation_corpus_size = size + 1  # changed after stage 01: random distractors again
+        config.train.validation_corpus_size = size + 1  # changed after stage 01: random distractors until ...
         assert validation_corpus.read(run, size + 1) is None
         assert set(load_task(run, config, split="validation").corpus) == set(sub_corpus(whole, relevant, size + 1,
                                                                                           config.seed))
+        assert data_prep.ensure_validation_corpus(run, config)["documents_kept"] == size + 1  # ... training mines
+        assert len(load_task(run, config, split="validation").corpus) == size + 1
+        assert data_prep.ensure_validation_corpus(run, config) is None  # mined already: not again
         config.train.validation_corpus_size = "auto"  # the corpus is under the floor: nothing is mined
         assert data_prep.mine_validation_corpus(run, config) is None and not validation_corpus.path(run).exists()
     finally:

@@ -109,3 +109,18 @@ def test_the_data_stage_mines_the_sub_corpus_that_validation_and_selection_then_
     assert info["documents_kept"] == size and info["relevant_documents"] == len(needed)
     assert list(selection.corpus) == mined and needed <= set(mined)
     assert evaluator.corpus_ids == mined  # training's evaluator and model selection agree
+    assert corpus_vectors_cached_for_evaluation(run, config)  # the mining's encoding is not paid twice
+
+
+def corpus_vectors_cached_for_evaluation(run, config) -> bool:
+    """Whether the base model's vectors of the test corpus are in the embedding cache under the key
+    the evaluation stage uses (evaluation/evaluate.py: load_model, the eval precision and batch size)."""
+    from sttune_helpers.core.hardware import resolve_encoding_precision
+    from sttune_helpers.modeling import load_model
+    from sttune_helpers.scoring.embedding_cache import cache_directory, for_model
+
+    model = load_model(config.model.name, device=config.model.device, max_seq_length=config.model.max_seq_length)
+    disk = for_model(cache_directory(run.root.parent), model, resolve_encoding_precision(model, config.eval.precision),
+                     config.eval.batch_size)
+    corpus = load_task(run, config, split="test").corpus
+    return disk.get(list(dict.fromkeys(corpus.values()))) is not None

@@ -276,6 +276,10 @@ class EvalConfig:
     # model/ holds the choice, model_finetuned/ the pure fine-tuned model where they differ.
     # False keeps train.restore_best's model.
     select_model: bool = True
+    # most_general: among the candidates within the noise of the best validation metric, the one that
+    # keeps the most general ability. best_validation: the best validation metric among those that keep
+    # to max_forgetting. Measured in bench/RESULTS.md (recipe study, "selection rule").
+    selection_rule: Literal["most_general", "best_validation"] = "most_general"
     selection_alphas: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.85])
     soup_size: int = 3
     # The largest drop from the base model on any part of the reference that the chosen model may

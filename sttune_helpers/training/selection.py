@@ -81,11 +81,14 @@ def training_points(final: State, history: WeightHistory, best_state: State | No
     return points
 
 
-def choose(candidates: list[Candidate], max_forgetting: float | None) -> tuple[Candidate, str]:
-    """The rule: the best validation metric; among the candidates within its noise, the one that
-    keeps the most general ability (mean of the reference parts), subject to the forgetting budget.
-    Where no candidate within the noise keeps to the budget, the best validation metric among those
-    that do; where none does, the one that forgets least."""
+def choose(candidates: list[Candidate], max_forgetting: float | None,
+           rule: str = "most_general") -> tuple[Candidate, str]:
+    """The rule (eval.selection_rule), subject to the forgetting budget.
+    most_general: the best validation metric; among the candidates within its noise, the one that
+    keeps the most general ability (mean of the reference parts). Where no candidate within the noise
+    keeps to the budget, the best validation metric among those that do.
+    best_validation: the best validation metric among the candidates that keep to the budget.
+    Under either, where none keeps to it, the one that forgets least."""
     scored = [c for c in candidates if c.validation is not None]
     best = max(scored, key=lambda c: c.validation)
     near = [c for c in scored if c.within_noise] or [best]
@@ -97,20 +100,27 @@ def choose(candidates: list[Candidate], max_forgetting: float | None) -> tuple[C
         return sum(c.reference.values()) / len(c.reference), c.validation
 
     budget = "" if max_forgetting is None else f", forgetting at most {max_forgetting:.3f} (eval.max_forgetting)"
-    kept = [c for c in with_reference if max_forgetting is None or c.forgetting <= max_forgetting]
-    if kept:
-        chosen = max(kept, key=general)
-        return chosen, (f"{chosen.name}: validation {chosen.validation:.4f}, within the noise of the best "
-                        f"({best.name}, {best.validation:.4f}), keeps the most general ability{budget}; "
-                        f"largest reference drop {chosen.forgetting:+.4f}")
     measured = [c for c in scored if c.forgetting is not None]
-    affordable = [c for c in measured if c.forgetting <= max_forgetting]
-    if affordable:
-        chosen = max(affordable, key=lambda c: c.validation)
-        return chosen, (f"{chosen.name}: no candidate within the validation noise of the best ({best.name}, "
-                        f"{best.validation:.4f}) keeps the reference drop within {max_forgetting:.3f} "
-                        f"(eval.max_forgetting); {chosen.name} is the best on validation that does "
-                        f"({chosen.validation:.4f}, largest reference drop {chosen.forgetting:+.4f})")
+    if rule == "best_validation":
+        kept = [c for c in measured if max_forgetting is None or c.forgetting <= max_forgetting]
+        if kept:
+            chosen = max(kept, key=lambda c: c.validation)
+            return chosen, (f"{chosen.name}: the best validation metric ({chosen.validation:.4f}){budget}; "
+                            f"largest reference drop {chosen.forgetting:+.4f}")
+    else:
+        kept = [c for c in with_reference if max_forgetting is None or c.forgetting <= max_forgetting]
+        if kept:
+            chosen = max(kept, key=general)
+            return chosen, (f"{chosen.name}: validation {chosen.validation:.4f}, within the noise of the best "
+                            f"({best.name}, {best.validation:.4f}), keeps the most general ability{budget}; "
+                            f"largest reference drop {chosen.forgetting:+.4f}")
+        affordable = [c for c in measured if c.forgetting <= max_forgetting]
+        if affordable:
+            chosen = max(affordable, key=lambda c: c.validation)
+            return chosen, (f"{chosen.name}: no candidate within the validation noise of the best ({best.name}, "
+                            f"{best.validation:.4f}) keeps the reference drop within {max_forgetting:.3f} "
+                            f"(eval.max_forgetting); {chosen.name} is the best on validation that does "
+                            f"({chosen.validation:.4f}, largest reference drop {chosen.forgetting:+.4f})")
     chosen = min(measured, key=lambda c: (c.forgetting, -c.validation))
     log.warning(f"no candidate keeps the reference drop within eval.max_forgetting={max_forgetting}: "
                 f"kept {chosen.name}, which forgets least ({chosen.forgetting:+.4f})")
@@ -190,30 +200,38 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
     # The base's scores repeat in every run on this reference: cached (the candidates' never repeat).
     base_cache = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
     base_reference = scorer.reference_scores(base_state, base_cache) if scorer.parts else {}
-    budget = config.eval.max_forgetting
+    budget, rule = config.eval.max_forgetting, config.eval.selection_rule
 
     def measure(c: Candidate) -> None:
+        if c.forgetting is not None:
+            return
+        on_reference.total = max(on_reference.total, on_reference.done + 1)
         c.reference = scorer.reference_scores(states[c.name])
         c.forgetting = max(base_reference[p] - v for p, v in c.reference.items())
         on_reference.milestone(on_reference.done + 1, f"{c.name}: largest drop from the base {c.forgetting:+.4f}")
 
     if scorer.parts:
         on_reference.milestone(1, "base scored")
-        for c in candidates:
+        for c in candidates:  # the ones the rule weighs first, and the task-vs-general plot draws
             if c.within_noise:
                 measure(c)
-        if budget is not None and not any(c.within_noise and c.forgetting <= budget for c in candidates):
-            on_reference.total = 1 + len(candidates)
+        if rule == "best_validation":
+            # Down the validation ranking until one keeps to the budget: every candidate better on
+            # validation than the choice has been measured (all of them where none keeps to it).
+            for c in sorted(candidates, key=lambda c: -c.validation):
+                measure(c)
+                if budget is None or c.forgetting <= budget:
+                    break
+        elif budget is not None and not any(c.within_noise and c.forgetting <= budget for c in candidates):
             for c in candidates:  # the fallback needs every candidate's reference
-                if c.forgetting is None:
-                    measure(c)
-    chosen, reason = choose(candidates, budget)
+                measure(c)
+    chosen, reason = choose(candidates, budget, rule)
     model.load_state_dict(states[chosen.name])
     seconds = round(time.perf_counter() - started, 1)
     task.end(detail=f"chose {chosen.name}")
     log.info(f"model selection ({seconds:.0f} s): {reason}")
     reference = scorer.reference
-    return {"metric": scorer.metric, "n_validation": scorer.validation.n, "max_forgetting": budget,
+    return {"metric": scorer.metric, "n_validation": scorer.validation.n, "max_forgetting": budget, "rule": rule,
             "chosen": chosen.name, "point": chosen.point, "alpha": chosen.alpha, "reason": reason,
             "fine_tuned": fine_tuned, "differs_from_fine_tuned": chosen.name != fine_tuned,
             "reference": {"parts": [p.name for p in scorer.parts], "base": base_reference,

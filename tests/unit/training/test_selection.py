@@ -89,6 +89,21 @@ def test_the_budget_wins_over_the_noise_and_the_least_forgetting_is_the_last_res
     assert chosen.name == "last@0.3" and "forgets least" in reason
 
 
+def test_the_best_validation_rule_keeps_the_best_candidate_that_keeps_to_the_budget():
+    candidates = [candidate("last", 0.860, True, {"sts": 0.70, "squad": 0.60}, 0.08),
+                  candidate("last@0.85", 0.859, True, {"sts": 0.74, "squad": 0.64}, 0.03, alpha=0.85),
+                  candidate("last@0.7", 0.858, True, {"sts": 0.76, "squad": 0.66}, 0.005, alpha=0.7),
+                  candidate("last@0.5", 0.850, False, {"sts": 0.78, "squad": 0.67}, -0.01, alpha=0.5)]
+    chosen, reason = choose(candidates, max_forgetting=0.05, rule="best_validation")
+    assert chosen.name == "last@0.85" and "the best validation metric (0.8590)" in reason
+    assert choose(candidates, max_forgetting=0.01, rule="best_validation")[0].name == "last@0.7"
+    assert choose(candidates, max_forgetting=None, rule="best_validation")[0].name == "last"
+    # The default rule trades validation within the noise for general ability.
+    assert choose(candidates, max_forgetting=0.05)[0].name == "last@0.7"
+    chosen, reason = choose(candidates, max_forgetting=-0.05, rule="best_validation")
+    assert chosen.name == "last@0.5" and "forgets least" in reason
+
+
 def test_without_a_reference_the_best_validation_metric_wins():
     candidates = [candidate("last", 0.80, True), candidate("best", 0.82, True), candidate("soup", 0.81, True)]
     chosen, reason = choose(candidates, max_forgetting=0.01)
@@ -110,7 +125,8 @@ def test_selection_settings_that_cannot_work_are_refused(name, value, message):
         check_selection_settings(config)
 
 
-def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_path):
+@pytest.mark.parametrize("rule", ["most_general", "best_validation"])
+def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_path, rule):
     from helpers.tiny_model import build_tiny_model_folder, prepared_run
 
     from sttune_helpers.core.statistics import Bootstrap
@@ -121,7 +137,7 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
     run, config = prepared_run(tmp_path, str(build_tiny_model_folder(tmp_path / "model")), [
         "train.learning_rate=1e-3", "train.max_steps=6", "train.evaluations_per_epoch=6",
         "train.early_stopping_patience=null", "eval.select_model=true", "eval.selection_alphas=[0.5]",
-        "eval.max_forgetting=null"])
+        "eval.max_forgetting=null", f"eval.selection_rule={rule}"])
     from sttune_helpers.core import progress
 
     events = []
@@ -139,6 +155,10 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
         1 for c in selection["candidates"] if c["reference"])
     assert events[-1].kind == "end" and events[-1].detail == f"chose {selection['chosen']}"
     assert selection["chosen"] in names and selection["reason"].startswith(selection["chosen"])
+    if rule == "best_validation":  # no budget: the best on validation, whatever it forgets
+        chosen = next(c for c in selection["candidates"] if c["name"] == selection["chosen"])
+        assert chosen["validation"] == max(c["validation"] for c in selection["candidates"])
+        assert chosen["reference"] and selection["rule"] == rule
     # Trained on STS-B: the reference's STS part is not STS-B, and every part was scored for the base.
     parts = selection["reference"]["parts"]
     assert parts and not any("stsb" in p for p in parts) and set(selection["reference"]["base"]) == set(parts)

@@ -48,6 +48,8 @@ Stage 05 (embedding maps) plays no part in the comparison: it runs on 100 points
 
     .venv/bin/python bench/accuracy.py                      # 4 sets x seeds 0 1 2, 4 epochs
     .venv/bin/python bench/accuracy.py --quick              # the same comparison on a short budget
+    .venv/bin/python bench/accuracy.py --sets stsb --sttune-set train.learning_rate=8e-5
+                                                            # sttune with a candidate default
     .venv/bin/python bench/accuracy.py --sets scifact --resume bench/out/accuracy/results.json
                                                             # reuse the seeds an earlier run finished
     .venv/bin/python bench/accuracy.py --sets stsb --seeds 0 --epochs 1 --max-train-rows 64 \\
@@ -112,10 +114,10 @@ SETS = {
 # kept) and 300 pairs or queries per reference part, so that the whole comparison takes minutes.
 QUICK = {"seeds": [0], "epochs": 1.0, "max_train_rows": 500, "max_validation_rows": 200, "max_test_rows": 300,
          "bootstrap_samples": 200, "scifact_train_queries": 300, "max_corpus_docs": 1000,
-         "max_reference_pairs": 300}
+         "max_reference_pairs": 300, "sttune_settings": []}
 FULL = {"seeds": [0, 1, 2], "epochs": 4.0, "max_train_rows": None, "max_validation_rows": None,
         "max_test_rows": None, "bootstrap_samples": 1000, "scifact_train_queries": None, "max_corpus_docs": None,
-        "max_reference_pairs": None}
+        "max_reference_pairs": None, "sttune_settings": []}
 
 # Settings of every sttune run that do not touch the comparison, only its time. The reference
 # (eval.reference) stays on: stage 04 scores base and sttune's model on its report half.
@@ -413,8 +415,8 @@ def finished_seeds(path: Path, settings: dict, names: list[str]) -> dict[str, di
         earlier = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"accuracy: --resume {path}: cannot read it as a results.json ({exc})") from None
-    differ = {k: (earlier.get("settings", {}).get(k), v) for k, v in settings.items()
-              if k != "seeds" and earlier.get("settings", {}).get(k) != v}
+    before = {"sttune_settings": [], **earlier.get("settings", {})}  # older runs had no sttune settings
+    differ = {k: (before.get(k), v) for k, v in settings.items() if k != "seeds" and before.get(k) != v}
     if differ:
         raise SystemExit(f"accuracy: --resume {path} ran with other settings; its seeds would not compare: "
                          + "; ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in differ.items()))
@@ -588,7 +590,10 @@ def markdown(results: dict, command: str, total_seconds: float, settings: dict,
                 if settings.get("max_reference_pairs") else "")
              + f"; {settings['bootstrap_samples']} bootstrap samples. all-MiniLM-L6-v2 (packaged); sttune = "
              "`sttune run --preset default` (its recommended loss, early stopping, best checkpoint, model "
-             "selection where the package has it); plain = SentenceTransformerTrainer, batch 16, lr 2e-5, warmup "
+             "selection where the package has it"
+             + (f"; with {', '.join(f'`{o}`' for o in settings['sttune_settings'])}"
+                if settings.get("sttune_settings") else "")
+             + "); plain = SentenceTransformerTrainer, batch 16, lr 2e-5, warmup "
              "10%, final model, on the sttune run's train split, scored by sttune_helpers.scoring on the same test "
              "split and the same reference parts (general_reference's report half of the sttune run: an STS part "
              "and SQuAD retrieval, the run's own source left out). snli = SNLI dev (less a 15% validation split of "
@@ -668,6 +673,9 @@ def main() -> int:
                              "default all, --quick 300)")
     parser.add_argument("--bootstrap-samples", type=int, help="bootstrap samples of every interval (default 1000, "
                                                               "--quick 200)")
+    parser.add_argument("--sttune-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of sttune's runs only (a candidate default, e.g. train.learning_rate=8e-5); "
+                             "repeatable")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the Markdown log to append to")
     parser.add_argument("--out", type=Path, default=OUT,
                         help="where the runs, the prepared data and results.json go (default bench/out/accuracy)")
@@ -685,7 +693,8 @@ def main() -> int:
                        ("max_corpus_docs", args.max_corpus_docs),
                        ("scifact_train_queries", args.scifact_train_queries),
                        ("max_reference_pairs", args.max_reference_pairs),
-                       ("bootstrap_samples", args.bootstrap_samples)):
+                       ("bootstrap_samples", args.bootstrap_samples),
+                       ("sttune_settings", args.sttune_set or None)):
         if value is not None:
             settings[key] = value
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -698,6 +707,7 @@ def main() -> int:
             overrides.append(f"data.{key}={settings[key]}")
     if settings["max_reference_pairs"] is not None:
         overrides.append(f"eval.reference_max_pairs={settings['max_reference_pairs']}")
+    overrides += settings["sttune_settings"]  # after the rest: a candidate default wins
     results: dict = {}
     reused = finished_seeds(args.resume, settings, names) if args.resume else {}
     commit = source_commit()

@@ -81,8 +81,7 @@ def training_points(final: State, history: WeightHistory, best_state: State | No
     return points
 
 
-def choose(candidates: list[Candidate], max_forgetting: float | None,
-           rule: str = "most_general") -> tuple[Candidate, str]:
+def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str) -> tuple[Candidate, str]:
     """The rule (eval.selection_rule), subject to the forgetting budget.
     most_general: the best validation metric; among the candidates within its noise, the one that
     keeps the most general ability (mean of the reference parts). Where no candidate within the noise

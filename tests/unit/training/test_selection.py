@@ -69,13 +69,13 @@ def test_within_the_noise_the_most_general_candidate_wins_under_the_budget():
                   candidate("last@0.7", 0.858, True, {"sts": 0.76, "squad": 0.66}, 0.005, alpha=0.7),
                   candidate("last@0.5", 0.857, True, {"sts": 0.78, "squad": 0.67}, -0.01, alpha=0.5),
                   candidate("soup", 0.840, False, {}, None)]
-    chosen, reason = choose(candidates, max_forgetting=0.01)
+    chosen, reason = choose(candidates, max_forgetting=0.01, rule="most_general")
     assert chosen.name == "last@0.5" and "within the noise of the best (last, 0.8600)" in reason
-    assert choose(candidates, max_forgetting=None)[0].name == "last@0.5"
+    assert choose(candidates, max_forgetting=None, rule="most_general")[0].name == "last@0.5"
     # The budget excludes the most general candidate only where it forgets too much.
     candidates[2].forgetting = 0.02
-    assert choose(candidates, max_forgetting=0.01)[0].name == "last@0.7"
-    assert choose(candidates, max_forgetting=None)[0].name == "last@0.5"
+    assert choose(candidates, max_forgetting=0.01, rule="most_general")[0].name == "last@0.7"
+    assert choose(candidates, max_forgetting=None, rule="most_general")[0].name == "last@0.5"
 
 
 def test_the_budget_wins_over_the_noise_and_the_least_forgetting_is_the_last_resort():
@@ -83,9 +83,9 @@ def test_the_budget_wins_over_the_noise_and_the_least_forgetting_is_the_last_res
                   candidate("last@0.7", 0.84, False, {"sts": 0.74}, 0.02, alpha=0.7),
                   candidate("last@0.5", 0.82, False, {"sts": 0.76}, 0.004, alpha=0.5),
                   candidate("last@0.3", 0.80, False, {"sts": 0.77}, -0.002, alpha=0.3)]
-    chosen, reason = choose(candidates, max_forgetting=0.01)
+    chosen, reason = choose(candidates, max_forgetting=0.01, rule="most_general")
     assert chosen.name == "last@0.5" and "no candidate within the validation noise" in reason
-    chosen, reason = choose(candidates, max_forgetting=-0.01)
+    chosen, reason = choose(candidates, max_forgetting=-0.01, rule="most_general")
     assert chosen.name == "last@0.3" and "forgets least" in reason
 
 
@@ -98,15 +98,15 @@ def test_the_best_validation_rule_keeps_the_best_candidate_that_keeps_to_the_bud
     assert chosen.name == "last@0.85" and "the best validation metric (0.8590)" in reason
     assert choose(candidates, max_forgetting=0.01, rule="best_validation")[0].name == "last@0.7"
     assert choose(candidates, max_forgetting=None, rule="best_validation")[0].name == "last"
-    # The default rule trades validation within the noise for general ability.
-    assert choose(candidates, max_forgetting=0.05)[0].name == "last@0.7"
+    # most_general trades validation within the noise for general ability.
+    assert choose(candidates, max_forgetting=0.05, rule="most_general")[0].name == "last@0.7"
     chosen, reason = choose(candidates, max_forgetting=-0.05, rule="best_validation")
     assert chosen.name == "last@0.5" and "forgets least" in reason
 
 
 def test_without_a_reference_the_best_validation_metric_wins():
     candidates = [candidate("last", 0.80, True), candidate("best", 0.82, True), candidate("soup", 0.81, True)]
-    chosen, reason = choose(candidates, max_forgetting=0.01)
+    chosen, reason = choose(candidates, max_forgetting=0.01, rule="best_validation")
     assert chosen.name == "best" and "no reference" in reason
 
 

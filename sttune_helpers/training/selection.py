@@ -9,12 +9,13 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 from transformers import TrainerCallback
 
 from .. import shapes
-from ..config import RunConfig, check_value
+from ..config import ConfigError, RunConfig, check_value
+from ..config.schema import EvalConfig
 from ..core.progress import Progress, number
 from ..core.reporting import get_logger
 from ..core.statistics import Bootstrap, paired_comparison
@@ -258,3 +259,7 @@ def check_selection_settings(config: RunConfig) -> None:
     config edited in code (one read from YAML or overrides was checked when it was built)."""
     for name in ("selection_alphas", "soup_size", "max_forgetting"):
         check_value(f"eval.{name}", getattr(config.eval, name))
+    rules = get_args(get_type_hints(EvalConfig)["selection_rule"])
+    if config.eval.selection_rule not in rules:  # choose() would treat an unknown name as most_general
+        raise ConfigError(f"eval.selection_rule: {config.eval.selection_rule!r} is not a rule; expected one of "
+                          + ", ".join(map(repr, rules)))

@@ -114,7 +114,8 @@ def test_without_a_reference_the_best_validation_metric_wins():
     ("selection_alphas", [0.5, 1.0], r"eval\.selection_alphas\[1\]: 1\.0 is out of range; expected a number in \(0, 1\)"
      ),
     ("soup_size", -1, r"eval\.soup_size: -1 is out of range; expected an integer >= 0"),
-    ("max_forgetting", -0.1, r"eval\.max_forgetting: -0\.1 is out of range")])
+    ("max_forgetting", -0.1, r"eval\.max_forgetting: -0\.1 is out of range"),
+    ("selection_rule", "best", r"eval\.selection_rule'?:? .*one of 'best_validation', 'most_general'")])
 def test_selection_settings_that_cannot_work_are_refused(name, value, message):
     # Refused when the config is built (config/ranges.py), and by training for a config edited in code.
     with pytest.raises(ConfigError, match=message):

@@ -283,6 +283,11 @@ class EvalConfig:
     selection_rule: Literal["best_validation", "most_general"] = "best_validation"
     selection_alphas: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.85])
     soup_size: int = 3
+    # Score every candidate within the validation noise of the best on the reference, for the
+    # task-vs-general plot, also where the rule needs fewer (best_validation: down the validation
+    # ranking to the first within max_forgetting, usually one). Each costs a pass over the reference's
+    # selection half (about 30 s on a 2-core CPU, most of it the retrieval part's 400 passages).
+    selection_plot_all: bool = False
     # The largest drop from the base model on any part of the reference that the chosen model may
     # show (None: no budget). 0.05 from bench/RESULTS.md (SNLI transfer, CPU, 3 seeds): the fine-tuned
     # model lost 0.063 on both parts; 0.05 picks the 0.85 or 0.7 mix, which halves that (0.032-0.035)

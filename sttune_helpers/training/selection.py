@@ -194,9 +194,11 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
         add(f"{anchor.point}@{alpha:g}", anchor.point, float(alpha), mix_states(base_state, states[anchor.name], alpha))
     _mark_noise(candidates, item_scores, scorer)
 
-    # The base and the candidates within the noise (all of them where the fallback needs it).
+    # most_general weighs every candidate within the noise, as the task-vs-general plot draws them
+    # (eval.selection_plot_all); best_validation needs only the top of the validation ranking.
+    near_best = config.eval.selection_rule == "most_general" or config.eval.selection_plot_all
     on_reference = Progress("model selection on the general reference", unit="models",
-                            total=1 + sum(c.within_noise for c in candidates))
+                            total=1 + (sum(c.within_noise for c in candidates) if near_best else 1))
     # The base's scores repeat in every run on this reference: cached (the candidates' never repeat).
     base_cache = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
     base_reference = scorer.reference_scores(base_state, base_cache) if scorer.parts else {}
@@ -212,8 +214,8 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
 
     if scorer.parts:
         on_reference.milestone(1, "base scored")
-        for c in candidates:  # the ones the rule weighs first, and the task-vs-general plot draws
-            if c.within_noise:
+        for c in candidates:
+            if near_best and c.within_noise:
                 measure(c)
         if rule == "best_validation":
             # Down the validation ranking until one keeps to the budget: every candidate better on

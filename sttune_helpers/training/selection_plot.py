@@ -36,6 +36,9 @@ def plot_selection(selection: dict[str, Any], path=None):
     title = "Model selection (blue: within the validation noise of the best)"
     if budget is not None:
         title += f"\nbudget: no reference part more than {budget:g} below the base"
+    unscored = sum(1 for c in selection["candidates"] if c["within_noise"] and not c["reference"])
+    if unscored:  # the rule did not need them (eval.selection_plot_all draws them)
+        title += f"\n{unscored} more within the noise, not scored on the reference (eval.selection_plot_all)"
     ax.set_title(title, fontsize=10)
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)

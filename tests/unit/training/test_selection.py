@@ -126,8 +126,9 @@ def test_selection_settings_that_cannot_work_are_refused(name, value, message):
         check_selection_settings(config)
 
 
-@pytest.mark.parametrize("rule", ["most_general", "best_validation"])
-def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_path, rule):
+@pytest.mark.parametrize(("rule", "plot_all"), [("most_general", False), ("best_validation", False),
+                                              ("best_validation", True)])
+def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_path, rule, plot_all):
     from helpers.tiny_model import build_tiny_model_folder, prepared_run
 
     from sttune_helpers.core.statistics import Bootstrap
@@ -138,7 +139,7 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
     run, config = prepared_run(tmp_path, str(build_tiny_model_folder(tmp_path / "model")), [
         "train.learning_rate=1e-3", "train.max_steps=6", "train.evaluations_per_epoch=6",
         "train.early_stopping_patience=null", "eval.select_model=true", "eval.selection_alphas=[0.5]",
-        "eval.max_forgetting=null", f"eval.selection_rule={rule}"])
+        "eval.max_forgetting=null", f"eval.selection_rule={rule}", f"eval.selection_plot_all={str(plot_all).lower()}"])
     from sttune_helpers.core import progress
 
     events = []
@@ -156,10 +157,16 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
         1 for c in selection["candidates"] if c["reference"])
     assert events[-1].kind == "end" and events[-1].detail == f"chose {selection['chosen']}"
     assert selection["chosen"] in names and selection["reason"].startswith(selection["chosen"])
+    near_best = {c["name"] for c in selection["candidates"] if c["within_noise"]}
+    on_reference = {c["name"] for c in selection["candidates"] if c["reference"]}
     if rule == "best_validation":  # no budget: the best on validation, whatever it forgets
         chosen = next(c for c in selection["candidates"] if c["name"] == selection["chosen"])
         assert chosen["validation"] == max(c["validation"] for c in selection["candidates"])
-        assert chosen["reference"] and selection["rule"] == rule
+        assert selection["rule"] == rule
+        # Only the choice is scored on the reference, unless the plot asks for all within the noise.
+        assert on_reference == (near_best if plot_all else {chosen["name"]})
+    else:  # most_general weighs every candidate within the noise
+        assert on_reference == near_best
     # Trained on STS-B: the reference's STS part is not STS-B, and every part was scored for the base.
     parts = selection["reference"]["parts"]
     assert parts and not any("stsb" in p for p in parts) and set(selection["reference"]["base"]) == set(parts)
@@ -181,6 +188,9 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
     figure = plot_selection(selection, path=tmp_path / "selection.png")
     drawn = sum(len(c.get_offsets()) for c in figure.axes[0].collections)
     assert drawn == sum(1 for c in selection["candidates"] if c["reference"]) >= 1
+    # Candidates within the noise that the rule did not score are counted in the title, not hidden.
+    assert (f"{len(near_best - on_reference)} more within the noise" in figure.axes[0].get_title()) == bool(
+        near_best - on_reference)
     assert (tmp_path / "selection.png").stat().st_size > 10_000
 
 

@@ -28,11 +28,14 @@ def read_gains(path: Path | None = None) -> list[dict[str, str]]:
 
 
 def measured_gain(method: str, shape: str, path: Path | None = None) -> str:
-    """E.g. "+0.0120 ± 0.0040 test spearman (stsb 1000 pairs, 3 seeds)" or "not yet measured"."""
-    row = next((r for r in read_gains(path) if r["method"] == method and r["shape"] == shape), None)
-    if row is None or not row["gain"]:
+    """E.g. "+0.0120 ± 0.0040 on the test metric (stsb 1000 pairs, 3 seeds)", one such clause per
+    measured row (a set each) joined by "; ", or "not yet measured"."""
+    rows = [r for r in read_gains(path) if r["method"] == method and r["shape"] == shape and r["gain"]]
+    if not rows:
         return NOT_MEASURED
-    gain = float(row["gain"])
-    spread = f" ± {float(row['seed_spread']):.4f}" if row["seed_spread"] else ""
-    where = f" ({row['measured_on']})" if row["measured_on"] else ""
-    return f"{gain:+.4f}{spread} on the test metric{where}"
+    clauses = []
+    for row in rows:
+        spread = f" ± {float(row['seed_spread']):.4f}" if row["seed_spread"] else ""
+        where = f" ({row['measured_on']})" if row["measured_on"] else ""
+        clauses.append(f"{float(row['gain']):+.4f}{spread} on the test metric{where}")
+    return "; ".join(clauses)

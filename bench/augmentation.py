@@ -182,7 +182,9 @@ def verdict(row: dict) -> str:
         return ""
     if gain["seed_spread"] is None:
         return "one seed: no spread to judge by"
-    return "helps beyond the seed spread" if gain["beyond_spread"] else "no gain beyond the seed spread"
+    if gain["beyond_spread"]:
+        return "helps beyond the seed spread"
+    return "hurts beyond the seed spread" if -gain["mean"] > gain["seed_spread"] else "within the seed spread"
 
 
 def added_text(seeds: list[dict]) -> str:
@@ -262,6 +264,45 @@ def gains_rows(results: dict, settings: dict) -> list[str]:
     return rows
 
 
+def merged_results(paths: list[Path]) -> tuple[dict, dict, str]:
+    """The runs of several results.json files of the same settings, seeds in order; the settings
+    (their seeds the union) and the commands."""
+    loaded = [json.loads(path.read_text()) for path in paths]
+    strip = [{k: v for k, v in d["settings"].items() if k != "seeds"} for d in loaded]
+    if any(s != strip[0] for s in strip[1:]):
+        raise SystemExit(f"augmentation: --summarise: {', '.join(map(str, paths))} ran with other settings")
+    results = {}
+    for name in dict.fromkeys(n for d in loaded for n in d["results"]):
+        entries: dict[str, list[dict]] = {}
+        skipped: dict[str, str] = {}
+        source = None
+        for d in loaded:
+            result = d["results"].get(name)
+            if result is None:
+                continue
+            source = source or result["source"]
+            skipped.update(result["skipped"])
+            for arm, seeds in result["arms"].items():
+                entries.setdefault(arm, []).extend(seeds)
+        entries = {arm: sorted(seeds, key=lambda s: s["seed"]) for arm, seeds in entries.items()}
+        results[name] = set_result(entries, skipped, source)
+    seeds = sorted({s for d in loaded for s in d["settings"]["seeds"]})
+    return results, {**loaded[0]["settings"], "seeds": seeds}, " + ".join(d["command"] for d in loaded)
+
+
+def summarise_only(paths: list[Path], out: Path, log: Path | None) -> int:
+    results, settings, commands = merged_results(paths)
+    text = markdown(results, settings, commands, 0.0).replace("Total 0.0 min.", f"Summarised from {len(paths)} runs "
+                                                                                 "of this script.")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.md").write_text(text, encoding="utf-8")
+    (out / "gains.tsv").write_text("\n".join(gains_rows(results, settings)) + "\n", encoding="utf-8")
+    print(text)
+    if log:
+        append_results(log, text)
+    return 0
+
+
 # --- main ----------------------------------------------------------------------------------------
 
 
@@ -284,7 +325,12 @@ def main() -> int:
                         help="--model is the tiny test model: build it there if missing; --results is refused")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--results", type=Path, help="a Markdown log to append the summary to (e.g. bench/RESULTS.md)")
+    parser.add_argument("--summarise", type=Path, nargs="+", metavar="RESULTS_JSON",
+                        help="run nothing: summarise earlier results.json files of the same settings (e.g. seeds "
+                             "run in parallel processes) into --out")
     args = parser.parse_args()
+    if args.summarise:
+        return summarise_only(args.summarise, args.out.resolve(), args.results)
     sets = [s.strip() for s in args.sets.split(",") if s.strip()]
     arms = [a.strip() for a in args.arms.split(",") if a.strip()]
     unknown = [s for s in sets if s not in SETS] + [a for a in arms if a not in ARMS]

@@ -140,8 +140,9 @@ def check_data_size(n_train: int, loss_name: str, batch_size: int, in_batch_nega
         if shape is not None and shapes.get(shape).silver_labels is not None:
             silver, synonyms = measured_gain("augmented_sbert", shape), measured_gain("synonyms", shape)
             fix += (f". For {shape} data: data.augment.augmented_sbert=true (a cross-encoder trained on your pairs "
-                    f"labels recombined pairs of your sentences; measured gain: {silver}), "
-                    f"data.augment.synonyms=true (measured gain: {synonyms})")
+                    f"labels recombined pairs of your sentences; it helps on some data and hurts on other, so "
+                    f"compare a run with it to one without on validation; measured: {silver}), "
+                    f"data.augment.synonyms=true (measured: {synonyms})")
     return Finding("too little data for the loss", fired,
                    f"{n_train} train rows for {loss_name}" + (f"; it needs about {needed}" if fired else ""), fix)
 

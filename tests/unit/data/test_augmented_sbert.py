@@ -143,7 +143,7 @@ def test_config_ranges(key, value):
 def test_recommender_offers_it_with_the_measured_gain(tmp_path, monkeypatch):
     finding = check_data_size(200, "CoSENTLoss", 16, False, "pair_score")
     assert finding.fired and "data.augment.augmented_sbert=true" in finding.fix
-    assert f"measured gain: {gains.measured_gain('augmented_sbert', 'pair_score')}" in finding.fix
+    assert f"measured: {gains.measured_gain('augmented_sbert', 'pair_score')}" in finding.fix
     assert "augmented_sbert" not in check_data_size(200, "MultipleNegativesRankingLoss", 16, False, "triplet").fix
     table = tmp_path / "gains.tsv"
     table.write_text("method\tshape\tgain\tseed_spread\tmeasured_on\n"

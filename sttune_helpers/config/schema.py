@@ -268,6 +268,10 @@ class EvalConfig:
     # The retrieval part's corpus cut to this many documents: every one relevant to its queries plus
     # seeded random distractors (NanoBEIR-style; scores rise as the corpus shrinks). None: the whole corpus.
     reference_corpus_size: Optional[int] = None
+    # Also score the pure fine-tuned model (before_selection, where selection chose another) on the
+    # reference: what selection kept of general ability, at one more pass over the report half (about
+    # 55 s at 600 items on a 2-core CPU). On where eval.interpolation_alphas is set (the sweep needs it).
+    reference_before_selection: bool = False
     # Model selection after training, on the validation split and the selection half of the
     # general-ability reference (never test). Candidates: the last model, the best checkpoint, a
     # uniform soup of the last soup_size validation points, and the best of these mixed with the

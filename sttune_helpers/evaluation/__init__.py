@@ -21,14 +21,16 @@ split (training uses it too, for validation); this package runs the comparison.
      "reference": {"half": "report",
                    "parts": {PART: {"name": "stsb-report", "kind": "sts" | "retrieval", "primary_metric": METRIC,
                                     "n_test": int, "models": {...same as above...}, "comparisons": [...]}},
-                   "excluded": [{"part": PART, "kind": KIND, "items": "all" | n, "reason": str}]} or {},
+                   "excluded": [{"part": PART, "kind": KIND, "items": "all" | n, "reason": str}],
+                   "not_scored": {NAME: why} (where before_selection was left out)} or {},
      "interpolation": [{"alpha": a, "task": v, "reference": v}], "final_model": {...} or null,
      "thresholds": {NAME: {"f1": t, "accuracy": t}} (pair_binary only)}
 
 ``models.base`` and ``models.fine_tuned`` are always present. The reference (``scoring/reference.py``)
 is the report half of the general-ability parts: an STS part (STS-B, or SNLI when STS-B is the run's
 own training source) and a retrieval part (SQuAD); ``excluded`` says which parts or items were left
-out and why. An interpolation row's ``reference`` is the mean over the parts of their primary metric.
+out and why; ``before_selection`` is scored on it only with ``eval.reference_before_selection`` or an
+interpolation sweep. An interpolation row's ``reference`` is the mean over the parts of their primary metric.
 
 Intervals are percentile bootstrap intervals over test items (pairs, triplets or queries); each
 comparison is a paired bootstrap (the same resampled items for both models) with a two-sided p-value

@@ -119,7 +119,12 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     precision = config.eval.precision
     cache_dir = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
     task_metric = shapes.get(task.shape).primary_metric
-    progress = Progress("evaluation", total=len(models) * (1 + len(reference_boots)), unit="scorings")
+    # The pure fine-tuned model's general ability repeats what selection weighed: one more pass over the
+    # reference, paid only where asked for or where the interpolation sweep starts from it.
+    skips_reference = {BEFORE_SELECTION} & set(models) if not (
+        config.eval.reference_before_selection or config.eval.interpolation_alphas) else set()
+    progress = Progress("evaluation", total=len(models) * (1 + len(reference_boots))
+                        - len(skips_reference) * len(reference_boots), unit="scorings")
     for name, path in models.items():
         model = loaded.get(name) or load_model(path, device=config.model.device,
                                                max_seq_length=config.model.max_seq_length)
@@ -132,7 +137,7 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
                                    cache=disk)
         progress.milestone(progress.done + 1, f"{name} on test: {task_metric} "
                                               f"{number(scores[name].metrics[task_metric]['value'])}")
-        for part in reference.parts if reference else []:
+        for part in reference.parts if reference and name not in skips_reference else []:
             reference_scores[part_name(part)][name] = score_model(part, model, reference_boots[part_name(part)],
                                                                   config.eval.batch_size, config.seed,
                                                                   config.eval.precision, cache=disk)
@@ -145,6 +150,8 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
               "bootstrap_samples": config.eval.bootstrap_samples, "precision": precision,
               **_report_block(task, scores, models, boot)}
     report["reference"] = reference_report(reference, reference_scores, models, reference_boots)
+    if reference and skips_reference:
+        report["reference"]["not_scored"] = {name: "eval.reference_before_selection is off" for name in skips_reference}
     if shapes.get(task.shape).thresholds_from_validation:
         report["thresholds"] = {name: s.thresholds for name, s in scores.items()}
     report["interpolation"] = []

@@ -46,7 +46,8 @@ METRICS_SCHEMA = {
             {"type": "object", "required": ["half", "parts", "excluded"],
              "properties": {"half": {"enum": ["selection", "report"]},
                             "parts": {"type": "object", "additionalProperties": _reference_part},
-                            "excluded": _excluded}},
+                            "excluded": _excluded,
+                            "not_scored": {"type": "object", "additionalProperties": {"type": "string"}}}},
         ]},
     },
 }
@@ -90,11 +91,14 @@ def comparisons_table(report: dict[str, Any], block: str | None = None):
 
 
 def reference_exclusions(report: dict[str, Any]):
-    """What the general reference left out for this run (a whole part, or items) and why."""
+    """What the general reference left out for this run (a whole part, items, or a model not scored on
+    it) and why."""
     import pandas as pd
 
-    excluded = (report.get("reference") or {}).get("excluded", [])
-    return pd.DataFrame(excluded, columns=["part", "kind", "items", "reason"])
+    reference = report.get("reference") or {}
+    models = [{"part": "every part", "kind": "model", "items": name, "reason": f"not scored: {why}"}
+              for name, why in reference.get("not_scored", {}).items()]
+    return pd.DataFrame([*reference.get("excluded", []), *models], columns=["part", "kind", "items", "reason"])
 
 
 def plot_comparison(report: dict[str, Any], path=None):

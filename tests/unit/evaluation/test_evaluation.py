@@ -420,6 +420,34 @@ def test_evaluate_writes_every_reference_part_and_what_was_left_out(tmp_path):
     assert rows[0]["reference"] == pytest.approx(mean) and rows[1]["reference"] == pytest.approx(mean, abs=1e-5)
 
 
+@pytest.mark.parametrize(("setting", "scored"), [
+    (["eval.interpolation_alphas=[]"], False),
+    (["eval.interpolation_alphas=[]", "eval.reference_before_selection=true"], True),
+    (["eval.interpolation_alphas=[0.5]"], True)])
+def test_the_model_before_selection_is_scored_on_the_reference_only_where_asked(tmp_path, setting, scored):
+    from helpers.tiny_model import build_tiny_model_folder, prepared_run
+
+    from sttune_helpers.core import progress
+    from sttune_helpers.evaluation import evaluate_models, reference_exclusions
+
+    tiny = str(build_tiny_model_folder(tmp_path / "tiny"))
+    run, config = prepared_run(tmp_path, tiny, ["eval.reference_max_pairs=12", "eval.bootstrap_samples=20",
+                                                "eval.reference_corpus_size=150", *setting])
+    events = []
+    with progress.reporting_to(events.append):
+        result = evaluate_models(run, config, {"base": tiny, "fine_tuned": tiny, "before_selection": tiny})
+    validate_report(result.report)
+    reference = result.report["reference"]
+    # On test always; on the two reference parts only where asked for, or where the sweep starts from it.
+    assert "before_selection" in result.report["models"]
+    assert all(("before_selection" in part["models"]) == scored for part in reference["parts"].values())
+    assert [(e.done, e.total) for e in events] == [(i, 9 if scored else 7) for i in range(1, (9 if scored else 7) + 1)]
+    # What was left out is said, beside the parts left out.
+    left_out = reference_exclusions(result.report)
+    assert ("before_selection" in set(left_out["items"])) == (not scored)
+    assert ("not_scored" in reference) == (not scored)
+
+
 def test_spreadsheet_safe_prefixes_formula_texts_and_leaves_numbers(tmp_path):
     import pandas as pd
 

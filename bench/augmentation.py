@@ -229,7 +229,7 @@ def set_section(name: str, result: dict, settings: dict) -> list[str]:
     return lines + [""]
 
 
-def markdown(results: dict, settings: dict, command: str, seconds: float) -> str:
+def markdown(results: dict, settings: dict, command: str, seconds: float, footer: str | None = None) -> str:
     lines = [f"\n## Augmentation (issue 17, item 5) ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"Machine: {machine()}. Command: `{command}`. Model {settings['model']}; `sttune run --preset default` "
              f"with train.epochs={settings['epochs']:g}; seeds {' '.join(map(str, settings['seeds']))}"
@@ -240,7 +240,7 @@ def markdown(results: dict, settings: dict, command: str, seconds: float) -> str
              + f"; {settings['bootstrap_samples']} bootstrap samples.", ""]
     for name, result in results.items():
         lines += set_section(name, result, settings)
-    lines.append(f"Total {seconds / 60:.1f} min.")
+    lines.append(footer or f"Total {seconds / 60:.1f} min.")
     return "\n".join(lines) + "\n"
 
 
@@ -292,8 +292,7 @@ def merged_results(paths: list[Path]) -> tuple[dict, dict, str]:
 
 def summarise_only(paths: list[Path], out: Path, log: Path | None) -> int:
     results, settings, commands = merged_results(paths)
-    text = markdown(results, settings, commands, 0.0).replace("Total 0.0 min.", f"Summarised from {len(paths)} runs "
-                                                                                 "of this script.")
+    text = markdown(results, settings, commands, 0.0, footer=f"Summarised from {len(paths)} runs of this script.")
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.md").write_text(text, encoding="utf-8")
     (out / "gains.tsv").write_text("\n".join(gains_rows(results, settings)) + "\n", encoding="utf-8")

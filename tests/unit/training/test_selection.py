@@ -163,8 +163,9 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
         chosen = next(c for c in selection["candidates"] if c["name"] == selection["chosen"])
         assert chosen["validation"] == max(c["validation"] for c in selection["candidates"])
         assert selection["rule"] == rule
-        # Only the choice is scored on the reference, unless the plot asks for all within the noise.
-        assert on_reference == (near_best if plot_all else {chosen["name"]})
+        # Only the choice is scored on the reference, unless the plot asks for all within the noise
+        # (several are within it here, so scoring them all would show).
+        assert len(near_best) >= 2 and on_reference == (near_best if plot_all else {chosen["name"]})
     else:  # most_general weighs every candidate within the noise
         assert on_reference == near_best
     # Trained on STS-B: the reference's STS part is not STS-B, and every part was scored for the base.

@@ -75,7 +75,8 @@ def selection_plot(run: RunDir, summary: dict[str, Any]):
 
 
 def selection_table(summary: dict[str, Any]):
-    """The selection's candidates: validation metric, its gap to the best, and the reference parts."""
+    """The selection's candidates: validation metric, whether it is within the noise of the best and
+    beats the fine-tuned model beyond it, and the reference parts."""
     import pandas as pd
 
     selection = summary.get("selection")
@@ -83,8 +84,11 @@ def selection_table(summary: dict[str, Any]):
         return None
     rows = []
     for c in selection["candidates"]:
+        low = (c.get("gain_ci95") or [None])[0]  # records of runs before the gain was kept have none
         rows.append({"candidate": c["name"], "alpha": c["alpha"], f"validation {selection['metric']}": c["validation"],
-                     "within noise of best": c["within_noise"], **{f"ref {p}": v for p, v in c["reference"].items()},
+                     "within noise of best": c["within_noise"],
+                     "beats fine-tuned": c.get("beats_fine_tuned", False) if low is not None else None,
+                     **{f"ref {p}": v for p, v in c["reference"].items()},
                      "largest reference drop": c["forgetting"], "chosen": c["name"] == selection["chosen"]})
     return pd.DataFrame(rows)
 

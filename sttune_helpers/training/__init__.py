@@ -5,6 +5,7 @@ the validation noise (train.restore_best), save the model with its card.
     setup.py        TrainingSetup, the validation metric, TrainingArguments from the config
     samplers.py     length-grouped batches (train.batch_sampler=length_grouped), with no duplicates
     guards.py       stop on a NaN loss or collapsed embeddings
+    candidate_scoring.py  weight states scored on validation and the reference, shared by the next two
     checkpoints.py  the last complete checkpoint; train.restore_best's best-or-last choice
     lora.py         LoRA adapters (train.lora_rank): inject, plain checkpoints + adapter file, merge before saving
     weights.py      weight snapshots, soups and mixes with the base weights
@@ -22,8 +23,8 @@ the validation noise (train.restore_best), save the model with its card.
     rank_startup.py  on several machines: every rank waits for the others to be ready (train.rdzv_timeout)
     errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
 
-Imports run one way: errors <- ranks <- samplers <- setup <- checkpoints, guards, launch, lora <- train <- bake_off,
-auto_recipe.
+Imports run one way: errors <- ranks <- samplers <- setup, candidate_scoring <- checkpoints, selection, guards,
+launch, lora <- train <- bake_off, auto_recipe.
 Each rank's entry point is runner/worker.py, which runs the training stage's step.
 """
 

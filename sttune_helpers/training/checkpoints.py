@@ -11,11 +11,12 @@ from .. import shapes
 from ..config import RunConfig
 from ..core.io import read_json
 from ..core.reporting import get_logger
-from ..core.statistics import Bootstrap, paired_comparison
+from ..core.statistics import paired_comparison
 from ..data import read_report
 from ..rundir import RunDir
-from ..scoring import load_task, score_model
+from .candidate_scoring import CandidateScorer
 from .setup import TrainingSetup
+from .weights import State, snapshot
 
 log = get_logger(__name__)
 
@@ -39,11 +40,13 @@ def checkpoint_step(path) -> int:
     return int(str(path).rsplit("-", 1)[-1])
 
 
-def compare_checkpoints(run: RunDir, config: RunConfig, best_model, last_model, metric_for_best_model: str,
-                        best_step: int, last_step: int) -> dict[str, Any]:
+def compare_checkpoints(run: RunDir, config: RunConfig, scorer: CandidateScorer, best_state: State,
+                        last_state: State | None, metric_for_best_model: str, best_step: int,
+                        last_step: int) -> dict[str, Any]:
     """The rule of train.restore_best: which of the best and the last model training keeps, and
-    why. "if_significant" scores both on the validation split with a paired bootstrap and keeps the
-    best only where the interval of best - last lies above 0."""
+    why. "if_significant" scores both weight states on the validation split with ``scorer`` (model
+    selection reuses its scores) and keeps the best only where the paired bootstrap interval of
+    best - last lies above 0."""
     rule = config.train.restore_best
     record = {"rule": rule, "best_step": best_step, "last_step": last_step, "metric": None, "best_value": None,
               "last_value": None, "difference": None, "ci95": [None, None], "p_value": None}
@@ -57,12 +60,10 @@ def compare_checkpoints(run: RunDir, config: RunConfig, best_model, last_model, 
     if shape.measured_on_reference or metric not in shape.metrics:
         return {**record, "kept": "best", "reason": f"the validation {metric} has no per-item values to compare "
                 f"checkpoints by: the best checkpoint (step {best_step}) is restored"}
-    task = load_task(run, config, split="validation")
-    boot = Bootstrap.draw(task.n, config.eval.bootstrap_samples, config.eval.confidence, config.seed)
-    scores = {name: score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision)
-              for name, model in (("best", best_model), ("last", last_model))}
+    task = scorer.validation
+    scores = {"best": scorer.validation_scores(best_state), "last": scorer.validation_scores(last_state)}
     comparison = paired_comparison("best", "last", metric, {n: s.metrics for n, s in scores.items()},
-                                   {n: s.resampled for n, s in scores.items()}, boot)
+                                   {n: s.resampled for n, s in scores.items()}, scorer.boot)
     low = comparison["ci95"][0]
     kept = "best" if low is not None and low > 0 else "last"
     interval = (f"[{comparison['ci95'][0]:+.4f}, {comparison['ci95'][1]:+.4f}]" if low is not None else "(no interval)")
@@ -74,10 +75,12 @@ def compare_checkpoints(run: RunDir, config: RunConfig, best_model, last_model, 
     return {**record, "metric": metric, "best_value": scores["best"].metrics[metric]["value"],
             "last_value": scores["last"].metrics[metric]["value"], "difference": difference,
             "ci95": comparison["ci95"], "p_value": comparison["p_value"], "n_validation": task.n,
+            "precision": scorer.precision,
             "kept": kept, "reason": reason}
 
 
-def keep_checkpoint(run: RunDir, config: RunConfig, model, state, setup: TrainingSetup) -> dict[str, Any] | None:
+def keep_checkpoint(run: RunDir, config: RunConfig, model, state, setup: TrainingSetup,
+                    scorer: CandidateScorer) -> dict[str, Any] | None:
     """Apply train.restore_best after the trainer restored the best checkpoint into ``model``: load
     the last checkpoint's weights instead where the rule keeps the last model. None where the best
     checkpoint is the last one (nothing to choose)."""
@@ -89,14 +92,15 @@ def keep_checkpoint(run: RunDir, config: RunConfig, model, state, setup: Trainin
     best_step, last_step = checkpoint_step(state.best_model_checkpoint), checkpoint_step(last)
     if best_step == last_step:
         return None
-    last_model = None if config.train.restore_best == "always" else SentenceTransformer(str(last),
-                                                                                         device=str(model.device))
+    last_state = None if config.train.restore_best == "always" else snapshot(
+        SentenceTransformer(str(last), device=str(model.device)))
     started = time.perf_counter()
-    choice = compare_checkpoints(run, config, model, last_model, setup.metric_for_best_model, best_step, last_step)
+    choice = compare_checkpoints(run, config, scorer, snapshot(model), last_state, setup.metric_for_best_model,
+                                 best_step, last_step)
     choice["seconds"] = round(time.perf_counter() - started, 1)
     choice["kept_checkpoint"] = str(last) if choice["kept"] == "last" else state.best_model_checkpoint
     if choice["kept"] == "last":
-        model.load_state_dict(last_model.state_dict())
+        model.load_state_dict(last_state)
         try:  # the model card names the step of the weights it ships
             model.model_card_data.set_best_model_step(last_step)
         except AttributeError:

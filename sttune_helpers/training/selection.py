@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
 from transformers import TrainerCallback
@@ -20,11 +19,10 @@ from ..core.progress import Progress, number
 from ..core.reporting import get_logger
 from ..core.statistics import Bootstrap, paired_comparison
 from ..data import read_report
-from ..modeling import load_configured_model
 from ..rundir import RunDir
-from ..scoring import load_task, score_model
 from ..scoring.embedding_cache import cache_directory
-from .weights import State, average_states, mix_states, snapshot
+from .candidate_scoring import CandidateScorer
+from .weights import State, average_states, mix_states, same_weights, snapshot
 
 log = get_logger(__name__)
 
@@ -53,14 +51,13 @@ class Candidate:
     gap_to_best: float | None = None
     gap_ci95: list[float | None] = field(default_factory=lambda: [None, None])
     within_noise: bool = False
+    # paired bootstrap of this candidate - the pure fine-tuned model on the validation items; beats
+    # it where the whole interval lies above 0 (fine_tuned_unless_beaten)
+    gain_over_fine_tuned: float | None = None
+    gain_ci95: list[float | None] = field(default_factory=lambda: [None, None])
+    beats_fine_tuned: bool = False
     reference: dict[str, float] = field(default_factory=dict)  # part -> its primary metric
     forgetting: float | None = None  # the largest drop from the base over the parts (negative: a gain)
-
-
-def same_weights(first: State, second: State) -> bool:
-    import torch
-
-    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
 def training_points(final: State, history: WeightHistory, best_state: State | None, soup_size: int) -> dict[str, State]:
@@ -82,15 +79,33 @@ def training_points(final: State, history: WeightHistory, best_state: State | No
     return points
 
 
-def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str) -> tuple[Candidate, str]:
+def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str,
+           fine_tuned: str | None = None) -> tuple[Candidate, str]:
     """The rule (eval.selection_rule), subject to the forgetting budget.
+    fine_tuned_unless_beaten: the pure fine-tuned model (``fine_tuned``, the first candidate where not
+    named), unless candidates beat it on validation beyond the noise: then the best of those on
+    validation. Where it breaks the budget, as best_validation.
     most_general: the best validation metric; among the candidates within its noise, the one that
     keeps the most general ability (mean of the reference parts). Where no candidate within the noise
     keeps to the budget, the best validation metric among those that do.
     best_validation: the best validation metric among the candidates that keep to the budget.
-    Under either, where none keeps to it, the one that forgets least."""
+    Under each, where none keeps to it, the one that forgets least."""
     scored = [c for c in candidates if c.validation is not None]
     best = max(scored, key=lambda c: c.validation)
+    budget = "" if max_forgetting is None else f", forgetting at most {max_forgetting:.3f} (eval.max_forgetting)"
+    if rule == "fine_tuned_unless_beaten":
+        default = next((c for c in scored if c.name == fine_tuned), scored[0])
+        if default.forgetting is None or max_forgetting is None or default.forgetting <= max_forgetting:
+            affordable = [c for c in scored if c.beats_fine_tuned and (
+                max_forgetting is None or c.forgetting is None or c.forgetting <= max_forgetting)]
+            if not affordable:
+                return default, (f"{default.name}: the fine-tuned model (validation {default.validation:.4f}); no "
+                                 f"candidate beats it on validation beyond the noise{budget}")
+            chosen = max(affordable, key=lambda c: c.validation)
+            return chosen, (f"{chosen.name}: beats the fine-tuned model ({default.name}) on validation beyond the "
+                            f"noise ({chosen.validation:.4f}, +{chosen.gain_over_fine_tuned:.4f}, 95% interval "
+                            f"[{chosen.gain_ci95[0]:+.4f}, {chosen.gain_ci95[1]:+.4f}]){budget}")
+        rule = "best_validation"  # the fine-tuned model breaks the budget
     near = [c for c in scored if c.within_noise] or [best]
     with_reference = [c for c in near if c.forgetting is not None]
     if not with_reference:
@@ -99,7 +114,6 @@ def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str)
     def general(c: Candidate) -> tuple[float, float]:
         return sum(c.reference.values()) / len(c.reference), c.validation
 
-    budget = "" if max_forgetting is None else f", forgetting at most {max_forgetting:.3f} (eval.max_forgetting)"
     measured = [c for c in scored if c.forgetting is not None]
     if rule == "best_validation":
         kept = [c for c in measured if max_forgetting is None or c.forgetting <= max_forgetting]
@@ -128,53 +142,17 @@ def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str)
                     f"(eval.max_forgetting); {chosen.name} forgets least ({chosen.forgetting:+.4f})")
 
 
-class _Scorer:
-    """Scores weight states on the validation split and the reference's selection half, in one
-    freshly loaded model (the trained one may still carry the trainer's autocast)."""
-
-    def __init__(self, run: RunDir, config: RunConfig, device: str):
-        from ..scoring.reference import general_reference
-
-        self.config = config
-        self.model = load_configured_model(config, device=device)
-        self.validation = load_task(run, config, split="validation")
-        self.metric = shapes.get(self.validation.shape).primary_metric
-        self.boot = Bootstrap.draw(self.validation.n, config.eval.bootstrap_samples, config.eval.confidence,
-                                   config.seed)
-        self.reference = general_reference(run, config, "selection") if config.eval.reference else None
-        self.parts = self.reference.parts if self.reference is not None else []
-
-    def _load(self, state: State):
-        self.model.load_state_dict(state)
-        return self.model
-
-    def validation_scores(self, state: State):
-        eval_config = self.config.eval
-        return score_model(self.validation, self._load(state), self.boot, eval_config.batch_size, self.config.seed,
-                           eval_config.precision)
-
-    def reference_scores(self, state: State, cache_dir: Path | None = None) -> dict[str, float]:
-        eval_config, model = self.config.eval, self._load(state)
-        values = {}
-        for part in self.parts:
-            boot = Bootstrap.draw(part.n, 1, eval_config.confidence, self.config.seed)  # points only
-            scores = score_model(part, model, boot, eval_config.batch_size, self.config.seed, eval_config.precision,
-                                 cache_dir)
-            values[part.name] = scores.metrics[shapes.get(part.shape).primary_metric]["value"]
-        return values
-
-
 def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, base_state: State,
-                 best_state: State | None) -> dict[str, Any] | None:
-    """Score the candidates and load the chosen one's weights into ``model``; returns the record
-    for training.json (None where the shape has no labelled validation items to choose by)."""
+                 best_state: State | None, scorer: CandidateScorer) -> dict[str, Any] | None:
+    """Score the candidates with ``scorer`` (which may hold the best and last models' validation
+    scores already) and load the chosen one's weights into ``model``; returns the record for
+    training.json (None where the shape has no labelled validation items to choose by)."""
     shape = shapes.get(read_report(run)["shape"])
     if shape.measured_on_reference:
         return None
     started = time.perf_counter()
     points = training_points(snapshot(model), history, best_state, config.eval.soup_size)
     fine_tuned = next(iter(points))
-    scorer = _Scorer(run, config, device=str(model.device))
     candidates: list[Candidate] = []
     item_scores: dict[str, Any] = {}
     states: dict[str, State] = {}
@@ -192,7 +170,7 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
     anchor = max(candidates, key=lambda c: c.validation)
     for alpha in sorted(config.eval.selection_alphas, reverse=True):
         add(f"{anchor.point}@{alpha:g}", anchor.point, float(alpha), mix_states(base_state, states[anchor.name], alpha))
-    _mark_noise(candidates, item_scores, scorer)
+    mark_noise(candidates, item_scores, scorer.metric, scorer.boot, fine_tuned)
 
     # most_general weighs every candidate within the noise, as the task-vs-general plot draws them
     # (eval.selection_plot_all); best_validation needs only the top of the validation ranking.
@@ -217,7 +195,17 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
         for c in candidates:
             if near_best and c.within_noise:
                 measure(c)
-        if rule == "best_validation":
+        if rule == "fine_tuned_unless_beaten":
+            default = next(c for c in candidates if c.name == fine_tuned)
+            measure(default)
+            # Those that beat it, down the validation ranking until one keeps to the budget; where
+            # the fine-tuned model itself breaks the budget, every candidate, as best_validation.
+            keeps = budget is None or default.forgetting <= budget
+            for c in sorted((c for c in candidates if c.beats_fine_tuned or not keeps), key=lambda c: -c.validation):
+                measure(c)
+                if budget is None or c.forgetting <= budget:
+                    break
+        elif rule == "best_validation":
             # Down the validation ranking until one keeps to the budget: every candidate better on
             # validation than the choice has been measured (all of them where none keeps to it).
             for c in sorted(candidates, key=lambda c: -c.validation):
@@ -227,13 +215,14 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
         elif budget is not None and not any(c.within_noise and c.forgetting <= budget for c in candidates):
             for c in candidates:  # the fallback needs every candidate's reference
                 measure(c)
-    chosen, reason = choose(candidates, budget, rule)
+    chosen, reason = choose(candidates, budget, rule, fine_tuned)
     model.load_state_dict(states[chosen.name])
     seconds = round(time.perf_counter() - started, 1)
     task.end(detail=f"chose {chosen.name}")
     log.info(f"model selection ({seconds:.0f} s): {reason}")
     reference = scorer.reference
-    return {"metric": scorer.metric, "n_validation": scorer.validation.n, "max_forgetting": budget, "rule": rule,
+    return {"metric": scorer.metric, "n_validation": scorer.validation.n, "precision": scorer.precision,
+            "max_forgetting": budget, "rule": rule,
             "chosen": chosen.name, "point": chosen.point, "alpha": chosen.alpha, "reason": reason,
             "fine_tuned": fine_tuned, "differs_from_fine_tuned": chosen.name != fine_tuned,
             "reference": {"parts": [p.name for p in scorer.parts], "base": base_reference,
@@ -241,17 +230,23 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
             "candidates": [asdict(c) for c in candidates], "seconds": seconds}
 
 
-def _mark_noise(candidates: list[Candidate], item_scores: dict[str, Any], scorer: _Scorer) -> None:
-    """Paired bootstrap of best - candidate on the validation items: within the noise where the
-    interval reaches 0."""
+def mark_noise(candidates: list[Candidate], item_scores: dict[str, Any], metric: str, boot: Bootstrap,
+               fine_tuned: str) -> None:
+    """Paired bootstraps on the validation items (``item_scores``: name -> ModelScores): best -
+    candidate (within the noise where the interval reaches 0), and candidate - the fine-tuned model
+    (beats it where the interval lies above 0)."""
     best = max(candidates, key=lambda c: c.validation)
     values = {name: s.metrics for name, s in item_scores.items()}
     dists = {name: s.resampled for name, s in item_scores.items()}
     for c in candidates:
+        if c.name != fine_tuned:
+            gain = paired_comparison(c.name, fine_tuned, metric, values, dists, boot)
+            c.gain_over_fine_tuned, c.gain_ci95 = gain["difference"], gain["ci95"]
+            c.beats_fine_tuned = gain["ci95"][0] is not None and gain["ci95"][0] > 0
         if c is best:
             c.within_noise, c.gap_to_best = True, 0.0
             continue
-        comparison = paired_comparison(best.name, c.name, scorer.metric, values, dists, scorer.boot)
+        comparison = paired_comparison(best.name, c.name, metric, values, dists, boot)
         c.gap_to_best, c.gap_ci95 = comparison["difference"], comparison["ci95"]
         c.within_noise = comparison["ci95"][0] is not None and comparison["ci95"][0] <= 0
 

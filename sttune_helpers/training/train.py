@@ -25,6 +25,7 @@ from ..modeling import dataset_texts, load_configured_model, truncated_texts, tr
 from ..rundir import RunDir
 from ..scoring import build_evaluator
 from . import ranks
+from .candidate_scoring import CandidateScorer, candidate_precision
 from .checkpoints import keep_checkpoint, last_checkpoint
 from .errors import TrainingError
 from .guards import CollapseGuard, NonFiniteLossGuard, probe_texts
@@ -165,11 +166,15 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         merge_lora(model)
     # load_best_model_at_end has just loaded the best checkpoint's weights
     best_state = snapshot(model) if selects and state.best_model_checkpoint else None
-    choice = keep_checkpoint(run, config, model, state, setup) if writes else None
+    # The checkpoint choice and model selection score on validation with one scorer: selection
+    # reuses the best and last models' scores.
+    scorer = CandidateScorer(run, config, device=str(model.device),
+                             precision=candidate_precision(config, setup.precision))
+    choice = keep_checkpoint(run, config, model, state, setup, scorer) if writes else None
     selection = None
     if selects:
         fine_tuned = snapshot(model)
-        selection = select_model(run, config, model, history, base_state, best_state)
+        selection = select_model(run, config, model, history, base_state, best_state, scorer)
         if selection is not None and selection["differs_from_fine_tuned"]:
             with atomic_directory(run.fine_tuned_dir) as tmp:
                 with_weights(model, fine_tuned).save(str(tmp))

@@ -16,6 +16,12 @@ def snapshot(model) -> State:
     return {key: value.detach().to("cpu", copy=True) for key, value in model.state_dict().items()}
 
 
+def same_weights(first: State, second: State) -> bool:
+    import torch
+
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
 def check_same_layout(first: State, second: State, first_name: str, second_name: str) -> None:
     differing = sorted(set(first) ^ set(second))
     if differing:

@@ -55,7 +55,8 @@ def validation_precision_help(device_preference: str = "auto") -> str:
     precision, why = _auto_precision(device_preference)
     encodes = "bf16" if precision == "bf16" else "fp32"
     here = f"here {encodes}, as training runs in {precision}" if precision else why
-    return f"auto: validation encodes in bf16 where training runs in bf16 ({here}); fp32 forces fp32"
+    return (f"auto: validation and model selection encode in bf16 where training runs in bf16 ({here}); "
+            "fp32 forces fp32")
 
 
 def _auto_precision(device_preference: str) -> tuple[str | None, str]:

@@ -104,6 +104,40 @@ def test_the_best_validation_rule_keeps_the_best_candidate_that_keeps_to_the_bud
     assert chosen.name == "last@0.5" and "forgets least" in reason
 
 
+def test_the_fine_tuned_model_is_kept_unless_beaten_beyond_the_noise():
+    def beating(c, gain, low):
+        c.gain_over_fine_tuned, c.gain_ci95, c.beats_fine_tuned = gain, [low, gain + 0.004], low > 0
+        return c
+
+    candidates = [candidate("last", 0.860, True, {"sts": 0.72}, 0.02),
+                  beating(candidate("last@0.85", 0.863, True, {"sts": 0.74}, 0.01, alpha=0.85), 0.003, -0.001),
+                  beating(candidate("soup", 0.866, True, {"sts": 0.71}, 0.03), 0.006, 0.002)]
+    # The 0.85 mix is best on validation among those within the noise, but only the soup beats "last".
+    chosen, reason = choose(candidates, max_forgetting=0.05, rule="fine_tuned_unless_beaten", fine_tuned="last")
+    assert chosen.name == "soup" and "beats the fine-tuned model (last)" in reason and "[+0.0020, +0.0100]" in reason
+    assert choose(candidates, max_forgetting=0.05, rule="best_validation")[0].name == "soup"
+    # The soup breaks a tighter budget: nothing affordable beats "last", which keeps to it.
+    chosen, reason = choose(candidates, max_forgetting=0.025, rule="fine_tuned_unless_beaten", fine_tuned="last")
+    assert chosen.name == "last" and "no candidate beats it" in reason
+    # "last" breaks the budget itself: the best on validation among those that keep to it.
+    chosen, _ = choose(candidates, max_forgetting=0.015, rule="fine_tuned_unless_beaten", fine_tuned="last")
+    assert chosen.name == "last@0.85"
+    # Without a reference, the same test on validation alone.
+    plain = [candidate("best", 0.80, True), beating(candidate("soup", 0.81, True), 0.01, -0.002)]
+    assert choose(plain, max_forgetting=0.05, rule="fine_tuned_unless_beaten", fine_tuned="best")[0].name == "best"
+
+
+def test_candidates_are_compared_in_the_precision_validation_uses():
+    from sttune_helpers.training.candidate_scoring import candidate_precision
+
+    config = load_preset("smoke")
+    assert (candidate_precision(config, "bf16"), candidate_precision(config, "fp32")) == ("bf16", "fp32")
+    config.train.validation_precision = "fp32"
+    assert candidate_precision(config, "bf16") == "fp32"
+    config.eval.precision = "bf16"  # asked for everywhere
+    assert candidate_precision(config, "fp32") == "bf16"
+
+
 def test_without_a_reference_the_best_validation_metric_wins():
     candidates = [candidate("last", 0.80, True), candidate("best", 0.82, True), candidate("soup", 0.81, True)]
     chosen, reason = choose(candidates, max_forgetting=0.01, rule="best_validation")
@@ -115,7 +149,8 @@ def test_without_a_reference_the_best_validation_metric_wins():
      ),
     ("soup_size", -1, r"eval\.soup_size: -1 is out of range; expected an integer >= 0"),
     ("max_forgetting", -0.1, r"eval\.max_forgetting: -0\.1 is out of range"),
-    ("selection_rule", "best", r"eval\.selection_rule'?:? .*one of 'best_validation', 'most_general'")])
+    ("selection_rule", "best",
+     r"eval\.selection_rule'?:? .*one of 'fine_tuned_unless_beaten', 'best_validation', 'most_general'")])
 def test_selection_settings_that_cannot_work_are_refused(name, value, message):
     # Refused when the config is built (config/ranges.py), and by training for a config edited in code.
     with pytest.raises(ConfigError, match=message):
@@ -127,7 +162,7 @@ def test_selection_settings_that_cannot_work_are_refused(name, value, message):
 
 
 @pytest.mark.parametrize(("rule", "plot_all"), [("most_general", False), ("best_validation", False),
-                                              ("best_validation", True)])
+                                              ("best_validation", True), ("fine_tuned_unless_beaten", False)])
 def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_path, rule, plot_all):
     from helpers.tiny_model import build_tiny_model_folder, prepared_run
 
@@ -144,7 +179,11 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
 
     events = []
     with progress.reporting_to(events.append):
-        selection = train_model(run, config)["selection"]
+        summary = train_model(run, config)
+    selection = summary["selection"]
+    from sttune_helpers.training.candidate_scoring import candidate_precision
+
+    assert selection["precision"] == candidate_precision(config, summary["precision"])
     names = [c["name"] for c in selection["candidates"]]
     assert names[0] == selection["fine_tuned"] and "soup" in names and names[-1].endswith("@0.5")
     # The terminal gets a line per candidate scored on validation, per model on the reference, and the choice.
@@ -166,6 +205,21 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
         # Only the choice is scored on the reference, unless the plot asks for all within the noise
         # (several are within it here, so scoring them all would show).
         assert len(near_best) >= 2 and on_reference == (near_best if plot_all else {chosen["name"]})
+    elif rule == "fine_tuned_unless_beaten":  # the fine-tuned model, unless beaten beyond the noise
+        others = [c for c in selection["candidates"] if c["name"] != selection["fine_tuned"]]
+        assert others and all(c["gain_ci95"][0] is not None for c in others)
+        beaten = [c for c in others if c["beats_fine_tuned"]]
+        assert all(c["gain_ci95"][0] > 0 for c in beaten)
+        assert selection["chosen"] == (max(beaten, key=lambda c: c["validation"])["name"] if beaten
+                                       else selection["fine_tuned"])
+        assert selection["fine_tuned"] in on_reference and on_reference <= {selection["fine_tuned"]} | {
+            c["name"] for c in beaten}
+        # Notebook 03's table shows that evidence (none for the fine-tuned model itself).
+        from sttune_helpers.stages.training import selection_table
+
+        table = selection_table({"selection": selection})
+        assert list(table["beats fine-tuned"]) == [None if c["name"] == selection["fine_tuned"] else
+                                                   c["beats_fine_tuned"] for c in selection["candidates"]]
     else:  # most_general weighs every candidate within the noise
         assert on_reference == near_best
     # Trained on STS-B: the reference's STS part is not STS-B, and every part was scored for the base.
@@ -180,7 +234,8 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
     # model/ holds the chosen candidate: it scores what the selection recorded for it on validation.
     task = load_task(run, config, split="validation")
     chosen = next(c for c in selection["candidates"] if c["name"] == selection["chosen"])
-    scored = score_model(task, load_model(str(run.model_dir), device="cpu"), Bootstrap.draw(task.n, 1, 0.95, 0))
+    scored = score_model(task, load_model(str(run.model_dir), device="cpu"), Bootstrap.draw(task.n, 1, 0.95, 0),
+                         precision=selection["precision"])
     assert scored.metrics[selection["metric"]]["value"] == pytest.approx(chosen["validation"], abs=1e-5)
     assert run.fine_tuned_dir.is_dir() == selection["differs_from_fine_tuned"]
     # The task-vs-general plot draws every candidate scored on the reference, and the base.

@@ -239,25 +239,34 @@ def test_the_last_model_is_kept_unless_the_best_checkpoint_is_better_beyond_the_
 
 
 def test_a_best_checkpoint_better_beyond_the_noise_is_restored(tmp_path, tiny_folder):
-    from sentence_transformers import SentenceTransformer
+    import torch
 
     from sttune_helpers.modeling import packaged_model_path
     from sttune_helpers.training import compare_checkpoints
+    from sttune_helpers.training.candidate_scoring import CandidateScorer
+    from sttune_helpers.training.weights import snapshot
 
     run, config = prepare_tiny_run(tmp_path, tiny_folder, ["data.max_validation_rows=300"])
-    # The packaged model as "best" against an untrained tiny BERT as "last": on 300 STS-B pairs, clearly
-    # better (on 24 pairs, 0.59 against 0.32 was within the noise).
-    strong, weak = SentenceTransformer(str(packaged_model_path())), SentenceTransformer(tiny_folder)
-    choice = compare_checkpoints(run, config, strong, weak, "eval_validation_spearman_cosine", 4, 8)
+    config.model.name = str(packaged_model_path())
+    scorer = CandidateScorer(run, config, device="cpu")
+    # The packaged model as "best" against its weights drowned in noise as "last": on 300 STS-B pairs,
+    # clearly better.
+    strong, generator = snapshot(scorer.model), torch.Generator().manual_seed(0)
+    weak = {key: value + torch.randn(value.shape, generator=generator) * value.std()
+            if value.is_floating_point() and value.numel() > 1 else value for key, value in strong.items()}
+    choice = compare_checkpoints(run, config, scorer, strong, weak, "eval_validation_spearman_cosine", 4, 8)
     assert choice["kept"] == "best" and choice["ci95"][0] > 0
     assert choice["n_validation"] == 300 and choice["best_value"] > choice["last_value"] + 0.2
     assert "better beyond the noise and is restored" in choice["reason"]
+    # Model selection reads these scores back: equal weights are not encoded again.
+    assert scorer.validation_scores(dict(strong)) is scorer.validation_scores(strong)
     # The other rules decide without scoring; a metric without per-item values restores the best.
     for rule, kept in (("always", "best"), ("never", "last")):
         config.train.restore_best = rule
-        assert compare_checkpoints(run, config, strong, weak, "eval_validation_spearman_cosine", 4, 8)["kept"] == kept
+        assert compare_checkpoints(run, config, scorer, strong, weak, "eval_validation_spearman_cosine", 4,
+                                   8)["kept"] == kept
     config.train.restore_best = "if_significant"
-    loss_choice = compare_checkpoints(run, config, strong, weak, "eval_loss", 4, 8)
+    loss_choice = compare_checkpoints(run, config, scorer, strong, weak, "eval_loss", 4, 8)
     assert loss_choice["kept"] == "best" and loss_choice["difference"] is None
 
 

@@ -331,6 +331,10 @@ def train_plain(train_dataset, loss_name: str, epochs: float, seed: int, max_seq
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset, loss=loss)
     started = time.perf_counter()
     trainer.train()
+    # accelerate leaves a bf16 autocast wrapper on the model's forward after bf16 training; without
+    # it, the plain model is scored in eval.precision (fp32) as stage 04 scores sttune's, which loads
+    # its model from disk (before 2026-12-05 the plain model was scored in bf16: faster, and not exact).
+    model.__dict__.pop("forward", None)
     return model, trainer.state.global_step, time.perf_counter() - started
 
 

@@ -176,9 +176,17 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
         "train.early_stopping_patience=null", "eval.select_model=true", "eval.selection_alphas=[0.5]",
         "eval.max_forgetting=null", f"eval.selection_rule={rule}", f"eval.selection_plot_all={str(plot_all).lower()}"])
     from sttune_helpers.core import progress
+    from sttune_helpers.training import candidate_scoring
 
-    events = []
-    with progress.reporting_to(events.append):
+    events, scored_tasks = [], []
+    encode_and_score = candidate_scoring.score_model
+
+    def counting(task, *args, **kwargs):
+        scored_tasks.append(task.name)
+        return encode_and_score(task, *args, **kwargs)
+
+    with progress.reporting_to(events.append), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(candidate_scoring, "score_model", counting)
         summary = train_model(run, config)
     selection = summary["selection"]
     from sttune_helpers.training.candidate_scoring import candidate_precision
@@ -233,6 +241,12 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
     assert len(list(cache_directory(run.root.parent).iterdir())) == 1
     # model/ holds the chosen candidate: it scores what the selection recorded for it on validation.
     task = load_task(run, config, split="validation")
+    # Each set of weights is encoded on validation once: selection reads back the best and last models'
+    # scores from the best-or-last comparison (which ran here: it recorded a difference), and a mix
+    # equal to a scored model (here the warm-up's first step leaves the weights as they were) is not
+    # encoded again.
+    assert summary["checkpoint_choice"]["difference"] is not None
+    assert scored_tasks.count(task.name) == len({c["validation"] for c in selection["candidates"]})
     chosen = next(c for c in selection["candidates"] if c["name"] == selection["chosen"])
     scored = score_model(task, load_model(str(run.model_dir), device="cpu"), Bootstrap.draw(task.n, 1, 0.95, 0),
                          precision=selection["precision"])

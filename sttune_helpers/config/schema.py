@@ -198,8 +198,10 @@ class TrainConfig:
     # "auto": validation, and after training the best-or-last comparison and model selection, encode
     # in bf16 autocast where training runs in bf16; "fp32" forces fp32.
     validation_precision: Literal["auto", "fp32"] = "auto"
-    # After the first validation, evaluations (and the checkpoints saved with them) are spaced out
-    # so that validation takes at most this share of the training time; None: never spaced out.
+    # After the first validation, where it took over 1.25 x this share of the training time,
+    # evaluations (and the checkpoints saved with them) are spaced out to a whole multiple of their
+    # interval that keeps validation within the share. The tolerance and the multiples make a re-run
+    # of a seed evaluate at the same steps (training/validation_budget.py); None: never spaced out.
     max_validation_share: Optional[float] = 0.1
     early_stopping_patience: Optional[int] = 3  # None disables early stopping
     early_stopping_threshold: float = 0.0

@@ -430,8 +430,9 @@ class ConfigPanel:
                                            max=max(share_max, train.max_validation_share or 0.0), step=0.01,
                                            value=0.1, layout=_WIDE),
                        unset_label="never spaced out",
-                       help_text="after the first validation, evaluations (and their checkpoints) are spaced out "
-                                 "so that validation takes at most this share of the training time"),
+                       help_text="where the first validation takes over 1.25x this share of the training time, "
+                                 "evaluations (and their checkpoints) are spaced out to a whole multiple of their "
+                                 "interval that keeps validation within the share"),
             self._bind("train.validation_corpus_size",
                        widgets.Combobox(description="validation corpus (documents)",
                                         options=[CORPUS_AUTO, CORPUS_WHOLE], ensure_option=False,

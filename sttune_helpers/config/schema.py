@@ -283,7 +283,8 @@ class EvalConfig:
     # False keeps train.restore_best's model.
     select_model: bool = True
     # fine_tuned_unless_beaten: the pure fine-tuned model (train.restore_best's), unless a candidate beats
-    # it on validation beyond the noise (paired bootstrap), as restore_best="if_significant" keeps the
+    # it on validation beyond the noise (paired bootstrap, at the family-wise level over the candidates:
+    # 1 - (1 - confidence) / their number, Bonferroni), as restore_best="if_significant" keeps the
     # last model; where it breaks max_forgetting, as best_validation. bench/RESULTS.md (2026-12-05,
     # session 18, full STS-B, 3 seeds): best_validation took mixes that were 0.002 better on validation
     # (within the noise) and 0.002-0.009 worse on test.

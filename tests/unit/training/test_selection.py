@@ -106,7 +106,8 @@ def test_the_best_validation_rule_keeps_the_best_candidate_that_keeps_to_the_bud
 
 def test_the_fine_tuned_model_is_kept_unless_beaten_beyond_the_noise():
     def beating(c, gain, low):
-        c.gain_over_fine_tuned, c.gain_ci95, c.beats_fine_tuned = gain, [low, gain + 0.004], low > 0
+        c.gain_over_fine_tuned, c.gain_ci_family, c.beats_fine_tuned = gain, [low, gain + 0.004], low > 0
+        c.gain_confidence = 0.975
         return c
 
     candidates = [candidate("last", 0.860, True, {"sts": 0.72}, 0.02),
@@ -114,7 +115,8 @@ def test_the_fine_tuned_model_is_kept_unless_beaten_beyond_the_noise():
                   beating(candidate("soup", 0.866, True, {"sts": 0.71}, 0.03), 0.006, 0.002)]
     # The 0.85 mix is best on validation among those within the noise, but only the soup beats "last".
     chosen, reason = choose(candidates, max_forgetting=0.05, rule="fine_tuned_unless_beaten", fine_tuned="last")
-    assert chosen.name == "soup" and "beats the fine-tuned model (last)" in reason and "[+0.0020, +0.0100]" in reason
+    assert chosen.name == "soup" and "beats the fine-tuned model (last)" in reason
+    assert "97.5% interval [+0.0020, +0.0100], family-wise over 2 candidates" in reason
     assert choose(candidates, max_forgetting=0.05, rule="best_validation")[0].name == "soup"
     # The soup breaks a tighter budget: nothing affordable beats "last", which keeps to it.
     chosen, reason = choose(candidates, max_forgetting=0.025, rule="fine_tuned_unless_beaten", fine_tuned="last")
@@ -125,6 +127,36 @@ def test_the_fine_tuned_model_is_kept_unless_beaten_beyond_the_noise():
     # Without a reference, the same test on validation alone.
     plain = [candidate("best", 0.80, True), beating(candidate("soup", 0.81, True), 0.01, -0.002)]
     assert choose(plain, max_forgetting=0.05, rule="fine_tuned_unless_beaten", fine_tuned="best")[0].name == "best"
+
+
+def test_beating_the_fine_tuned_model_holds_for_the_whole_family_of_comparisons():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from sttune_helpers.core.statistics import Bootstrap
+    from sttune_helpers.training.selection import mark_noise
+
+    rng = np.random.default_rng(0)
+
+    def scores(value, spread=0.001):  # a candidate's metric and its resamples, paired with "last"'s zeros
+        draws = value + spread * rng.standard_normal(4000) if value else np.zeros(4000)
+        return SimpleNamespace(metrics={"m": {"value": value}}, resampled={"m": draws})
+
+    boot = Bootstrap(np.zeros((4000, 1), dtype=int), confidence=0.95)
+    # +0.0022 with an sd of 0.001: above 0 at 95% (lower end ~ +0.0002), not at 99% (~ -0.0004).
+    gains = {"last": 0.0, "soup": 0.0022, "last@0.85": -0.004, "last@0.7": -0.006, "last@0.5": -0.01, "best": -0.002}
+    candidates = [candidate(name, 0.8 + gain, False) for name, gain in gains.items()]
+    mark_noise(candidates, {name: scores(gain) for name, gain in gains.items()}, "m", boot, "last")
+    soup = candidates[1]
+    assert soup.gain_ci95[0] > 0 and soup.gain_confidence == pytest.approx(0.99) and soup.gain_ci_family[0] < 0
+    assert not any(c.beats_fine_tuned for c in candidates)
+    assert choose(candidates, None, "fine_tuned_unless_beaten", "last")[0].name == "last"
+    # Put alone to the fine-tuned model, the same gain beats it.
+    alone = [candidate("last", 0.8, False), candidate("soup", 0.8022, False)]
+    mark_noise(alone, {"last": scores(0.0), "soup": scores(0.0022)}, "m", boot, "last")
+    assert alone[1].gain_confidence == pytest.approx(0.95) and alone[1].beats_fine_tuned
+    assert choose(alone, None, "fine_tuned_unless_beaten", "last")[0].name == "soup"
 
 
 def test_candidates_are_compared_in_the_precision_validation_uses():
@@ -216,8 +248,9 @@ def test_training_saves_the_chosen_candidate_and_keeps_the_fine_tuned_one(tmp_pa
     elif rule == "fine_tuned_unless_beaten":  # the fine-tuned model, unless beaten beyond the noise
         others = [c for c in selection["candidates"] if c["name"] != selection["fine_tuned"]]
         assert others and all(c["gain_ci95"][0] is not None for c in others)
+        assert all(c["gain_confidence"] == pytest.approx(1 - 0.05 / len(others)) for c in others)
         beaten = [c for c in others if c["beats_fine_tuned"]]
-        assert all(c["gain_ci95"][0] > 0 for c in beaten)
+        assert all(c["gain_ci_family"][0] > 0 for c in beaten)
         assert selection["chosen"] == (max(beaten, key=lambda c: c["validation"])["name"] if beaten
                                        else selection["fine_tuned"])
         assert selection["fine_tuned"] in on_reference and on_reference <= {selection["fine_tuned"]} | {

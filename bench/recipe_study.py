@@ -27,6 +27,9 @@ Arms (seeds 0,1,2; batch 16, 4 epochs, lr 2e-5, 10% warmup, bf16 autocast on CUD
   cos_lr<lr>    CosineSimilarityLoss at that lr, e.g. cos_lr5e-5
   ep1           CoSENT, 1 epoch
   l2sp_<lam>    CoSENT + lam * sum((theta - theta0)^2) over the trainable weights (L2-SP), lam 0.1 and 1
+  anchor_<lam>  CoSENT + lam * mean(1 - cos(e, e0)) over the batch's texts, e0 the frozen base model's
+                embedding of the same text (feature-space anchoring, as LDIFS, Mukhoti et al. 2023, on
+                the output embedding): the base's geometry kept where the task does not need it moved
   lora_r16      CoSENT on LoRA adapters (r 16, alpha 32, dropout 0.1, attention and dense layers of
                 every encoder layer), lr 2e-4, merged for evaluation
   <arm>_lg      that arm in length-grouped batches (sttune's LengthGroupedBatchSampler, issue 18);
@@ -114,7 +117,7 @@ def parse_arm(name: str) -> dict:
         name = "plain_cosent_lg"
     if name.endswith("_lg") and name != "_lg":  # any arm in length-grouped batches
         return {**parse_arm(name[:-len("_lg")]), "name": name, "posthoc": name in POSTHOC_ARMS, "length_grouped": True}
-    arm = {"name": name, "loss": "cosent", "lr": LR, "epochs": EPOCHS, "l2sp": 0.0, "lora_r": 0,
+    arm = {"name": name, "loss": "cosent", "lr": LR, "epochs": EPOCHS, "l2sp": 0.0, "anchor": 0.0, "lora_r": 0,
            "posthoc": name in POSTHOC_ARMS, "train": name != "base", "length_grouped": False}
     if name in ("base", "plain_cosent"):
         pass
@@ -128,6 +131,8 @@ def parse_arm(name: str) -> dict:
         arm["epochs"] = int(m.group(1))
     elif m := re.fullmatch(r"l2sp_([0-9.e-]+)", name):
         arm["l2sp"] = float(m.group(1))
+    elif m := re.fullmatch(r"anchor_([0-9.e-]+)", name):
+        arm["anchor"] = float(m.group(1))
     elif m := re.fullmatch(r"lora_r(\d+)", name):
         arm["lora_r"], arm["lr"] = int(m.group(1)), LORA_LR
     else:
@@ -410,6 +415,35 @@ def make_l2sp_loss(task_loss, model, lam: float):
     return L2SPLoss()
 
 
+def make_anchor_loss(task_loss, model, base_model, lam: float):
+    import torch
+    from sentence_transformers.base.losses.merged_forward import embed_columns
+    from torch import nn
+
+    class FeatureAnchorLoss(nn.Module):
+        """task loss + lam * mean(1 - cos(e, e0)) over every text of the batch, e0 the frozen base
+        model's embedding of it. The base model is kept off the module tree (not trained, not moved)."""
+
+        def __init__(self):
+            super().__init__()
+            self.model, self.task_loss, self.lam = model, task_loss, lam
+            object.__setattr__(self, "base_model", base_model)
+            self.last_drift = 0.0
+
+        def forward(self, features, labels):
+            features = list(features)
+            inputs = [dict(f) for f in features]  # a forward writes its outputs into the dict it is given
+            embeddings = embed_columns(self.model, features)
+            with torch.no_grad():
+                anchors = embed_columns(self.base_model, inputs)
+            drift = torch.stack([(1 - torch.nn.functional.cosine_similarity(e.float(), a.float(), dim=-1)).mean()
+                                 for e, a in zip(embeddings, anchors)]).mean()
+            self.last_drift = float(drift.detach())
+            return self.task_loss.compute_loss_from_embeddings(embeddings, labels) + self.lam * drift
+
+    return FeatureAnchorLoss()
+
+
 def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[dict, dict, dict]:
     """Train one arm at one seed; returns (info, last weights, epoch-end weights by epoch)."""
     import tempfile
@@ -434,6 +468,9 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
     loss = CoSENTLoss(model) if arm["loss"] == "cosent" else CosineSimilarityLoss(model)
     if arm["l2sp"]:
         loss = make_l2sp_loss(loss, model, arm["l2sp"])
+    if arm["anchor"]:
+        base_model = load_model(cfg["model"], cfg["device"]).eval().requires_grad_(False)
+        loss = make_anchor_loss(loss, model, base_model, arm["anchor"])
     train_pairs = task["train"]
     dataset = Dataset.from_dict({"sentence1": train_pairs["s1"], "sentence2": train_pairs["s2"],
                                  "score": train_pairs["gold"].astype(np.float32)})
@@ -465,7 +502,8 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
     info = {"train_seconds": seconds, "steps": steps, "steps_per_second": steps / seconds,
             "train_loss": float(output.training_loss), "n_train": len(train_pairs["s1"]),
             "sq_distance": sq_distance(last, base_sd), "lr": arm["lr"], "epochs": arm["epochs"],
-            "l2sp": arm["l2sp"], "lora_r": arm["lora_r"], "loss": arm["loss"], "precision": cfg["precision"]}
+            "l2sp": arm["l2sp"], "anchor": arm["anchor"], "lora_r": arm["lora_r"], "loss": arm["loss"],
+            "precision": cfg["precision"]}
     if arm["l2sp"]:
         info["final_penalty"] = arm["l2sp"] * info["sq_distance"]
     del trainer, model, loss

@@ -211,7 +211,8 @@ class TrainConfig:
     early_stopping_metric: Optional[str] = None
     # Which model training ends with, where the best validation checkpoint is not the last one:
     # "if_significant" restores the best only where a paired bootstrap on the validation split says it
-    # beats the last model (95% interval of the difference above 0), else keeps the last, more trained
+    # beats the last model (the interval of the difference above 0 at 1 - (1 - eval.confidence) / k for
+    # the k earlier validation points it was the best of: Bonferroni), else keeps the last, more trained
     # one (on a small validation split the best is mostly noise); "always" restores the best (the
     # library's load_best_model_at_end); "never" keeps the last.
     restore_best: Literal["if_significant", "always", "never"] = "if_significant"

@@ -5,6 +5,7 @@ for "if_significant"), loaded into the model that is saved."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from .. import shapes
@@ -42,11 +43,13 @@ def checkpoint_step(path) -> int:
 
 def compare_checkpoints(run: RunDir, config: RunConfig, scorer: CandidateScorer, best_state: State,
                         last_state: State | None, metric_for_best_model: str, best_step: int,
-                        last_step: int) -> dict[str, Any]:
+                        last_step: int, evaluations: int = 2) -> dict[str, Any]:
     """The rule of train.restore_best: which of the best and the last model training keeps, and
     why. "if_significant" scores both weight states on the validation split with ``scorer`` (model
     selection reuses its scores) and keeps the best only where the paired bootstrap interval of
-    best - last lies above 0."""
+    best - last lies above 0 at the family-wise level over the ``evaluations`` - 1 earlier validation
+    points the best was the highest of (Bonferroni): the best of several is better than the last on
+    the same items more often than a single comparison's 95% allows (bench/RESULTS.md, session 19)."""
     rule = config.train.restore_best
     record = {"rule": rule, "best_step": best_step, "last_step": last_step, "metric": None, "best_value": None,
               "last_value": None, "difference": None, "ci95": [None, None], "p_value": None}
@@ -62,19 +65,23 @@ def compare_checkpoints(run: RunDir, config: RunConfig, scorer: CandidateScorer,
                 f"checkpoints by: the best checkpoint (step {best_step}) is restored"}
     task = scorer.validation
     scores = {"best": scorer.validation_scores(best_state), "last": scorer.validation_scores(last_state)}
-    comparison = paired_comparison("best", "last", metric, {n: s.metrics for n, s in scores.items()},
-                                   {n: s.resampled for n, s in scores.items()}, scorer.boot)
-    low = comparison["ci95"][0]
+    values, dists = {n: s.metrics for n, s in scores.items()}, {n: s.resampled for n, s in scores.items()}
+    comparison = paired_comparison("best", "last", metric, values, dists, scorer.boot)
+    family = replace(scorer.boot, confidence=1 - (1 - scorer.boot.confidence) / max(1, evaluations - 1))
+    family_interval = paired_comparison("best", "last", metric, values, dists, family)["ci95"]
+    low = family_interval[0]
     kept = "best" if low is not None and low > 0 else "last"
-    interval = (f"[{comparison['ci95'][0]:+.4f}, {comparison['ci95'][1]:+.4f}]" if low is not None else "(no interval)")
+    interval = (f"[{family_interval[0]:+.4f}, {family_interval[1]:+.4f}]" if low is not None else "(no interval)")
     difference = comparison["difference"]
     reason = (f"on the {task.n} validation items, best (step {best_step}) - last (step {last_step}) {metric} = "
-              f"{difference:+.4f}, 95% interval {interval}: "
+              f"{difference:+.4f}, {family.confidence:.1%} interval {interval} (family-wise over the "
+              f"{max(1, evaluations - 1)} earlier validation points): "
               + ("the best checkpoint is better beyond the noise and is restored" if kept == "best" else
                  "not better beyond the noise, so the last (more trained) model is kept"))
     return {**record, "metric": metric, "best_value": scores["best"].metrics[metric]["value"],
             "last_value": scores["last"].metrics[metric]["value"], "difference": difference,
             "ci95": comparison["ci95"], "p_value": comparison["p_value"], "n_validation": task.n,
+            "evaluations": evaluations, "confidence": family.confidence, "ci_family": family_interval,
             "precision": scorer.precision,
             "kept": kept, "reason": reason}
 
@@ -95,8 +102,9 @@ def keep_checkpoint(run: RunDir, config: RunConfig, model, state, setup: Trainin
     last_state = None if config.train.restore_best == "always" else snapshot(
         SentenceTransformer(str(last), device=str(model.device)))
     started = time.perf_counter()
+    evaluations = sum(setup.metric_for_best_model in entry for entry in state.log_history)
     choice = compare_checkpoints(run, config, scorer, snapshot(model), last_state, setup.metric_for_best_model,
-                                 best_step, last_step)
+                                 best_step, last_step, max(2, evaluations))
     choice["seconds"] = round(time.perf_counter() - started, 1)
     choice["kept_checkpoint"] = str(last) if choice["kept"] == "last" else state.best_model_checkpoint
     if choice["kept"] == "last":

@@ -5,7 +5,7 @@ imports nothing from the package."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,11 @@ class Bootstrap:
     def draw(cls, n: int, samples: int, confidence: float, seed: int) -> "Bootstrap":
         rng = np.random.default_rng(seed)
         return cls(rng.integers(0, n, size=(samples, n)), confidence)
+
+    def family_wise(self, comparisons: int) -> "Bootstrap":
+        """The same resamples at the level that keeps ``comparisons`` intervals, all read against one
+        reference, within this one's error rate together (Bonferroni)."""
+        return replace(self, confidence=1 - (1 - self.confidence) / max(1, comparisons))
 
     def interval(self, values: np.ndarray) -> list[float | None]:
         values = np.asarray(values, dtype=float)

@@ -5,7 +5,6 @@ for "if_significant"), loaded into the model that is saved."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 from .. import shapes
@@ -67,7 +66,7 @@ def compare_checkpoints(run: RunDir, config: RunConfig, scorer: CandidateScorer,
     scores = {"best": scorer.validation_scores(best_state), "last": scorer.validation_scores(last_state)}
     values, dists = {n: s.metrics for n, s in scores.items()}, {n: s.resampled for n, s in scores.items()}
     comparison = paired_comparison("best", "last", metric, values, dists, scorer.boot)
-    family = replace(scorer.boot, confidence=1 - (1 - scorer.boot.confidence) / max(1, evaluations - 1))
+    family = scorer.boot.family_wise(evaluations - 1)
     family_interval = paired_comparison("best", "last", metric, values, dists, family)["ci95"]
     low = family_interval[0]
     kept = "best" if low is not None and low > 0 else "last"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, get_args, get_type_hints
 
 from transformers import TrainerCallback
@@ -245,7 +245,7 @@ def mark_noise(candidates: list[Candidate], item_scores: dict[str, Any], metric:
     values = {name: s.metrics for name, s in item_scores.items()}
     dists = {name: s.resampled for name, s in item_scores.items()}
     challengers = sum(c.name != fine_tuned for c in candidates)
-    family = replace(boot, confidence=1 - (1 - boot.confidence) / max(1, challengers))
+    family = boot.family_wise(challengers)
     for c in candidates:
         if c.name != fine_tuned:
             gain = paired_comparison(c.name, fine_tuned, metric, values, dists, boot)

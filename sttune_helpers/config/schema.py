@@ -184,8 +184,9 @@ class TrainConfig:
     # "auto": no duplicate texts within a batch for in-batch-negative losses (a duplicate would be
     # scored as a negative of itself); length-grouped batches for CosineSimilarityLoss and CoSENTLoss
     # (measured faster at no cost in accuracy, training/setup.py); the plain sampler otherwise.
-    # "length_grouped": rows of similar text length share a batch (less padding, training/samplers.py),
-    # with no duplicate texts in a batch for in-batch-negative losses.
+    # "length_grouped": rows of similar length share a batch (less padding, training/samplers.py; by
+    # tokens, or characters for the losses that scored better so), with no duplicate texts in a batch
+    # for in-batch-negative losses.
     batch_sampler: BatchSampler = "auto"
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2

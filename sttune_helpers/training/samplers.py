@@ -3,19 +3,25 @@ batch, so a batch pads to less and the model computes fewer padding tokens; comp
 no-duplicates rule (no text twice in a batch) that in-batch-negative losses need.
 
 Each epoch: the row indices are shuffled with the seeded generator, cut into mega-batches of
-``mega_batch_factor`` x batch_size rows, each mega-batch sorted by length (the summed character
-length of the row's text columns), cut into batches (greedily skipping a row whose text is already in
-the batch, under the no-duplicates rule, as sentence-transformers' NoDuplicatesBatchSampler does),
-and the order of the batches shuffled.
+``mega_batch_factor`` x batch_size rows, each mega-batch sorted by length (below), cut into batches
+(greedily skipping a row whose text is already in the batch, under the no-duplicates rule, as
+sentence-transformers' NoDuplicatesBatchSampler does), and the order of the batches shuffled.
 
 Several processes: the trainer's accelerate wrapping (BatchSamplerShard) gives process r batches r,
 r + W, r + 2W, ... of the one sequence every process draws alike from the same seed. The batches are
 shuffled in blocks of W consecutive batches of a sorted mega-batch, so the processes of one step get
 batches of similar length and none waits long for another; incomplete batches come last.
+
+A row's length: given the model's tokenizer (:func:`token_length_trainer_class` passes it where
+training/setup.py sorts by tokens), its longest text column in tokens, cut at max_seq_length, as the
+collator pads each column to its longest text; otherwise the summed character length of its text
+columns. Characters are a poor proxy for tokens: on MRPC train, random batches are 31% padding,
+grouped by characters 24%, by tokens 9% (STS-B: 57%, 26%, 11%; bench/RESULTS.md, session 20).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 
 import numpy as np
@@ -47,7 +53,8 @@ class LengthGroupedBatchSampler(DefaultBatchSampler):
 
     def __init__(self, dataset, batch_size: int, drop_last: bool, valid_label_columns: list[str] | None = None,
                  generator: torch.Generator | None = None, seed: int = 0,
-                 mega_batch_factor: int = MEGA_BATCH_FACTOR, num_processes: int | None = None) -> None:
+                 mega_batch_factor: int = MEGA_BATCH_FACTOR, num_processes: int | None = None,
+                 tokenizer=None, max_length: int | None = None) -> None:
         super().__init__(dataset, batch_size=batch_size, drop_last=drop_last,
                          valid_label_columns=valid_label_columns, generator=generator, seed=seed)
         if mega_batch_factor < 1:
@@ -57,7 +64,8 @@ class LengthGroupedBatchSampler(DefaultBatchSampler):
         self.num_processes = max(1, num_processes or process_count())
         skipped = set(valid_label_columns or []) | _EXCLUDED_COLUMNS
         columns = [c for c in dataset.column_names if c not in skipped]
-        self.lengths, self.row_values = row_lengths_and_values(dataset, columns, self.no_duplicates)
+        self.lengths, self.row_values = row_lengths_and_values(dataset, columns, self.no_duplicates, tokenizer,
+                                                               max_length)
 
     def __len__(self) -> int:
         n = len(self.lengths)
@@ -147,8 +155,41 @@ def trainer_batch_sampler(name: str):
     return SAMPLER_CLASSES.get(name, name)
 
 
-def row_lengths_and_values(dataset, columns: list[str], with_values: bool) -> tuple[np.ndarray, list | None]:
-    """Each row's summed character length over ``columns``, and (where ``with_values``) each row's
+def token_length_trainer_class(base: type) -> type:
+    """A subclass of the trainer class ``base`` that gives its length-grouped batch sampler the model's
+    tokenizer and max_seq_length, so rows are sorted by the tokens the collator will pad."""
+
+    class TokenLengthTrainer(base):
+        def get_batch_sampler(self, dataset, batch_size: int, drop_last: bool,
+                              valid_label_columns: list[str] | None = None, generator: torch.Generator | None = None,
+                              seed: int = 0):
+            sampler = self.args.batch_sampler
+            if inspect.isclass(sampler) and issubclass(sampler, LengthGroupedBatchSampler):
+                return sampler(dataset, batch_size=batch_size, drop_last=drop_last,
+                               valid_label_columns=valid_label_columns, generator=generator, seed=seed,
+                               tokenizer=self.model.tokenizer, max_length=self.model.max_seq_length)
+            return super().get_batch_sampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
+
+    return TokenLengthTrainer
+
+
+_TOKENIZE_CHUNK = 10_000  # texts per tokenizer call: bounds the ids held at once
+
+
+def token_counts(texts: list[str], tokenizer, max_length: int | None) -> np.ndarray:
+    """Each text's token count as the collator makes it (special tokens included, cut at ``max_length``)."""
+    counts = np.zeros(len(texts), dtype=np.int64)
+    for start in range(0, len(texts), _TOKENIZE_CHUNK):
+        chunk = texts[start:start + _TOKENIZE_CHUNK]
+        ids = tokenizer(chunk, truncation=max_length is not None, max_length=max_length)["input_ids"]
+        counts[start:start + len(chunk)] = [len(i) for i in ids]
+    return counts
+
+
+def row_lengths_and_values(dataset, columns: list[str], with_values: bool, tokenizer=None,
+                           max_length: int | None = None) -> tuple[np.ndarray, list | None]:
+    """Each row's length (with ``tokenizer``: its longest column in tokens, cut at ``max_length``;
+    without: its summed character length over ``columns``), and (where ``with_values``) each row's
     texts as integer ids, equal texts (in any column) sharing an id."""
     n = len(dataset)
     lengths = np.zeros(n, dtype=np.int64)
@@ -156,7 +197,10 @@ def row_lengths_and_values(dataset, columns: list[str], with_values: bool) -> tu
     rows: list[list[int]] | None = [[] for _ in range(n)] if with_values else None
     for column in columns:
         texts = [value if isinstance(value, str) else str(value) for value in dataset[column]]
-        lengths += np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
+        if tokenizer is not None:
+            lengths = np.maximum(lengths, token_counts(texts, tokenizer, max_length))
+        else:
+            lengths += np.fromiter((len(t) for t in texts), dtype=np.int64, count=n)
         if rows is not None:
             for row, text in zip(rows, texts):
                 row.append(ids.setdefault(text, len(ids)))

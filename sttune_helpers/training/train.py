@@ -67,6 +67,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
 
+    from .samplers import token_length_trainer_class
+
     plan = read_json(run.plan_path)
     report = read_report(run)
     data_shape = report["shape"]
@@ -128,7 +130,11 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     callbacks.append(timer := CheckpointTimer())  # last: the others' work at a validation is not saving
     # transformers 5 takes the TensorBoard folder from the environment, read when the trainer starts.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
-    trainer_class = lora_trainer_class(SentenceTransformerTrainer) if lora else SentenceTransformerTrainer
+    trainer_class = SentenceTransformerTrainer
+    if setup.length_unit == "tokens":
+        trainer_class = token_length_trainer_class(trainer_class)
+    if lora:
+        trainer_class = lora_trainer_class(trainer_class)
     if config.train.nnodes > 1:  # the training arguments form the process group: every rank must come
         wait_for_every_rank(config.train.rdzv_timeout)
     trainer = trainer_class(
@@ -191,6 +197,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "precision_reason": setup.precision_reason,
         "loss": plan["loss"]["name"],
         "batch_sampler": setup.batch_sampler,
+        "length_unit": setup.length_unit,
         "world_size": world_size,
         "ddp_backend": ranks.ddp_backend(setup.device) if world_size > 1 else None,
         "per_device_batch_size": setup.per_device_batch_size,

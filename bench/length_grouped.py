@@ -2,7 +2,7 @@
 against random batches, in one process on this machine.
 
 Two cases, each a bare SentenceTransformerTrainer on the packaged model (all-MiniLM-L6-v2), batch 16,
-max_seq_length 256, fp32, ``torch.set_num_threads(1)``:
+max_seq_length 256, fp32 (or --precision bf16), ``torch.set_num_threads(--threads)`` (default 1):
 
 - SciFact (BEIR layout, /work/shared/data/scifact): train pairs (query, title + " " + text of its
   relevant document) from qrels/train.tsv, MultipleNegativesRankingLoss; random batches with the
@@ -10,6 +10,8 @@ max_seq_length 256, fp32, ``torch.set_num_threads(1)``:
   Long abstracts: most are cut at 256 tokens.
 - STS-B train (/work/shared/data/stsb/sts-train.tsv): (sentence1, sentence2, score / 5), CoSENTLoss;
   the plain random sampler vs LengthGroupedBatchSampler. Short sentences.
+- MRPC train (/work/shared/data/mrpc/mrpc-train.tsv): (sentence1, sentence2, label), OnlineContrastiveLoss
+  (pair_binary's loss); the plain random sampler vs LengthGroupedBatchSampler. Sentences of 10-60 tokens.
 
 Each arm trains --steps optimizer steps, timed after --warmup steps, split over --rounds runs in the
 order random, grouped, grouped, random, ... (ABBA, so drift on a shared machine hits both arms alike;
@@ -18,7 +20,7 @@ collator's output: the padded tokens the model computes, and the real ones (atte
 not depend on the machine's load.
 
     .venv/bin/python bench/length_grouped.py [--steps 40] [--warmup 3] [--rounds 2] [--only scifact,stsb]
-        [--results PATH] [--no-append]
+        [--results PATH] [--no-append] [--precision fp32|bf16] [--threads 1] [--by-characters]
 
 Prints a table with the machine, writes bench/out/length_grouped/results.json, and appends a section
 to bench/RESULTS.md (unless --no-append).
@@ -46,6 +48,7 @@ from default_run import append_results, machine  # noqa: E402
 OUT = HERE / "out" / "length_grouped"
 SCIFACT = Path("/work/shared/data/scifact")
 STSB_TRAIN = Path("/work/shared/data/stsb/sts-train.tsv")
+MRPC_TRAIN = Path("/work/shared/data/mrpc/mrpc-train.tsv")
 BATCH = 16
 MAX_SEQ_LENGTH = 256
 
@@ -76,6 +79,18 @@ def stsb_pairs(path: Path = STSB_TRAIN):
                               "score": [float(r["score"]) / 5.0 for r in rows]})
 
 
+def mrpc_pairs(path: Path = MRPC_TRAIN):
+    from datasets import Dataset
+
+    with path.open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return Dataset.from_dict({"sentence1": [r["sentence1"] for r in rows], "sentence2": [r["sentence2"] for r in rows],
+                              "label": [int(r["label"]) for r in rows]})
+
+
+LOSSES = {"scifact": "MultipleNegativesRankingLoss", "stsb": "CoSENTLoss", "mrpc": "OnlineContrastiveLoss"}
+
+
 class CountingCollator:
     """The trainer's collator, counting each batch's padded and real tokens (all text columns)."""
 
@@ -94,15 +109,22 @@ class CountingCollator:
         return batch
 
 
-def run_arm(case: str, arm: str, dataset, steps: int, warmup: int, seed: int) -> dict:
-    """One trainer run of ``warmup + steps`` optimizer steps; times and token counts of the last ``steps``."""
+def run_arm(case: str, arm: str, dataset, steps: int, warmup: int, seed: int, bf16: bool = False,
+            by_tokens: bool = True) -> dict:
+    """One trainer run of ``warmup + steps`` optimizer steps; times and token counts of the last ``steps``.
+    ``by_tokens``: the length-grouped sampler sorts by the model's tokens, as sttune's trainer makes it
+    (otherwise by characters, as before session 20)."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.losses import CoSENTLoss, MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer import losses
     from transformers import TrainerCallback
 
     from sttune_helpers.modeling import load_model, packaged_model_path
-    from sttune_helpers.training.samplers import LengthGroupedBatchSampler, LengthGroupedNoDuplicatesBatchSampler
+    from sttune_helpers.training.samplers import (
+        LengthGroupedBatchSampler,
+        LengthGroupedNoDuplicatesBatchSampler,
+        token_length_trainer_class,
+    )
 
     in_batch = case == "scifact"
     samplers = {("random", True): BatchSamplers.NO_DUPLICATES, ("random", False): BatchSamplers.BATCH_SAMPLER,
@@ -117,14 +139,15 @@ def run_arm(case: str, arm: str, dataset, steps: int, warmup: int, seed: int) ->
             self.ends.append(time.perf_counter())
 
     model = load_model(packaged_model_path(), device="cpu", max_seq_length=MAX_SEQ_LENGTH)
-    loss = MultipleNegativesRankingLoss(model) if in_batch else CoSENTLoss(model)
+    loss = getattr(losses, LOSSES[case])(model)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(OUT / "trainer"), max_steps=warmup + steps, per_device_train_batch_size=BATCH,
-        learning_rate=2e-5, warmup_steps=0.1, weight_decay=0.01, use_cpu=True, bf16=False, fp16=False,
+        learning_rate=2e-5, warmup_steps=0.1, weight_decay=0.01, use_cpu=True, bf16=bf16, fp16=False,
         batch_sampler=samplers[(arm, in_batch)], report_to=[], save_strategy="no", eval_strategy="no",
         logging_steps=1000, seed=seed, data_seed=seed, dataloader_num_workers=0)
     timer = StepTimer()
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[timer])
+    trainer_class = token_length_trainer_class(SentenceTransformerTrainer) if by_tokens else SentenceTransformerTrainer
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[timer])
     counter = CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
     trainer.train()
@@ -155,7 +178,12 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=40, help="timed optimizer steps per arm (all rounds)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps at the start of each run")
     parser.add_argument("--rounds", type=int, default=2, help="runs per arm, in ABBA order")
-    parser.add_argument("--only", default="scifact,stsb", help="comma-separated cases: scifact, stsb")
+    parser.add_argument("--only", default="scifact,stsb", help="comma-separated cases: scifact, stsb, mrpc")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: autocast, as sttune trains on a CPU with bf16 units")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (sttune uses every core)")
+    parser.add_argument("--by-characters", action="store_true",
+                        help="sort length-grouped batches by characters (before session 20), not tokens")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the Markdown log to append to")
     parser.add_argument("--no-append", action="store_true", help="print only; leave the results log alone")
     args = parser.parse_args()
@@ -163,23 +191,25 @@ def main() -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     cases = [c.strip() for c in args.only.split(",") if c.strip()]
-    loaders = {"scifact": scifact_pairs, "stsb": stsb_pairs}
+    loaders = {"scifact": scifact_pairs, "stsb": stsb_pairs, "mrpc": mrpc_pairs}
     if not cases or any(c not in loaders for c in cases):
         parser.error(f"--only: choose from {', '.join(loaders)}")
     command = shlex.join([".venv/bin/python", "bench/length_grouped.py", *sys.argv[1:]])
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     per_run = max(1, args.steps // args.rounds)
-    figures: dict = {"command": command, "machine": machine(), "threads": torch.get_num_threads(), "cases": {}}
+    figures: dict = {"command": command, "machine": machine(), "threads": torch.get_num_threads(),
+                     "precision": args.precision, "cases": {}}
     for case in cases:
         dataset = loaders[case]()
         runs: dict[str, list[dict]] = {"random": [], "length_grouped": []}
         for round_ in range(args.rounds):
             order = ["random", "length_grouped"] if round_ % 2 == 0 else ["length_grouped", "random"]
             for arm in order:
-                result = run_arm(case, arm, dataset, per_run, args.warmup, seed=42 + round_)
+                result = run_arm(case, arm, dataset, per_run, args.warmup, seed=42 + round_,
+                                 bf16=args.precision == "bf16", by_tokens=not args.by_characters)
                 runs[arm].append(result)
                 print(f"{case} {arm} round {round_}: {result['seconds'] / result['steps']:.3f} s/step, "
                       f"{result['padded_tokens'] / result['steps']:.0f} padded tokens/step", flush=True)
@@ -189,13 +219,16 @@ def main() -> int:
     total = time.perf_counter() - started
 
     titles = {"scifact": "SciFact train, MultipleNegativesRankingLoss (random: no_duplicates)",
-              "stsb": "STS-B train, CoSENTLoss (random: batch_sampler)"}
+              "stsb": "STS-B train, CoSENTLoss (random: batch_sampler)",
+              "mrpc": "MRPC train, OnlineContrastiveLoss (random: batch_sampler)"}
     lines = [f"\n## Length-grouped batches vs random batches ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"Machine: {figures['machine']}; torch threads {figures['threads']}. Command: `{command}`.", "",
-             f"all-MiniLM-L6-v2 (packaged), batch {BATCH}, max_seq_length {MAX_SEQ_LENGTH}, fp32, a bare "
+             f"all-MiniLM-L6-v2 (packaged), batch {BATCH}, max_seq_length {MAX_SEQ_LENGTH}, {args.precision}, a bare "
              f"SentenceTransformerTrainer; {per_run * args.rounds} timed steps per arm after {args.warmup} "
              f"warm-up steps per run, {args.rounds} runs per arm in ABBA order. Tokens: the collator's padded "
-             "(computed) and real (attention mask) tokens per step, all text columns.", "",
+             "(computed) and real (attention mask) tokens per step, all text columns. Length-grouped rows sorted by "
+             + ("summed characters." if args.by_characters else "their longest text column in the model's tokens."),
+             "",
              "| case | sampler | samples/s | s/step (mean) | s/step (median) | padded tokens/step | "
              "real tokens/step | padding | speed-up |", "|---|---|---|---|---|---|---|---|---|"]
     for case, data in figures["cases"].items():

@@ -182,11 +182,11 @@ class TrainConfig:
     precision: Precision = "auto"
     gradient_checkpointing: bool = False
     # "auto": no duplicate texts within a batch for in-batch-negative losses (a duplicate would be
-    # scored as a negative of itself); length-grouped batches for CosineSimilarityLoss and CoSENTLoss
-    # (measured faster at no cost in accuracy, training/setup.py); the plain sampler otherwise.
-    # "length_grouped": rows of similar length share a batch (less padding, training/samplers.py; by
-    # tokens, or characters for the losses that scored better so), with no duplicate texts in a batch
-    # for in-batch-negative losses.
+    # scored as a negative of itself); length-grouped batches for CosineSimilarityLoss, CoSENTLoss and
+    # OnlineContrastiveLoss (measured faster at no cost in accuracy, training/setup.py); the plain
+    # sampler otherwise. "length_grouped": rows of similar length share a batch (less padding,
+    # training/samplers.py; by tokens, or characters for the losses that scored better so), with no
+    # duplicate texts in a batch for in-batch-negative losses.
     batch_sampler: BatchSampler = "auto"
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2

@@ -155,15 +155,17 @@ def test_the_config_choice_reaches_the_trainer_arguments():
     assert trainer_batch_sampler(mnrl.batch_sampler) is LengthGroupedNoDuplicatesBatchSampler
     assert trainer_batch_sampler(cosent.batch_sampler) is LengthGroupedBatchSampler
     assert trainer_batch_sampler("no_duplicates") == "no_duplicates"
-    # "auto" chooses it where it was measured faster at no cost in accuracy (cosine regression, CoSENT),
-    # not for in-batch-negative losses nor for losses it was not measured on.
+    # "auto" chooses it where it was measured faster at no cost in accuracy (cosine regression, CoSENT,
+    # online contrastive), not for in-batch-negative losses nor for losses it was not measured on.
     auto = load_preset("smoke")
     assert plan_training(auto, 100, "cpu", "retrieval", "MultipleNegativesRankingLoss").batch_sampler == \
         "no_duplicates"
-    assert {plan_training(auto, 100, "cpu", "pair_score", loss).batch_sampler
-            for loss in ("CosineSimilarityLoss", "CoSENTLoss")} == {"length_grouped"}
-    assert plan_training(auto, 100, "cpu", "pair_binary", "OnlineContrastiveLoss").batch_sampler == "batch_sampler"
+    assert {plan_training(auto, 100, "cpu", shape, loss).batch_sampler
+            for shape, loss in (("pair_score", "CosineSimilarityLoss"), ("pair_score", "CoSENTLoss"),
+                                ("pair_binary", "OnlineContrastiveLoss"))} == {"length_grouped"}
+    assert plan_training(auto, 100, "cpu", "pair_binary", "ContrastiveLoss").batch_sampler == "batch_sampler"
     # Rows sort by tokens, except for the losses that scored better sorted by characters (CoSENT on STS-B).
+    assert plan_training(auto, 100, "cpu", "pair_binary", "OnlineContrastiveLoss").length_unit == "tokens"
     assert plan_training(auto, 100, "cpu", "pair_score", "CoSENTLoss").length_unit == "characters"
     assert (mnrl.length_unit, cosent.length_unit) == ("tokens", "characters")
     assert plan_training(auto, 100, "cpu", "retrieval", "MultipleNegativesRankingLoss").length_unit is None

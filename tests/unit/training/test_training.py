@@ -145,7 +145,7 @@ def test_in_batch_negative_losses_get_the_no_duplicates_sampler():
     config = load_preset("smoke")
     assert plan_training(config, 100, "cpu", "retrieval", "MultipleNegativesRankingLoss").batch_sampler == \
         "no_duplicates"
-    assert plan_training(config, 100, "cpu", "pair_binary", "OnlineContrastiveLoss").batch_sampler == "batch_sampler"
+    assert plan_training(config, 100, "cpu", "pair_binary", "ContrastiveLoss").batch_sampler == "batch_sampler"
     setup = plan_training(config, 100, "cpu", "pair_class", "SoftmaxLoss")
     assert (setup.metric_for_best_model, setup.greater_is_better) == ("eval_loss", False)
 

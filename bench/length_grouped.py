@@ -1,7 +1,7 @@
 """Issue 18 item 3: training throughput with length-grouped batches (sttune_helpers/training/samplers.py)
 against random batches, in one process on this machine.
 
-Two cases, each a bare SentenceTransformerTrainer on the packaged model (all-MiniLM-L6-v2), batch 16,
+Three cases, each a bare SentenceTransformerTrainer on the packaged model (all-MiniLM-L6-v2), batch 16,
 max_seq_length 256, fp32 (or --precision bf16), ``torch.set_num_threads(--threads)`` (default 1):
 
 - SciFact (BEIR layout, /work/shared/data/scifact): train pairs (query, title + " " + text of its
@@ -15,7 +15,9 @@ max_seq_length 256, fp32 (or --precision bf16), ``torch.set_num_threads(--thread
 
 Each arm trains --steps optimizer steps, timed after --warmup steps, split over --rounds runs in the
 order random, grouped, grouped, random, ... (ABBA, so drift on a shared machine hits both arms alike;
-each run's sampler has its own seed). Besides the wall clock, each step's tokens are counted from the
+each run's sampler has its own seed). The grouped arm sorts rows by the model's tokens (sttune's key for
+every loss but CosineSimilarityLoss and CoSENTLoss, training/setup.py); --by-characters sorts by summed
+characters (sttune's key for those two). Besides the wall clock, each step's tokens are counted from the
 collator's output: the padded tokens the model computes, and the real ones (attention mask), which do
 not depend on the machine's load.
 
@@ -112,8 +114,8 @@ class CountingCollator:
 def run_arm(case: str, arm: str, dataset, steps: int, warmup: int, seed: int, bf16: bool = False,
             by_tokens: bool = True) -> dict:
     """One trainer run of ``warmup + steps`` optimizer steps; times and token counts of the last ``steps``.
-    ``by_tokens``: the length-grouped sampler sorts by the model's tokens, as sttune's trainer makes it
-    (otherwise by characters, as before session 20)."""
+    ``by_tokens``: the length-grouped sampler sorts by the model's tokens, as sttune's trainer does for
+    every loss but cosine regression and CoSENT (otherwise by summed characters, as for those two)."""
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer import losses
@@ -183,7 +185,8 @@ def main() -> int:
                         help="bf16: autocast, as sttune trains on a CPU with bf16 units")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (sttune uses every core)")
     parser.add_argument("--by-characters", action="store_true",
-                        help="sort length-grouped batches by characters (before session 20), not tokens")
+                        help="sort length-grouped batches by summed characters (sttune's key for "
+                             "CosineSimilarityLoss and CoSENTLoss), not tokens")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the Markdown log to append to")
     parser.add_argument("--no-append", action="store_true", help="print only; leave the results log alone")
     args = parser.parse_args()

@@ -72,9 +72,10 @@ def compare_checkpoints(run: RunDir, config: RunConfig, scorer: CandidateScorer,
     kept = "best" if low is not None and low > 0 else "last"
     interval = (f"[{family_interval[0]:+.4f}, {family_interval[1]:+.4f}]" if low is not None else "(no interval)")
     difference = comparison["difference"]
+    earlier = max(1, evaluations - 1)
     reason = (f"on the {task.n} validation items, best (step {best_step}) - last (step {last_step}) {metric} = "
               f"{difference:+.4f}, {family.confidence:.1%} interval {interval} (family-wise over the "
-              f"{max(1, evaluations - 1)} earlier validation points): "
+              f"{earlier} earlier validation point{'s' if earlier > 1 else ''}): "
               + ("the best checkpoint is better beyond the noise and is restored" if kept == "best" else
                  "not better beyond the noise, so the last (more trained) model is kept"))
     return {**record, "metric": metric, "best_value": scores["best"].metrics[metric]["value"],

@@ -229,6 +229,7 @@ def test_the_last_model_is_kept_unless_the_best_checkpoint_is_better_beyond_the_
     assert (choice["rule"], choice["best_step"], choice["last_step"]) == ("if_significant", 1, 3)
     assert choice["metric"] == "spearman_cosine" and choice["n_validation"] == 24
     assert choice["evaluations"] == 3 and choice["confidence"] == pytest.approx(0.975)  # steps 1, 2 and 3
+    assert "family-wise over the 2 earlier validation points" in choice["reason"]
     assert choice["difference"] == pytest.approx(0, abs=1e-9) and choice["kept"] == "last"
     assert choice["best_value"] == pytest.approx(summary["best_metric"], abs=1e-4)  # the trainer's own figure
     assert summary["kept_checkpoint"].endswith("checkpoint-3") and "not better beyond the noise" in choice["reason"]
@@ -294,7 +295,8 @@ def test_a_best_checkpoint_among_many_must_beat_the_last_at_the_family_wise_leve
         return compare_checkpoints(run, config, Scorer(), {"name": "best"}, {"name": "last"},
                                    "eval_validation_spearman_cosine", 534, 1068, evaluations)
 
-    assert choice(2)["kept"] == "best"  # best of two points: one comparison, at 95%
+    of_two = choice(2)  # best of two points: one comparison, at 95%
+    assert of_two["kept"] == "best" and "over the 1 earlier validation point)" in of_two["reason"]
     among_six = choice(6)
     assert among_six["ci95"][0] > 0 and among_six["ci_family"][0] < 0 and among_six["kept"] == "last"
     assert "99.0% interval" in among_six["reason"] and "over the 5 earlier validation points" in among_six["reason"]

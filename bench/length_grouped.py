@@ -2,12 +2,14 @@
 against random batches, in one process on this machine.
 
 Three cases, each a bare SentenceTransformerTrainer on the packaged model (all-MiniLM-L6-v2), batch 16,
-max_seq_length 256, fp32 (or --precision bf16), ``torch.set_num_threads(--threads)`` (default 1):
+max_seq_length 256 (or --max-seq-length), fp32 (or --precision bf16), ``torch.set_num_threads(--threads)``
+(default 1):
 
 - SciFact (BEIR layout, /work/shared/data/scifact): train pairs (query, title + " " + text of its
   relevant document) from qrels/train.tsv, MultipleNegativesRankingLoss; random batches with the
   no-duplicates rule (NoDuplicatesBatchSampler) vs LengthGroupedNoDuplicatesBatchSampler.
-  Long abstracts: most are cut at 256 tokens.
+  Long abstracts: most are cut at 256 tokens, so random batches are little padding there; at 512 (the
+  model's position limit) the median abstract (311 tokens) fits and the lengths spread.
 - STS-B train (/work/shared/data/stsb/sts-train.tsv): (sentence1, sentence2, score / 5), CoSENTLoss;
   the plain random sampler vs LengthGroupedBatchSampler. Short sentences.
 - MRPC train (/work/shared/data/mrpc/mrpc-train.tsv): (sentence1, sentence2, label), OnlineContrastiveLoss
@@ -23,6 +25,7 @@ not depend on the machine's load.
 
     .venv/bin/python bench/length_grouped.py [--steps 40] [--warmup 3] [--rounds 2] [--only scifact,stsb]
         [--results PATH] [--no-append] [--precision fp32|bf16] [--threads 1] [--by-characters]
+        [--max-seq-length 256]
 
 Prints a table with the machine, writes bench/out/length_grouped/results.json, and appends a section
 to bench/RESULTS.md (unless --no-append).
@@ -112,7 +115,7 @@ class CountingCollator:
 
 
 def run_arm(case: str, arm: str, dataset, steps: int, warmup: int, seed: int, bf16: bool = False,
-            by_tokens: bool = True) -> dict:
+            by_tokens: bool = True, max_seq_length: int = MAX_SEQ_LENGTH) -> dict:
     """One trainer run of ``warmup + steps`` optimizer steps; times and token counts of the last ``steps``.
     ``by_tokens``: the length-grouped sampler sorts by the model's tokens, as sttune's trainer does for
     every loss but cosine regression and CoSENT (otherwise by summed characters, as for those two)."""
@@ -140,7 +143,7 @@ def run_arm(case: str, arm: str, dataset, steps: int, warmup: int, seed: int, bf
         def on_step_end(self, args, state, control, **kwargs):
             self.ends.append(time.perf_counter())
 
-    model = load_model(packaged_model_path(), device="cpu", max_seq_length=MAX_SEQ_LENGTH)
+    model = load_model(packaged_model_path(), device="cpu", max_seq_length=max_seq_length)
     loss = getattr(losses, LOSSES[case])(model)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(OUT / "trainer"), max_steps=warmup + steps, per_device_train_batch_size=BATCH,
@@ -187,6 +190,8 @@ def main() -> int:
     parser.add_argument("--by-characters", action="store_true",
                         help="sort length-grouped batches by summed characters (sttune's key for "
                              "CosineSimilarityLoss and CoSENTLoss), not tokens")
+    parser.add_argument("--max-seq-length", type=int, default=MAX_SEQ_LENGTH,
+                        help="tokens per text before truncation (the packaged model allows up to 512)")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the Markdown log to append to")
     parser.add_argument("--no-append", action="store_true", help="print only; leave the results log alone")
     args = parser.parse_args()
@@ -204,7 +209,7 @@ def main() -> int:
     started = time.perf_counter()
     per_run = max(1, args.steps // args.rounds)
     figures: dict = {"command": command, "machine": machine(), "threads": torch.get_num_threads(),
-                     "precision": args.precision, "cases": {}}
+                     "precision": args.precision, "max_seq_length": args.max_seq_length, "cases": {}}
     for case in cases:
         dataset = loaders[case]()
         runs: dict[str, list[dict]] = {"random": [], "length_grouped": []}
@@ -212,7 +217,8 @@ def main() -> int:
             order = ["random", "length_grouped"] if round_ % 2 == 0 else ["length_grouped", "random"]
             for arm in order:
                 result = run_arm(case, arm, dataset, per_run, args.warmup, seed=42 + round_,
-                                 bf16=args.precision == "bf16", by_tokens=not args.by_characters)
+                                 bf16=args.precision == "bf16", by_tokens=not args.by_characters,
+                                 max_seq_length=args.max_seq_length)
                 runs[arm].append(result)
                 print(f"{case} {arm} round {round_}: {result['seconds'] / result['steps']:.3f} s/step, "
                       f"{result['padded_tokens'] / result['steps']:.0f} padded tokens/step", flush=True)
@@ -226,8 +232,8 @@ def main() -> int:
               "mrpc": "MRPC train, OnlineContrastiveLoss (random: batch_sampler)"}
     lines = [f"\n## Length-grouped batches vs random batches ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
              f"Machine: {figures['machine']}; torch threads {figures['threads']}. Command: `{command}`.", "",
-             f"all-MiniLM-L6-v2 (packaged), batch {BATCH}, max_seq_length {MAX_SEQ_LENGTH}, {args.precision}, a bare "
-             f"SentenceTransformerTrainer; {per_run * args.rounds} timed steps per arm after {args.warmup} "
+             f"all-MiniLM-L6-v2 (packaged), batch {BATCH}, max_seq_length {args.max_seq_length}, {args.precision}, "
+             f"a bare SentenceTransformerTrainer; {per_run * args.rounds} timed steps per arm after {args.warmup} "
              f"warm-up steps per run, {args.rounds} runs per arm in ABBA order. Tokens: the collator's padded "
              "(computed) and real (attention mask) tokens per step, all text columns. Length-grouped rows sorted by "
              + ("summed characters." if args.by_characters else "their longest text column in the model's tokens."),

@@ -47,6 +47,10 @@ class NegativesConfig:
     absolute_margin: Optional[float] = None
     max_score: Optional[float] = None
     sampling_strategy: Literal["top", "random"] = "top"
+    # An anchor whose window holds too few candidates that pass the filters (often one the base model
+    # ranks badly, so a hard pair) takes the best-scoring ones below range_max that do; false: as
+    # mine_hard_negatives, its pairs get fewer negatives, and a pair with none leaves training (warned).
+    fill_below_window: bool = True
     # "triplet": (anchor, positive, negative) rows; "n-tuple": anchor, positive, negative_1..n.
     output_format: Literal["triplet", "n-tuple"] = "triplet"
     batch_size: int = 64

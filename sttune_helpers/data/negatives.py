@@ -49,6 +49,9 @@ OUTPUT_FORMATS = ("triplet", "n-tuple")
 # rule it breaks, as the library counts it.
 REJECTION_RULES = ("absolute_margin", "relative_margin", "max_score")
 
+# Where a chosen negative came from: the data, the embedding or lexical window, or below the window
+# (fill_below_window).
+NEGATIVE_SOURCES = ("explicit", "embedding", "lexical", "below_window")
 CHOSEN_COLUMNS = ["anchor", "positive", "negative", "source", "positive_score", "negative_score", "rank"]
 REJECTED_COLUMNS = ["anchor", "positive", "candidate", "candidate_score", "positive_score", "rule", "source",
                     "rank"]
@@ -281,7 +284,8 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
                    range_max: int = 50, relative_margin: float | None = 0.05,
                    absolute_margin: float | None = None, max_score: float | None = None,
                    sampling_strategy: str = "top", output_format: str = "triplet",
-                   lexical_method: str = "bm25", batch_size: int = 64, seed: int = 42) -> MinedNegatives:
+                   lexical_method: str = "bm25", batch_size: int = 64, fill_below_window: bool = True,
+                   seed: int = 42) -> MinedNegatives:
     """Add hard negatives to the positive pairs of ``frame`` (a canonical pair_binary/triplet/retrieval frame).
 
     corpus: extra candidate documents; the positives, and the explicit negatives of the data, always join it.
@@ -293,8 +297,13 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
         library's false-negative filters, applied to lexical candidates too, with base-model scores.
     sampling_strategy: "top" or "random" (seeded by ``seed``) within the window.
     output_format: "triplet" (one row per negative; explicit negatives of the data kept as extra rows)
-        or "n-tuple" (``negative_1..n``; explicit negatives fill the first slots; rows with fewer than
-        ``num_negatives`` negatives are dropped, as the library does).
+        or "n-tuple" (``negative_1..n``; explicit negatives fill the first slots).
+    fill_below_window: an anchor whose window holds fewer than ``num_negatives`` candidates that pass
+        the filters takes the best-scoring ones below ``range_max`` that pass them (source
+        "below_window"). Without it, as in the library, its pairs get fewer negatives: in triplet
+        format a pair without any has no row, in n-tuple format a pair short of ``num_negatives`` is
+        dropped. Such anchors are often the ones the base model ranks worst, so dropping them loses
+        the hardest training pairs; any pair left out is counted (``pairs_without_row``) and warned.
     """
     started = time.perf_counter()
     _validate_settings(shape=shape, candidates=candidates, num_negatives=num_negatives, range_min=range_min,
@@ -307,7 +316,8 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
                 "absolute_margin": None if absolute_margin is None else float(absolute_margin),
                 "max_score": None if max_score is None else float(max_score),
                 "sampling_strategy": sampling_strategy, "output_format": output_format,
-                "lexical_method": lexical_method, "batch_size": int(batch_size), "seed": int(seed)}
+                "lexical_method": lexical_method, "batch_size": int(batch_size),
+                "fill_below_window": bool(fill_below_window), "seed": int(seed)}
 
     pairs = positive_pairs(frame, shape)
     if pairs.empty:
@@ -444,8 +454,13 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
                                         num_negatives, sampling_strategy, rng)
             mined = _interleave(embedding_documents, lexical_choices.get(row, []))[:num_negatives]
             mined_count[q] = len(mined)
+            below = []
+            if fill_below_window and len(mined) < num_negatives:
+                below = _below_window(candidate_scores[row], floor_positive[row], settings,
+                                      {*stated_documents, *mined}, num_negatives - len(mined))
             picked = [(d, "explicit") for d in stated_documents]
             picked += [(d, "embedding" if d in embedding_documents else "lexical") for d in mined]
+            picked += [(d, "below_window") for d in below]
             if not picked:
                 continue
             picked_scores = scores[row, [d for d, _ in picked]]
@@ -454,12 +469,13 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
                                    for (d, source), score, rank in zip(picked, picked_scores, ranks)]
 
     # Assemble the training rows, one group per (anchor, positive) pair, in the data's order.
-    dataset_rows, chosen_rows = [], []
+    dataset_rows, chosen_rows, pairs_without_row = [], [], 0
     for pair, (anchor, positive) in enumerate(zip(pairs["anchor"], pairs["positive"])):
         negatives = chosen_by_anchor.get(anchor_index[anchor], [])
+        if not negatives or (output_format == "n-tuple" and len(negatives) < num_negatives):
+            pairs_without_row += 1
+            continue
         if output_format == "n-tuple":
-            if len(negatives) < num_negatives:
-                continue
             negatives = negatives[:num_negatives]
             dataset_rows.append([anchor, positive, *(documents[d] for d, *_ in negatives)])
         else:
@@ -483,11 +499,12 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
         "corpus_size": n_documents,
         "rows_out": int(len(dataset)),
         "negatives_out": int(len(chosen)),
-        "negatives_by_source": {source: int((chosen["source"] == source).sum())
-                                for source in ("explicit", "embedding", "lexical")},
+        "negatives_by_source": {source: int((chosen["source"] == source).sum()) for source in NEGATIVE_SOURCES},
         "anchors_with_negative": int(anchors_with_negative),
         "anchors_without_negative": int(n_anchors - anchors_with_negative),
         "anchors_short_of_mined": int((mined_count < num_negatives).sum()),
+        "anchors_filled_below_window": int(chosen.loc[chosen["source"] == "below_window", "anchor"].nunique()),
+        "pairs_without_row": pairs_without_row,
         "rejected": {**{rule: int((rejected["rule"] == rule).sum()) for rule in REJECTION_RULES},
                      "total": int(len(rejected))},
         "positive_score": _summary(positives["score"]),
@@ -497,7 +514,23 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
         "seconds": round(time.perf_counter() - started, 3),
     }
     mining.end(n_anchors, f"{len(chosen)} negatives for {anchors_with_negative} anchors")
+    if pairs_without_row:
+        log.warning(f"hard negatives: {pairs_without_row} of {len(pairs)} (anchor, positive) pairs are left out "
+                    f"of training: no{' ' + str(num_negatives) if output_format == 'n-tuple' else ''} candidate "
+                    f"negative passes the false-negative filters"
+                    + ("" if fill_below_window else " within the rank window (data.negatives.fill_below_window "
+                       "would search below it)"))
     return MinedNegatives(dataset=dataset, rejected=rejected, stats=stats, chosen=chosen, positives=positives)
+
+
+def _below_window(scores: np.ndarray, floor_positive: float, settings: dict[str, Any], taken: set[int],
+                  count: int) -> list[int]:
+    """Up to ``count`` documents ranked below the window (``range_max`` and lower, by base-model score;
+    excluded documents score -inf) that pass the false-negative filters and are not ``taken``, best first."""
+    order = np.argsort(-scores, kind="stable")[settings["range_max"]:]
+    order = order[np.isfinite(scores[order])]
+    passing = order[_rejection_codes(scores[order][None, :], np.array([floor_positive]), settings)[0] == 0]
+    return [int(d) for d in passing if int(d) not in taken][:count]
 
 
 def _merge_rejected(parts: list[pd.DataFrame]) -> pd.DataFrame:

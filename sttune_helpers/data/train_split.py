@@ -111,7 +111,7 @@ def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed
             relative_margin=settings.relative_margin, absolute_margin=settings.absolute_margin,
             max_score=settings.max_score, sampling_strategy=settings.sampling_strategy,
             output_format=settings.output_format, lexical_method=settings.lexical_method,
-            batch_size=settings.batch_size, seed=seed)
+            batch_size=settings.batch_size, fill_below_window=settings.fill_below_window, seed=seed)
     mined.stats["settings"]["precision"] = precision
     dataset = mined.dataset.reset_index(drop=True)
     dataset["_row"] = np.arange(1, len(dataset) + 1)

@@ -346,3 +346,35 @@ def test_mining_encodes_in_bf16_where_training_would_and_the_scores_barely_move(
         monkeypatch.setattr(hardware, "cpu_fast_bf16", lambda units=units: units)
         with encoding_precision(model, "auto") as precision:
             assert precision == expected
+
+
+# RESET's two most similar candidates (the near-duplicate of its positive, DELETE) break max_score 0.4
+# or the margin: the window holds no negative for it, and its pairs would have none.
+BELOW_MAX_SCORE = dict(corpus=CORPUS, num_negatives=1, range_max=2, max_score=0.4, relative_margin=0.05)
+
+
+def test_an_anchor_whose_window_is_all_rejected_takes_a_candidate_below_it(model):
+    result = mine_negatives(RETRIEVAL, "retrieval", model, **BELOW_MAX_SCORE)
+    assert len(result.dataset) == len(RETRIEVAL)  # every pair keeps its row
+    assert result.stats["pairs_without_row"] == 0
+    reset = result.chosen[result.chosen["anchor"] == RESET]
+    assert set(reset["source"]) == {"below_window"}
+    assert (reset["rank"] >= 2).all()  # below the window
+    assert (reset["negative_score"] <= 0.4).all()
+    assert (reset["negative_score"] <= reset["positive_score"] * 0.95 + 1e-6).all()
+    filled = result.chosen.loc[result.chosen["source"] == "below_window", "anchor"].nunique()
+    assert result.stats["anchors_filled_below_window"] == filled >= 1
+    assert result.stats["negatives_by_source"]["below_window"] == (result.chosen["source"] == "below_window").sum()
+    assert_valid_negatives(result, positives_of())
+
+
+def test_without_the_fill_a_pair_without_negatives_leaves_training_with_a_warning(model, caplog):
+    with caplog.at_level("WARNING"):
+        result = mine_negatives(RETRIEVAL, "retrieval", model, fill_below_window=False, **BELOW_MAX_SCORE)
+    left_out = RETRIEVAL[~RETRIEVAL["anchor"].isin(result.chosen["anchor"])]
+    assert RESET in set(left_out["anchor"])
+    assert RESET not in set(result.dataset["anchor"])
+    assert result.stats["pairs_without_row"] == len(left_out) == len(RETRIEVAL) - len(result.dataset) > 0
+    assert "below_window" not in set(result.chosen["source"])
+    assert f"{len(left_out)} of {len(RETRIEVAL)} (anchor, positive) pairs are left out" in caplog.text
+    assert "fill_below_window" in caplog.text

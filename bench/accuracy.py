@@ -338,6 +338,23 @@ def train_plain(train_dataset, loss_name: str, epochs: float, seed: int, max_seq
     return model, trainer.state.global_step, time.perf_counter() - started
 
 
+def plain_pairs(train, negatives: dict | None, run_dir: Path):
+    """The plain recipe's (query, positive) pairs: the train split without sttune's mined negatives
+    (--sttune-set data.negatives.enabled=true), once per pair as before mining, so that both recipes
+    start from the same pairs. A pair that mining left out cannot be restored: refused."""
+    pairs = train.select_columns(["anchor", "positive"])
+    if negatives is None:
+        return pairs
+    frame = pairs.to_pandas().drop_duplicates(ignore_index=True)
+    if len(frame) != negatives["pairs_in"]:
+        raise SystemExit(f"accuracy: {run_dir}: hard-negative mining left {negatives['pairs_in'] - len(frame)} of "
+                         f"{negatives['pairs_in']} train pairs out of the run's train split, so the plain recipe "
+                         "cannot train on the same pairs (keep data.negatives.fill_below_window=true)")
+    from datasets import Dataset
+
+    return Dataset.from_pandas(frame, preserve_index=False)
+
+
 def plain_recipe(run_dir: Path, loss_name: str, epochs: float, sttune_reference: dict) -> dict:
     """Train the plain recipe on the sttune run's train split; score it as stage 04 scores models, on
     the test split and on the reference's report half built from the same run (same parts, same items,
@@ -354,7 +371,7 @@ def plain_recipe(run_dir: Path, loss_name: str, epochs: float, sttune_reference:
     config.data.shape = read_report(run)["shape"]  # as the later stages see it (open_run)
     train = load_split(run, "train")
     if loss_name == "MultipleNegativesRankingLoss":
-        train = train.select_columns(["anchor", "positive"])
+        train = plain_pairs(train, read_report(run).get("negatives"), run_dir)
     started = time.perf_counter()
     model, steps, train_seconds = train_plain(train, loss_name, epochs, config.seed, config.model.max_seq_length,
                                               OUT / "plain-trainer")

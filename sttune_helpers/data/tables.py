@@ -49,6 +49,18 @@ def augmentation_gains_table(shape: str | None = None) -> pd.DataFrame:
                                        "measured on"])
 
 
+def negatives_off_note(shape: str) -> str:
+    """What notebook 01 says where hard negatives are off: whether the shape can be mined, and what they
+    were measured to add to the test metric on such data (data/augment/measured_gains.tsv)."""
+    from .. import shapes
+    from .augment.gains import measured_gain
+
+    if shapes.get(shape).mining_columns is None:
+        return f"hard negatives: off; {shape} data has no positive pairs to mine negatives for"
+    return (f"hard negatives: off (data.negatives.enabled); measured on {shape} data: "
+            f"{measured_gain('hard_negatives', shape)}")
+
+
 def negatives_table(result: MinedNegatives, n: int = 10) -> pd.DataFrame:
     """The ``n`` hardest chosen negatives (highest base-model score) with their positive's score."""
     table = result.chosen.assign(margin=result.chosen["positive_score"] - result.chosen["negative_score"])

@@ -378,3 +378,18 @@ def test_without_the_fill_a_pair_without_negatives_leaves_training_with_a_warnin
     assert "below_window" not in set(result.chosen["source"])
     assert f"{len(left_out)} of {len(RETRIEVAL)} (anchor, positive) pairs are left out" in caplog.text
     assert "fill_below_window" in caplog.text
+
+
+def test_with_negatives_off_the_notebook_says_what_they_were_measured_to_add(tmp_path, monkeypatch):
+    from sttune_helpers.data.augment import gains
+    from sttune_helpers.data.tables import negatives_off_note
+
+    table = tmp_path / "gains.tsv"
+    table.write_text("method\tshape\tgain\tseed_spread\tmeasured_on\n"
+                     "hard_negatives\tretrieval\t0.0100\t0.003\tscifact, 3 seeds\n")
+    monkeypatch.setattr(gains, "GAINS_TABLE", table)
+    assert negatives_off_note("retrieval") == ("hard negatives: off (data.negatives.enabled); measured on retrieval "
+                                               "data: +0.0100 ± 0.0030 on the test metric (scifact, 3 seeds)")
+    assert negatives_off_note("triplet").endswith(f"measured on triplet data: {gains.NOT_MEASURED}")
+    assert negatives_off_note("pair_score") == ("hard negatives: off; pair_score data has no positive pairs to "
+                                                "mine negatives for")

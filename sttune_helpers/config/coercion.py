@@ -81,8 +81,9 @@ def _type_name(hint: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return " or ".join(_type_name(a) for a in args) + " or null"
+        args = typing.get_args(hint)
+        named = " or ".join(_type_name(a) for a in args if a is not type(None))
+        return named + (" or null" if type(None) in args else "")
     if origin is list:
         return f"a list of {_type_name(typing.get_args(hint)[0])}"
     if origin is dict:

@@ -56,6 +56,18 @@ def test_wrong_type_names_key_and_expected_type():
         RunConfig.from_dict({"train": {"epochs": True}})
 
 
+def test_a_union_says_null_only_where_null_is_allowed():
+    from typing import Literal, Optional, Union
+
+    from sttune_helpers.config.coercion import _type_name
+
+    with pytest.raises(ConfigError, match=r"'train.validation_corpus_size' expects an integer or one of 'auto' or "
+                                          r"null, got 'many'"):
+        RunConfig().with_overrides(["train.validation_corpus_size=many"])
+    assert _type_name(Union[bool, Literal["auto"]]) == "true or false or one of 'auto'"
+    assert _type_name(Optional[int]) == "an integer or null"
+
+
 def test_bad_files(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "missing.yaml")

@@ -6,7 +6,8 @@ metric and its general-ability reference.
 For each data set and seed:
 
 - **sttune's recipe** is a real `sttune run --preset default -p data.source=... -p seed=S`: the loss
-  the pipeline recommends for the data, early stopping on the validation metric, the best checkpoint
+  the pipeline recommends for the data (and, for retrieval, its train pairs with mined hard negatives,
+  `data.negatives.enabled: auto`), early stopping on the validation metric, the best checkpoint
   restored, model selection where the package has it (training.json's "selection": the chosen
   candidate is recorded, and metrics.json's model ``before_selection``, the pure fine-tuned one, where
   it differs). Its evaluation stage scores the base model and sttune's on the test split and on the
@@ -18,7 +19,8 @@ For each data set and seed:
   of epochs, no evaluation during training, the final model; CosineSimilarityLoss for STS-B and SNLI
   (scored pairs), OnlineContrastiveLoss for MRPC, MultipleNegativesRankingLoss on (query, positive)
   for SciFact (with the no-duplicates batch sampler, as the library's MNRL examples use). It trains on
-  the sttune run's own data/train.jsonl (so the rows are identical) and is scored with
+  the sttune run's own data/train.jsonl (so the rows are identical; for SciFact its (query, positive)
+  pairs, each once, without sttune's mined negatives) and is scored with
   sttune_helpers.scoring (load_task, Bootstrap, score_model: the code stage 04 uses) on the run's
   test split and on the same reference parts, built by general_reference from the same run directory
   (so the same parts and items are left out) with the same bootstrap seeds as stage 04 (seed + 1 + i

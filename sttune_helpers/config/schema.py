@@ -32,7 +32,8 @@ Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "c
 class NegativesConfig:
     """Hard negatives for the train split (pair_binary, triplet and retrieval data)."""
 
-    enabled: bool = False
+    # "auto": on for the shapes where mining was measured to help (retrieval: shapes' mined_by_default).
+    enabled: Union[bool, Literal["auto"]] = "auto"
     # "embedding" (sentence_transformers.util.mine_hard_negatives with the base model), "lexical"
     # (keyword overlap: bm25 or tfidf) or "both".
     candidates: Literal["embedding", "lexical", "both"] = "embedding"

@@ -37,14 +37,14 @@ from .tables import (
     plot_score_distributions,
     rejected_table,
 )
-from .train_split import augment_train, mine_train_negatives
+from .train_split import augment_train, mine_train_negatives, negatives_enabled
 
 __all__ = [
     "DataError", "PreparedData", "Problem", "augment_train", "augmentation_gains_table", "augmentation_table",
     "cross_split_overlap", "deduplicate",
     "detect_score_scale", "detect_shape", "dropped_table", "group_split", "inspect_data", "load_data", "load_split",
-    "mine_train_negatives", "negatives_off_note", "negatives_table", "normalise_text", "output_columns",
-    "overlap_table",
+    "mine_train_negatives", "negatives_enabled", "negatives_off_note", "negatives_table", "normalise_text",
+    "output_columns", "overlap_table",
     "plot_score_distributions", "prepare_data", "read_report", "read_table", "rejected_table", "resolve_source",
     "split_shape", "write_splits",
 ]

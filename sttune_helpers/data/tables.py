@@ -49,16 +49,20 @@ def augmentation_gains_table(shape: str | None = None) -> pd.DataFrame:
                                        "measured on"])
 
 
-def negatives_off_note(shape: str) -> str:
-    """What notebook 01 says where hard negatives are off: whether the shape can be mined, and what they
-    were measured to add to the test metric on such data (data/augment/measured_gains.tsv)."""
+def negatives_off_note(shape: str, enabled: bool | str = "auto") -> str:
+    """What notebook 01 says where hard negatives are off (``enabled``: data.negatives.enabled): why, and
+    what they were measured to add to the test metric on such data (data/augment/measured_gains.tsv)."""
     from .. import shapes
     from .augment.gains import measured_gain
 
     if shapes.get(shape).mining_columns is None:
         return f"hard negatives: off; {shape} data has no positive pairs to mine negatives for"
-    return (f"hard negatives: off (data.negatives.enabled); measured on {shape} data: "
-            f"{measured_gain('hard_negatives', shape)}")
+    if enabled == "auto":
+        mined = ", ".join(name for name, s in shapes.REGISTRY.items() if s.mined_by_default) or "no"
+        why = f"data.negatives.enabled: auto mines {mined} data only"
+    else:
+        why = "data.negatives.enabled: false"
+    return f"hard negatives: off ({why}); measured on {shape} data: {measured_gain('hard_negatives', shape)}"
 
 
 def negatives_table(result: MinedNegatives, n: int = 10) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .. import shapes
-from ..config import AugmentConfig, DataConfig
+from ..config import AugmentConfig, DataConfig, NegativesConfig
 from ..core.hardware import encoding_precision
 from . import augment, negatives
 from .detection import output_columns
@@ -93,6 +93,14 @@ def augmented_sbert(prepared: PreparedData, frame: pd.DataFrame, shape: str, set
         if validation is not None and prepared.shape == shape else {}
     result.report["cross_encoder"] = trained
     return result
+
+
+def negatives_enabled(settings: NegativesConfig, shape: str) -> bool:
+    """data.negatives.enabled for a train split of ``shape``: "auto" mines the shapes that were measured to
+    gain from it (the shapes' ``mined_by_default``)."""
+    if settings.enabled == "auto":
+        return shapes.get(shape).mined_by_default
+    return bool(settings.enabled)
 
 
 def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed: int):

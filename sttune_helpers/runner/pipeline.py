@@ -145,7 +145,7 @@ def preflight(config: RunConfig, stages: Sequence[str], run_dir: Path) -> None:
     check_model_folder(config.model.name)  # a local folder that holds no model: whatever the stages (open_run's check)
     augment = config.data.augment
     needs_model = bool({"training", "evaluation"} & set(stages)) or (
-        STAGES[0] in stages and (config.data.negatives.enabled or augment.synonyms or augment.augmented_sbert))
+        STAGES[0] in stages and (config.data.negatives.enabled is True or augment.synonyms or augment.augmented_sbert))
     if needs_model:
         resolve_model_source(config.model.name)
     if STAGES[0] in stages and augment.augmented_sbert and augment.cross_encoder_model:

@@ -70,6 +70,8 @@ class TaskShape:
     # (anchor, negative) columns of the negatives the data already states (None: it states none).
     mining_columns: ClassVar[tuple[str, str] | None] = None
     stated_negative_columns: ClassVar[tuple[str, str] | None] = None
+    # Whether data.negatives.enabled "auto" mines this shape's train split (where it was measured to help).
+    mined_by_default: ClassVar[bool] = False
     no_positives_hint: ClassVar[str] = ""  # why a frame may hold no positive pair, for the error
 
     @property

@@ -55,8 +55,10 @@ def augment(prepared: data.PreparedData, config: RunConfig) -> list[dict[str, An
 
 
 def mine_negatives(prepared: data.PreparedData, config: RunConfig) -> MinedNegatives | None:
-    """Hard negatives for the train split with the base model, where data.negatives.enabled."""
-    if not config.data.negatives.enabled:
+    """Hard negatives for the train split with the base model, where data.negatives.enabled (or "auto",
+    for data of the shapes measured to gain from them: the data's shape, so SimCSE pairs made from
+    unlabeled text, retrieval-shaped, are not mined unasked)."""
+    if not data.negatives_enabled(config.data.negatives, prepared.shape):
         return None
     base_model = load_model(config.model.name, config.model.device, config.model.max_seq_length)
     return data.mine_train_negatives(prepared, config.data, base_model, seed=config.seed)

@@ -388,8 +388,40 @@ def test_with_negatives_off_the_notebook_says_what_they_were_measured_to_add(tmp
     table.write_text("method\tshape\tgain\tseed_spread\tmeasured_on\n"
                      "hard_negatives\tretrieval\t0.0100\t0.003\tscifact, 3 seeds\n")
     monkeypatch.setattr(gains, "GAINS_TABLE", table)
-    assert negatives_off_note("retrieval") == ("hard negatives: off (data.negatives.enabled); measured on retrieval "
-                                               "data: +0.0100 ± 0.0030 on the test metric (scifact, 3 seeds)")
-    assert negatives_off_note("triplet").endswith(f"measured on triplet data: {gains.NOT_MEASURED}")
+    assert negatives_off_note("retrieval", False) == (
+        "hard negatives: off (data.negatives.enabled: false); measured on retrieval data: +0.0100 ± 0.0030 on the "
+        "test metric (scifact, 3 seeds)")
+    assert negatives_off_note("triplet", "auto") == (
+        f"hard negatives: off (data.negatives.enabled: auto mines retrieval data only); measured on triplet data: "
+        f"{gains.NOT_MEASURED}")
     assert negatives_off_note("pair_score") == ("hard negatives: off; pair_score data has no positive pairs to "
                                                 "mine negatives for")
+
+
+@pytest.mark.parametrize(("enabled", "mined"), [
+    ("auto", {"retrieval"}), (True, {"retrieval", "pair_binary", "triplet"}), (False, set())])
+def test_auto_mines_only_the_shapes_measured_to_gain(enabled, mined):
+    from sttune_helpers.config import NegativesConfig
+    from sttune_helpers.data import negatives_enabled
+
+    settings = NegativesConfig(enabled=enabled)
+    assert {shape for shape in ("retrieval", "pair_binary", "triplet") if negatives_enabled(settings, shape)} == mined
+
+
+def test_by_default_the_data_stage_mines_retrieval_data_and_not_simcse_pairs(tmp_path):
+    from sttune_helpers.config import RunConfig
+    from sttune_helpers.stages import data_prep
+
+    retrieval = RunConfig().with_overrides([f"data.source={DATA / 'scifact-mini'}"])
+    prepared = data_prep.prepare(retrieval)
+    mined = data_prep.mine_negatives(prepared, retrieval)
+    assert mined is not None and prepared.train_shape == "triplet"
+    assert prepared.report["negatives"]["pairs_without_row"] == 0
+    # Unlabeled text becomes SimCSE pairs of retrieval shape: mined only where asked.
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text("".join(json.dumps({"text": f"an unlabeled sentence number {i}"}) + "\n" for i in range(40)))
+    unlabeled = RunConfig().with_overrides([f"data.source={texts}", "data.augment.simcse=true"])
+    prepared = data_prep.prepare(unlabeled)
+    data_prep.augment(prepared, unlabeled)
+    assert prepared.shape == "unlabeled" and prepared.train_shape == "retrieval"
+    assert data_prep.mine_negatives(prepared, unlabeled) is None

@@ -362,6 +362,14 @@ def test_an_anchor_whose_window_is_all_rejected_takes_a_candidate_below_it(model
     assert (reset["rank"] >= 2).all()  # below the window
     assert (reset["negative_score"] <= 0.4).all()
     assert (reset["negative_score"] <= reset["positive_score"] * 0.95 + 1e-6).all()
+    # The best candidate that passes the filters, not any one below the window.
+    documents = [d for d in dict.fromkeys([*CORPUS, *RETRIEVAL["positive"]])
+                 if d not in positives_of()[RESET] and d != RESET]
+    scores = model.similarity(model.encode([RESET], normalize_embeddings=True),
+                              model.encode(documents, normalize_embeddings=True))[0].tolist()
+    floor = reset["positive_score"].min()
+    passing = [score for score in scores if score <= 0.4 and score <= floor * 0.95]
+    assert reset["negative_score"].max() == pytest.approx(max(passing), abs=2e-3)
     filled = result.chosen.loc[result.chosen["source"] == "below_window", "anchor"].nunique()
     assert result.stats["anchors_filled_below_window"] == filled >= 1
     assert result.stats["negatives_by_source"]["below_window"] == (result.chosen["source"] == "below_window").sum()

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import math
 import os
 import random
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -159,6 +160,15 @@ def _validate_settings(*, shape, candidates, num_negatives, range_min, range_max
         raise SettingError(f"batch_size must be an integer >= 1, got batch_size={batch_size!r}")
 
 
+class VectorStore(Protocol):
+    """Vectors kept between runs, keyed by the texts in order (scoring/embedding_cache.py's EmbeddingCache,
+    for the model and the encoding settings)."""
+
+    def get(self, texts: Sequence[str]) -> np.ndarray | None: ...
+
+    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None: ...
+
+
 @contextlib.contextmanager
 def _seeded_python_random(seed: int):
     """mine_hard_negatives samples with the global ``random`` module: seed it, then restore it."""
@@ -182,16 +192,40 @@ def _load_cached_embeddings(folder: str, n_queries: int, n_documents: int):
     return queries, documents
 
 
-def _encode(model, anchors: list[str], documents: list[str], batch_size: int):
+def _encode_options(batch_size: int) -> dict[str, Any]:
     # Same calls and normalisation as mine_hard_negatives, so scores match the library's.
-    options = dict(batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                   show_progress_bar=False)
-    return model.encode_query(anchors, **options), model.encode_document(documents, **options)
+    return dict(batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+
+
+def _document_vectors(model, documents: list[str], batch_size: int, store: VectorStore | None) -> np.ndarray:
+    """The documents' vectors as mine_hard_negatives computes them (the same call on the same list),
+    read from ``store`` where an earlier run kept them, and kept there otherwise."""
+    vectors = store.get(documents) if store is not None else None
+    if vectors is None:
+        vectors = model.encode_document(documents, **_encode_options(batch_size))
+        if store is not None:
+            store.put(documents, vectors)
+    return vectors
+
+
+def _encode(model, anchors: list[str], documents: list[str], batch_size: int, store: VectorStore | None = None):
+    return (model.encode_query(anchors, **_encode_options(batch_size)),
+            _document_vectors(model, documents, batch_size, store))
+
+
+def library_corpus_file(folder: str, model, corpus: list[str]) -> str:
+    """Where mine_hard_negatives, called without prompts, looks for its cached embeddings of ``corpus``
+    in ``cache_folder`` (its own naming): a file there is read instead of encoding the corpus."""
+    model_name = model.model_card_data.base_model or ""
+    digest = hashlib.sha256(repr((model_name, None, None, corpus)).encode(), usedforsecurity=False).hexdigest()
+    return os.path.join(folder, f"corpus_embeddings_{digest}.npy")
 
 
 def _embedding_choices(pairs: pd.DataFrame, model, documents: list[str], document_index: dict[str, int],
-                       anchor_index: dict[str, int], settings: dict[str, Any], num_negatives: int, seed: int):
-    """Run mine_hard_negatives; per anchor, its chosen documents (best first) and the embeddings it made."""
+                       anchor_index: dict[str, int], settings: dict[str, Any], num_negatives: int, seed: int,
+                       store: VectorStore | None = None):
+    """Run mine_hard_negatives; per anchor, its chosen documents (best first) and the embeddings it made
+    (with a ``store``, the documents' come from it and reach the library through its cache folder)."""
     from datasets import Dataset
     from sentence_transformers.util import mine_hard_negatives
 
@@ -203,6 +237,9 @@ def _embedding_choices(pairs: pd.DataFrame, model, documents: list[str], documen
         library_pairs = pd.concat([pairs, pd.DataFrame(self_pairs, columns=["anchor", "positive"])],
                                   ignore_index=True)
     with tempfile.TemporaryDirectory(prefix="sttune-negatives-") as cache, _seeded_python_random(seed):
+        if store is not None:
+            np.save(library_corpus_file(cache, model, documents),
+                    _document_vectors(model, documents, settings["batch_size"], store))
         mined = mine_hard_negatives(
             Dataset.from_pandas(library_pairs, preserve_index=False), model,
             anchor_column_name="anchor", positive_column_name="positive", corpus=documents,
@@ -215,8 +252,9 @@ def _embedding_choices(pairs: pd.DataFrame, model, documents: list[str], documen
         )
         embeddings = _load_cached_embeddings(cache, len(anchor_index), len(documents))
     if embeddings is None:
-        log.warning("mine_hard_negatives' embedding cache was not usable; encoding again")
-        embeddings = _encode(model, list(anchor_index), documents, settings["batch_size"])
+        log.warning("mine_hard_negatives' embedding cache was not usable (its file naming may have changed: "
+                    "the corpus was encoded again); encoding again")
+        embeddings = _encode(model, list(anchor_index), documents, settings["batch_size"], store)
 
     choices: dict[int, list[int]] = {}
     for anchor, negative in zip(mined["anchor"], mined["negative"]):
@@ -285,7 +323,7 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
                    absolute_margin: float | None = None, max_score: float | None = None,
                    sampling_strategy: str = "top", output_format: str = "triplet",
                    lexical_method: str = "bm25", batch_size: int = 64, fill_below_window: bool = True,
-                   seed: int = 42) -> MinedNegatives:
+                   seed: int = 42, store: VectorStore | None = None) -> MinedNegatives:
     """Add hard negatives to the positive pairs of ``frame`` (a canonical pair_binary/triplet/retrieval frame).
 
     corpus: extra candidate documents; the positives, and the explicit negatives of the data, always join it.
@@ -304,6 +342,9 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
         format a pair without any has no row, in n-tuple format a pair short of ``num_negatives`` is
         dropped. Such anchors are often the ones the base model ranks worst, so dropping them loses
         the hardest training pairs; any pair left out is counted (``pairs_without_row``) and warned.
+    store: where the candidate documents' vectors are kept between runs (the runs directory's embedding
+        cache for this model, precision and batch size): a run on the same documents reads them instead
+        of encoding them again; they are the vectors the library computes, so the negatives are the same.
     """
     started = time.perf_counter()
     _validate_settings(shape=shape, candidates=candidates, num_negatives=num_negatives, range_min=range_min,
@@ -365,9 +406,10 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
     embedding_choices: dict[int, list[int]] = {}
     if use_embedding:
         embedding_choices, (anchor_embeddings, document_embeddings) = _embedding_choices(
-            pairs, model, documents, document_index, anchor_index, settings, library_negatives, seed)
+            pairs, model, documents, document_index, anchor_index, settings, library_negatives, seed,
+            store)
     else:
-        anchor_embeddings, document_embeddings = _encode(model, anchors, documents, batch_size)
+        anchor_embeddings, document_embeddings = _encode(model, anchors, documents, batch_size, store)
     if use_lexical:
         # Room for the excluded positives and anchor, so that range_max candidates remain.
         lexical_indices, _ = lexical_candidates(anchors, documents, range_max + max_excluded,

@@ -103,9 +103,11 @@ def negatives_enabled(settings: NegativesConfig, shape: str) -> bool:
     return bool(settings.enabled)
 
 
-def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed: int):
+def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed: int,
+                         store: negatives.VectorStore | None = None):
     """Mine hard negatives for the train split with the base model; the train split becomes the
-    mined triplets (or n-tuples). Returns the :class:`negatives.MinedNegatives` for inspection."""
+    mined triplets (or n-tuples). ``store``: see :func:`negatives.mine_negatives`. Returns
+    the :class:`negatives.MinedNegatives` for inspection."""
     settings = config.negatives
     shape = prepared.train_shape
     if shapes.get(shape).mining_columns is None:
@@ -119,7 +121,8 @@ def mine_train_negatives(prepared: PreparedData, config: DataConfig, model, seed
             relative_margin=settings.relative_margin, absolute_margin=settings.absolute_margin,
             max_score=settings.max_score, sampling_strategy=settings.sampling_strategy,
             output_format=settings.output_format, lexical_method=settings.lexical_method,
-            batch_size=settings.batch_size, fill_below_window=settings.fill_below_window, seed=seed)
+            batch_size=settings.batch_size, fill_below_window=settings.fill_below_window, seed=seed,
+            store=store)
     mined.stats["settings"]["precision"] = precision
     dataset = mined.dataset.reset_index(drop=True)
     dataset["_row"] = np.arange(1, len(dataset) + 1)

@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import data, shapes
 from ..config import RunConfig
-from ..core.hardware import encoding_precision
+from ..core.hardware import encoding_precision, resolve_encoding_precision
 from ..data.negatives import MinedNegatives
 from ..modeling import load_model
 from ..rundir import RunDir, open_run
@@ -54,14 +54,21 @@ def augment(prepared: data.PreparedData, config: RunConfig) -> list[dict[str, An
                               device=config.model.device)
 
 
-def mine_negatives(prepared: data.PreparedData, config: RunConfig) -> MinedNegatives | None:
+def mine_negatives(run: RunDir, prepared: data.PreparedData, config: RunConfig) -> MinedNegatives | None:
     """Hard negatives for the train split with the base model, where data.negatives.enabled (or "auto",
     for data of the shapes measured to gain from them: the data's shape, so SimCSE pairs made from
     unlabeled text, retrieval-shaped, are not mined unasked)."""
     if not data.negatives_enabled(config.data.negatives, prepared.shape):
         return None
     base_model = load_model(config.model.name, config.model.device, config.model.max_seq_length)
-    return data.mine_train_negatives(prepared, config.data, base_model, seed=config.seed)
+    # The candidate documents' vectors are kept in the runs directory's embedding cache (SciFact's
+    # corpus: 81 s to encode), so that the next run on the same data reads them.
+    store = None
+    if config.eval.cache_embeddings:
+        settings = config.data.negatives
+        store = for_model(cache_directory(run.root.parent), base_model,
+                          resolve_encoding_precision(base_model, settings.precision), settings.batch_size)
+    return data.mine_train_negatives(prepared, config.data, base_model, seed=config.seed, store=store)
 
 
 def mine_validation_corpus(run: RunDir, config: RunConfig) -> dict[str, Any] | None:
@@ -115,7 +122,7 @@ def run(run_dir: str | Path | RunDir) -> dict[str, int]:
     with run.stage(NAME) as recorded:
         prepared = prepare(config)
         augment(prepared, config)
-        mine_negatives(prepared, config)
+        mine_negatives(run, prepared, config)
         recorded["rows"] = write(run, prepared)
         mine_validation_corpus(run, config)
     return recorded["rows"]

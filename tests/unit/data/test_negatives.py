@@ -417,19 +417,76 @@ def test_auto_mines_only_the_shapes_measured_to_gain(enabled, mined):
 
 
 def test_by_default_the_data_stage_mines_retrieval_data_and_not_simcse_pairs(tmp_path):
-    from sttune_helpers.config import RunConfig
     from sttune_helpers.stages import data_prep
 
-    retrieval = RunConfig().with_overrides([f"data.source={DATA / 'scifact-mini'}"])
+    run, retrieval = data_prep.start(tmp_path / "runs" / "retrieval",
+                                     overrides=[f"data.source={DATA / 'scifact-mini'}"])
     prepared = data_prep.prepare(retrieval)
-    mined = data_prep.mine_negatives(prepared, retrieval)
+    mined = data_prep.mine_negatives(run, prepared, retrieval)
     assert mined is not None and prepared.train_shape == "triplet"
     assert prepared.report["negatives"]["pairs_without_row"] == 0
     # Unlabeled text becomes SimCSE pairs of retrieval shape: mined only where asked.
     texts = tmp_path / "texts.jsonl"
     texts.write_text("".join(json.dumps({"text": f"an unlabeled sentence number {i}"}) + "\n" for i in range(40)))
-    unlabeled = RunConfig().with_overrides([f"data.source={texts}", "data.augment.simcse=true"])
+    run, unlabeled = data_prep.start(tmp_path / "runs" / "unlabeled",
+                                     overrides=[f"data.source={texts}", "data.augment.simcse=true"])
     prepared = data_prep.prepare(unlabeled)
     data_prep.augment(prepared, unlabeled)
     assert prepared.shape == "unlabeled" and prepared.train_shape == "retrieval"
-    assert data_prep.mine_negatives(prepared, unlabeled) is None
+    assert data_prep.mine_negatives(run, prepared, unlabeled) is None
+
+
+class DictStore:
+    def __init__(self):
+        self.kept = {}
+
+    def get(self, texts):
+        return self.kept.get(tuple(texts))
+
+    def put(self, texts, vectors):
+        self.kept[tuple(texts)] = vectors
+
+
+def test_a_store_keeps_the_documents_vectors_and_the_next_mining_reads_them(model, tight_margin, monkeypatch):
+    store = DictStore()
+    settings = dict(corpus=CORPUS, num_negatives=3, range_max=10, relative_margin=0.05)
+    first = mine_negatives(RETRIEVAL, "retrieval", model, store=store, **settings)
+    assert len(store.kept) == 1 and set(CORPUS) <= set(next(iter(store.kept)))
+    encoded = []
+    encode_document = model.encode_document
+    monkeypatch.setattr(model, "encode_document", lambda texts, **options: encoded.append(texts)
+                        or encode_document(texts, **options))
+    second = mine_negatives(RETRIEVAL, "retrieval", model, store=store, **settings)
+    assert encoded == []  # the library read them from its cache folder: its file naming still matches
+    # The very vectors the library computes: the same negatives as mining without a store.
+    pd.testing.assert_frame_equal(first.chosen, tight_margin.chosen)
+    pd.testing.assert_frame_equal(second.chosen, tight_margin.chosen)
+
+
+def test_the_next_run_reads_the_corpus_vectors_for_mining_and_mines_the_same_negatives(tmp_path, monkeypatch):
+    # The runs directory's embedding cache keeps the vectors mining computed; they are the library's own.
+    from sentence_transformers import SentenceTransformer
+
+    from sttune_helpers.stages import data_prep
+
+    lines = (DATA / "scifact-mini" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    corpus_texts = len({json.loads(line)["text"] for line in lines if line.strip()})
+    sizes = []
+    encode = SentenceTransformer.encode
+
+    def counted(self, *args, **options):
+        texts = args[0] if args else options.get("sentences", options.get("inputs"))
+        sizes.append(len(texts))
+        return encode(self, *args, **options)
+
+    monkeypatch.setattr(SentenceTransformer, "encode", counted)
+    chosen = {}
+    for name, cache in (("uncached", "false"), ("first", "true"), ("second", "true")):
+        run, config = data_prep.start(tmp_path / "runs" / name, overrides=[
+            f"data.source={DATA / 'scifact-mini'}", f"eval.cache_embeddings={cache}"])
+        prepared = data_prep.prepare(config)
+        sizes.clear()
+        chosen[name] = data_prep.mine_negatives(run, prepared, config).chosen
+        assert sizes.count(corpus_texts) == (0 if name == "second" else 1), sizes
+    pd.testing.assert_frame_equal(chosen["first"], chosen["uncached"])
+    pd.testing.assert_frame_equal(chosen["second"], chosen["uncached"])

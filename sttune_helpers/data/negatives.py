@@ -387,7 +387,8 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
     max_excluded = int(np.bincount(excluded_anchor, minlength=n_anchors).max())
 
     excluded = set(excluded_codes.tolist())
-    stated = stated[stated["anchor"].isin(anchor_index)]
+    stated_in = len(stated)
+    stated = stated[stated["anchor"].isin(anchor_index)]  # a triplet needs the anchor's positive
     stated_choices: dict[int, list[int]] = {}
     for anchor, negative in zip(stated["anchor"], stated["negative"]):
         q, d = anchor_index[anchor], document_index[negative]
@@ -538,6 +539,7 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
         "anchors_in": n_anchors,
         "pairs_in": int(len(pairs)),
         "explicit_negatives_in": int(sum(len(v) for v in stated_choices.values())),
+        "explicit_negatives_without_positive": int(stated_in - len(stated)),
         "corpus_size": n_documents,
         "rows_out": int(len(dataset)),
         "negatives_out": int(len(chosen)),
@@ -556,6 +558,10 @@ def mine_negatives(frame: pd.DataFrame, shape: str, model, *, corpus: Sequence[s
         "seconds": round(time.perf_counter() - started, 3),
     }
     mining.end(n_anchors, f"{len(chosen)} negatives for {anchors_with_negative} anchors")
+    if stated_in > len(stated):
+        log.warning(f"hard negatives: {stated_in - len(stated)} of {stated_in} stated negatives (pair_binary: label-0 "
+                    "rows) have no positive pair for their anchor, so a triplet has no place for them and they "
+                    "leave training; data.negatives.enabled: false keeps every labelled pair for a pairwise loss")
     if pairs_without_row:
         log.warning(f"hard negatives: {pairs_without_row} of {len(pairs)} (anchor, positive) pairs are left out "
                     f"of training: no{' ' + str(num_negatives) if output_format == 'n-tuple' else ''} candidate "

@@ -187,16 +187,20 @@ def test_both_mixes_lexical_and_embedding_candidates(model):
     assert_valid_negatives(result, positives_of())
 
 
-def test_pair_binary_uses_label_0_rows_as_negatives_and_corpus(model):
+def test_pair_binary_uses_label_0_rows_as_negatives_and_corpus(model, caplog):
     frame = pd.DataFrame({
         "sentence1": [RESET, RESET, EMAIL, INVOICES, CANCEL, "Do you ship abroad?"],
         "sentence2": [RESET_ANSWER, ROUTER, EMAIL_ANSWER, INVOICES_ANSWER, CANCEL_ANSWER, SHIPPING],
         "label": [1, 0, 1, 1, 1, 0],
     })
-    result = mine_negatives(frame, "pair_binary", model)
+    with caplog.at_level("WARNING"):
+        result = mine_negatives(frame, "pair_binary", model)
     stats = result.stats
     assert stats["anchors_in"] == 4
     assert stats["explicit_negatives_in"] == 1
+    # The label-0 row of an anchor without a positive has no triplet: counted and warned, not dropped silently.
+    assert stats["explicit_negatives_without_positive"] == 1
+    assert "1 of 2 stated negatives (pair_binary: label-0 rows) have no positive pair" in caplog.text
     assert stats["corpus_size"] == 6  # four positives + both label-0 sentence2
     explicit = result.chosen[result.chosen["source"] == "explicit"]
     assert explicit[["anchor", "positive", "negative"]].values.tolist() == [[RESET, RESET_ANSWER, ROUTER]]

@@ -1,5 +1,5 @@
 """Issue 17, item 5: does augmentation earn its place? The sttune default run against the same run
-plus one augmentation, on small pair_score data, several seeds, side by side.
+plus one augmentation, on small pair_score data and on MRPC (pair_binary), several seeds, side by side.
 
 Sets (train / validation / test, nothing chosen on test):
   stsb  a fixed sample of --pairs STS-B train pairs (the embedded copy; seed DATA_SEED, the same for
@@ -7,6 +7,8 @@ Sets (train / validation / test, nothing chosen on test):
   snli  the transfer case of bench/accuracy.py: SNLI dev recast as pair_score (entailment 1, neutral
         0.5, contradiction 0) less 15% of its premises for validation, a fixed sample of --pairs of
         the rest as train, SNLI test as test (needs ../shared/data/snli).
+  mrpc  pair_binary: bench/accuracy.py's MRPC (validation carved out of train by sentence groups; the
+        whole train split with --pairs 0), MRPC test (needs ../shared/data/mrpc).
 
 Arms (each a whole `sttune run --preset default` with these settings added):
   default           nothing added
@@ -66,20 +68,21 @@ ARMS = {
     "back_translation": ("data.augment.back_translation=true",),
     "hard_negatives": ("data.negatives.enabled=true",),
 }
-SETS = ("stsb", "snli")
-SHAPE = "pair_score"  # both sets
+SHAPES = {"stsb": "pair_score", "snli": "pair_score", "mrpc": "pair_binary"}
+SETS = tuple(SHAPES)
 
 
 # --- data ----------------------------------------------------------------------------------------
 
 
 def write_split(frame, path: Path) -> None:
-    frame[["sentence1", "sentence2", "score"]].to_csv(path, sep="\t", index=False)
+    label = "label" if "label" in frame.columns else "score"
+    frame[["sentence1", "sentence2", label]].to_csv(path, sep="\t", index=False)
 
 
 def prepare_set(name: str, pairs: int | None, out: Path) -> Path:
-    """A folder with NAME-train/dev/test.tsv (sentence1, sentence2, score): train a fixed sample of
-    ``pairs`` rows (all where None), dev and test whole (the run caps them with data.max_*_rows)."""
+    """A folder with NAME-train/dev/test.tsv (sentence1, sentence2, score or label): train a fixed sample
+    of ``pairs`` rows (all where None), dev and test whole (the run caps them with data.max_*_rows)."""
     import pandas as pd
 
     target = out / "data" / f"{name}-{pairs or 'all'}"
@@ -91,8 +94,9 @@ def prepare_set(name: str, pairs: int | None, out: Path) -> Path:
                   for s in ("train", "dev", "test")}
     else:
         accuracy.OUT = out
-        folder = accuracy.prepare_snli(accuracy.SHARED_DATA, out / "data" / "snli-whole")
-        splits = {s: pd.read_csv(folder / f"snli-{s}.tsv", sep="\t", dtype=str, keep_default_na=False)
+        prepare = accuracy.prepare_snli if name == "snli" else accuracy.prepare_mrpc  # as bench/accuracy.py's
+        folder = prepare(accuracy.SHARED_DATA, out / "data" / f"{name}-whole")
+        splits = {s: pd.read_csv(folder / f"{name}-{s}.tsv", sep="\t", dtype=str, keep_default_na=False)
                   for s in ("train", "dev", "test")}
     if pairs is not None and pairs < len(splits["train"]):
         splits["train"] = splits["train"].sample(n=pairs, random_state=DATA_SEED).sort_index()
@@ -102,12 +106,12 @@ def prepare_set(name: str, pairs: int | None, out: Path) -> Path:
     return target
 
 
-def applicable(arm: str, translators: list[str] | None) -> str | None:
-    """Why ``arm`` does not run on pair_score data (None: it runs)."""
+def applicable(arm: str, shape: str, translators: list[str] | None) -> str | None:
+    """Why ``arm`` does not run on data of ``shape`` (None: it runs)."""
     from sttune_helpers import shapes
 
-    if arm == "hard_negatives" and shapes.get(SHAPE).mining_columns is None:
-        return f"not applicable: {SHAPE} data has no positive pairs to mine negatives for"
+    if arm == "hard_negatives" and shapes.get(shape).mining_columns is None:
+        return f"not applicable: {shape} data has no positive pairs to mine negatives for"
     if arm == "back_translation" and not translators:
         return "not run: needs --translators FORWARD BACKWARD (translation models)"
     return None
@@ -126,7 +130,10 @@ def augmentation_counts(run: Path) -> dict:
                               if "cross_encoder" in r else {})}
              for r in report.get("augmentation", [])}
     counts = report.get("counts", {}).get("train", {})
-    return {"steps": steps, "train_rows": counts.get("rows_after_negatives") or counts.get("rows_after_augmentation")
+    mined = {"pairs_in": report["negatives"].get("pairs_in"), "rows": counts.get("rows_after_negatives")} \
+        if report.get("negatives") else None
+    return {"steps": steps, "negatives": mined,
+            "train_rows": counts.get("rows_after_negatives") or counts.get("rows_after_augmentation")
             or counts.get("rows")}
 
 
@@ -189,9 +196,10 @@ def verdict(row: dict) -> str:
 
 def added_text(seeds: list[dict]) -> str:
     steps = seeds[0]["added"]["steps"]
-    if not steps:
+    mined = seeds[0]["added"].get("negatives")
+    if not steps and not mined:
         return "–"
-    texts = []
+    texts = [f"mined negatives: {mined['pairs_in']} positive pairs -> {mined['rows']} train rows"] if mined else []
     for method, step in steps.items():
         text = f"{method}: +{step['rows_added']} rows"
         labels = step.get("silver_labels") or {}
@@ -260,7 +268,7 @@ def gains_rows(results: dict, settings: dict) -> list[str]:
             seeds = len(row["seeds"])
             where = (f"{name} {settings['pairs'] or 'all'} pairs, {seeds} seed{'s' if seeds > 1 else ''}, "
                      f"{settings['model']}, bench/augmentation.py")
-            rows.append("\t".join([method.get(arm, arm), SHAPE, f"{gain['mean']:.4f}", spread, where]))
+            rows.append("\t".join([method.get(arm, arm), SHAPES[name], f"{gain['mean']:.4f}", spread, where]))
     return rows
 
 
@@ -372,7 +380,7 @@ def main() -> int:
     commit = accuracy.source_commit()
     for name in sets:
         source = str(prepare_set(name, settings["pairs"], out))
-        skipped = {arm: why for arm in arms if (why := applicable(arm, args.translators))}
+        skipped = {arm: why for arm in arms if (why := applicable(arm, SHAPES[name], args.translators))}
         entries: dict[str, list[dict]] = {arm: [] for arm in arms if arm not in skipped}
         for seed in args.seeds:  # seed-major: a run cut short still has every arm at the first seed
             for arm in entries:

@@ -213,7 +213,7 @@ def _encode(model, anchors: list[str], documents: list[str], batch_size: int, st
             _document_vectors(model, documents, batch_size, store))
 
 
-def library_corpus_file(folder: str, model, corpus: list[str]) -> str:
+def _library_corpus_file(folder: str, model, corpus: list[str]) -> str:
     """Where mine_hard_negatives, called without prompts, looks for its cached embeddings of ``corpus``
     in ``cache_folder`` (its own naming): a file there is read instead of encoding the corpus."""
     model_name = model.model_card_data.base_model or ""
@@ -238,7 +238,7 @@ def _embedding_choices(pairs: pd.DataFrame, model, documents: list[str], documen
                                   ignore_index=True)
     with tempfile.TemporaryDirectory(prefix="sttune-negatives-") as cache, _seeded_python_random(seed):
         if store is not None:
-            np.save(library_corpus_file(cache, model, documents),
+            np.save(_library_corpus_file(cache, model, documents),
                     _document_vectors(model, documents, settings["batch_size"], store))
         mined = mine_hard_negatives(
             Dataset.from_pandas(library_pairs, preserve_index=False), model,
@@ -252,8 +252,8 @@ def _embedding_choices(pairs: pd.DataFrame, model, documents: list[str], documen
         )
         embeddings = _load_cached_embeddings(cache, len(anchor_index), len(documents))
     if embeddings is None:
-        log.warning("mine_hard_negatives' embedding cache was not usable (its file naming may have changed: "
-                    "the corpus was encoded again); encoding again")
+        log.warning("mine_hard_negatives' cache folder did not hold one query and one corpus file (its file "
+                    "naming may have changed); encoding again")
         embeddings = _encode(model, list(anchor_index), documents, settings["batch_size"], store)
 
     choices: dict[int, list[int]] = {}

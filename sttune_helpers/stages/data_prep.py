@@ -62,7 +62,7 @@ def mine_negatives(run: RunDir, prepared: data.PreparedData, config: RunConfig) 
         return None
     base_model = load_model(config.model.name, config.model.device, config.model.max_seq_length)
     # The candidate documents' vectors are kept in the runs directory's embedding cache (SciFact's
-    # corpus: 81 s to encode), so that the next run on the same data reads them.
+    # corpus: 70-88 s to encode), so that the next run on the same data reads them.
     store = None
     if config.eval.cache_embeddings:
         settings = config.data.negatives

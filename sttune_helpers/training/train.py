@@ -32,6 +32,7 @@ from .guards import CollapseGuard, NonFiniteLossGuard, probe_texts
 from .launch import launch_training, runs_distributed
 from .lora import add_lora, check_lora, lora_trainer_class, merge_lora, parameter_counts
 from .progress import TrainingProgress, without_library_bars
+from .random_state import RandomStateGuard
 from .rank_startup import wait_for_every_rank
 from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
@@ -127,7 +128,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         collapse_guard = CollapseGuard(model, probe_texts(validation_dataset), config.train.collapse_threshold)
         callbacks.append(collapse_guard)
     callbacks.append(TrainingProgress(setup.metric_for_best_model))  # for a terminal (core/progress.py)
-    callbacks.append(timer := CheckpointTimer())  # last: the others' work at a validation is not saving
+    callbacks.append(timer := CheckpointTimer())  # the others' work at a validation is not saving
+    callbacks.append(RandomStateGuard())  # last: after every callback that works at a validation
     # transformers 5 takes the TensorBoard folder from the environment, read when the trainer starts.
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.tensorboard_dir)
     trainer_class = SentenceTransformerTrainer

@@ -329,3 +329,15 @@ def test_the_model_folder_holds_the_weights_of_the_kept_checkpoint(tmp_path, tin
         checkpoint = weights(run.checkpoints_dir / f"checkpoint-{step}")
         same = all(torch.equal(saved[k], checkpoint[k]) for k in checkpoint)
         assert same == (step == kept_step), f"model/ vs checkpoint-{step}"
+
+
+def test_how_often_a_run_validates_does_not_change_what_it_trains(tmp_path, tiny_folder):
+    # The validation budget spaces validations by the machine's speed: the same seed must train the same model.
+    losses = {}
+    for per_epoch in (1, 3):
+        run, config = prepare_tiny_run(tmp_path, tiny_folder, [
+            "train.max_steps=6", f"train.evaluations_per_epoch={per_epoch}", "train.max_validation_share=null",
+            "train.early_stopping_patience=null"], name=f"validations-{per_epoch}")
+        summary = train_model(run, config)
+        losses[per_epoch] = [(e["step"], e["loss"]) for e in summary["log_history"] if "loss" in e]
+    assert len(losses[1]) == 6 and losses[1] == losses[3]

@@ -49,6 +49,8 @@ def build_loss(model, choice: LossChoice, *, labels: list[str] | None = None, gu
         loss = cls(model, **params)
     except TypeError as exc:
         raise LossError(f"loss {choice.name} does not take the parameters {choice.params}: {exc}") from None
+    except ValueError as exc:  # a parameter out of the loss's range
+        raise LossError(f"loss.params of {choice.name}: {exc}") from None
     if matryoshka_dims:
         dimension = model.get_embedding_dimension()
         dims = sorted({int(d) for d in matryoshka_dims}, reverse=True)

@@ -190,6 +190,9 @@ def test_bad_loss_parameters_are_named(tiny_folder):
         build_loss(model, LossChoice("CoSENTLoss", "", {"margin": 1}))
     with pytest.raises(ValueError, match="unknown distance_metric 'chebyshev'"):
         build_loss(model, LossChoice("TripletLoss", "", {"distance_metric": "chebyshev"}))
+    # A value the loss refuses is named as the setting, not a stack trace from the library.
+    with pytest.raises(LossError, match="loss.params of MultipleNegativesRankingLoss: Scale must be a positive"):
+        build_loss(model, LossChoice("MultipleNegativesRankingLoss", "", {"scale": -1.0}))
     with pytest.raises(ValueError, match="SoftmaxLoss needs the label set"):
         build_loss(model, loss_choices("pair_class")[0])
     with pytest.raises(ValueError, match="unknown loss 'CosentLoss'"):

@@ -23,6 +23,7 @@ class LossChoice:
 
 
 MNRL_TUNABLE = {"temperature": "softmax temperature over the in-batch candidates (loss.temperature; scale = 1/T)"}
+RANKING_TUNABLE = {"temperature": "sharpness of the pairwise ranking (loss.temperature; scale = 1/T)"}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.statistics import Bootstrap, summarise
-from .base import MNRL_TUNABLE, ItemScores, LossChoice, TaskShape, first_pair_groups
+from .base import MNRL_TUNABLE, RANKING_TUNABLE, ItemScores, LossChoice, TaskShape, first_pair_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -114,6 +114,11 @@ PAIR_BINARY = PairBinary(
         LossChoice("MultipleNegativesRankingLoss",
                    "Trains on the positive pairs only, with every other text in the batch as a negative; the best "
                    "when positives are plentiful and the labelled negatives are few or easy.", tunable=MNRL_TUNABLE),
+        LossChoice("CoSENTLoss",
+                   "Ranks every positive pair of a batch above every negative one, which is what average precision "
+                   "measures (the 0/1 labels as scores). On MRPC over 3 seeds 0.002 AP above OnlineContrastiveLoss "
+                   "on every seed, within the seed spread (0.007), and 0.014 less lost on SNLI; it trains about "
+                   "1.2x as long (batches grouped by characters).", tunable=RANKING_TUNABLE),
     ),
     metrics=("cosine_ap", "cosine_f1", "cosine_accuracy"),
     validation_metric="cosine_ap",

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..core.statistics import Bootstrap, pearson, spearman, summarise
-from .base import ItemScores, LossChoice, TaskShape, first_pair_groups
+from .base import RANKING_TUNABLE, ItemScores, LossChoice, TaskShape, first_pair_groups
 
 if TYPE_CHECKING:
     import pandas as pd
 
-_RANKING_TEMPERATURE = {"temperature": "sharpness of the pairwise ranking (loss.temperature; scale = 1/T)"}
 # Below this many training pairs CosineSimilarityLoss is recommended, from it CoSENTLoss (bench/RESULTS.md,
 # "Which loss for pair_score"): on 1,000 STS-B pairs cosine regression beat CoSENT on test by ~0.02 and
 # forgot less (3 seeds); on all 5,749 CoSENT won by 0.006 (3 seeds). Between the two, not measured:
@@ -88,7 +87,7 @@ PAIR_SCORE = PairScore(
                    "Optimises the ranking of all pairs in a batch by their gold scores, which is what Spearman "
                    "correlation measures; on all 5,749 STS-B training pairs it beat cosine regression by 0.006 "
                    "(3 seeds), but on small data it scored lower and moved the model further from the base.",
-                   tunable=_RANKING_TEMPERATURE),
+                   tunable=RANKING_TUNABLE),
         LossChoice("CosineSimilarityLoss",
                    "Regresses each pair's cosine similarity onto its gold score (MSE); the classic, robust STS "
                    "recipe. It spends effort on absolute values that a ranking metric ignores, but on 1,000 "
@@ -96,7 +95,7 @@ PAIR_SCORE = PairScore(
         LossChoice("AnglELoss",
                    "CoSENT on angle differences, which keeps gradients alive where cosines saturate near 1; worth "
                    "a try when many pairs are near-paraphrases.",
-                   tunable=_RANKING_TEMPERATURE),
+                   tunable=RANKING_TUNABLE),
     ),
     metrics=("spearman_cosine", "pearson_cosine"),
     validation_metric="spearman_cosine",

@@ -62,6 +62,8 @@ def tiny_folder(tmp_path_factory):
 
 def test_registry_covers_every_shape_with_reasons():
     assert set(shapes.REGISTRY) == {"pair_score", "pair_binary", "pair_class", "triplet", "retrieval", "unlabeled"}
+    assert [c.name for c in loss_choices("pair_binary")] == [
+        "OnlineContrastiveLoss", "ContrastiveLoss", "MultipleNegativesRankingLoss", "CoSENTLoss"]
     assert [c.name for c in loss_choices("retrieval")] == [
         "MultipleNegativesRankingLoss", "CachedMultipleNegativesRankingLoss", "GISTEmbedLoss"]
     assert all(len(c.reason) > 40 for shape in shapes.REGISTRY.values() for c in shape.losses)

@@ -32,14 +32,18 @@ ability lost). The targets the Markdown section judges:
 
   (a) on every set but the transfer case, sttune's test metric beats the plain recipe's by more than
       the seed spread (the larger sd over seeds of the two);
-  (b) on the transfer case (snli), sttune's model loses at most 0.01 on every reference part (mean
-      drop over seeds), the plain recipe loses more than 0.01 on at least one, and sttune's task cost
-      (plain - sttune on the test metric) stays within the seed spread.
+  (b) on a transfer case (snli, snli_triplets), sttune's model loses at most 0.01 on every reference
+      part (mean drop over seeds), the plain recipe loses more than 0.01 on at least one, and sttune's
+      task cost (plain - sttune on the test metric) stays within the seed spread.
   (d) the wall times: sttune's training and evaluation stages against plain's training and scoring.
 
 SNLI (the transfer case) is SNLI dev as training data and SNLI test as the test split, each pair
 scored entailment 1.0, neutral 0.5, contradiction 0.0 (pair_score); 15% of dev, whole premises, is
-carved out as the validation split. MRPC has no dev split and SciFact's BEIR qrels have none either:
+carved out as the validation split. snli_triplets is the issue's other recast of the same splits:
+(premise, entailment, contradiction) triplets, MultipleNegativesRankingLoss for both recipes (the
+plain one on the triplets, as the library's NLI example trains), triplet accuracy on SNLI test.
+
+MRPC has no dev split and SciFact's BEIR qrels have none either:
 one is carved out of train once, with a fixed seed (``DATA_SEED``), into OUT/data/, so that every
 seed and both recipes see the same train / validation / test rows (sttune's own split would carve it
 again with each run's seed). SciFact runs with model.max_seq_length=256 for both recipes (its
@@ -110,6 +114,9 @@ SETS = {
     "mrpc": DataSet("mrpc", "OnlineContrastiveLoss"),
     "scifact": DataSet("scifact", "MultipleNegativesRankingLoss", ("model.max_seq_length=256",)),
     "snli": DataSet("snli", "CosineSimilarityLoss", transfer=True),
+    # The other recast the issue names: (premise, entailment, contradiction) triplets for MNRL, the
+    # classic SBERT NLI recipe; the task no longer asks contradictions to score as unrelated.
+    "snli_triplets": DataSet("snli_triplets", "MultipleNegativesRankingLoss", transfer=True),
 }
 
 # --quick: one seed, one epoch, capped splits, a smaller SciFact corpus (every relevant document
@@ -218,6 +225,43 @@ def prepare_snli(shared: Path, target: Path) -> Path:
     return target
 
 
+def snli_triplets(frame):
+    """Every (premise, entailment, contradiction) of a premise's hypotheses, in file order, less the
+    few whose hypothesis repeats the premise or the other hypothesis (sttune refuses such rows)."""
+    import pandas as pd
+
+    rows = []
+    for (_, premise), group in frame.groupby(["premise_id", "sentence1"], sort=False):
+        entailed = group.loc[group["label"] == "entailment", "sentence2"]
+        contradicted = group.loc[group["label"] == "contradiction", "sentence2"]
+        rows += [(premise, e, c) for e in entailed for c in contradicted
+                 if len({premise.strip(), e.strip(), c.strip()}) == 3]
+    return pd.DataFrame(rows, columns=["anchor", "positive", "negative"])
+
+
+def prepare_snli_triplets(shared: Path, target: Path) -> Path:
+    """SNLI as triplets (premise, entailment, contradiction): SNLI dev as train less a validation
+    split of whole premises (as prepare_snli's), SNLI test as test; files snli-{train,dev,test}.tsv
+    with columns anchor, positive, negative. Premises without both labels give no triplet."""
+    import pandas as pd
+
+    from sttune_helpers.data import group_split
+
+    if all((target / f"snli-{s}.tsv").is_file() for s in ("train", "dev", "test")):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+
+    def read(split: str) -> pd.DataFrame:
+        return pd.read_csv(shared / "snli" / f"snli-{split}.tsv", sep="\t", dtype=str, keep_default_na=False)
+
+    dev = read("dev").assign(_group=lambda f: f["premise_id"])
+    parts = group_split(dev, ("sentence1",), {"validation": SNLI_VALIDATION_FRACTION, "test": 0.0}, seed=DATA_SEED)
+    snli_triplets(parts["train"]).to_csv(target / "snli-train.tsv", sep="\t", index=False)
+    snli_triplets(parts["validation"]).to_csv(target / "snli-dev.tsv", sep="\t", index=False)
+    snli_triplets(read("test")).to_csv(target / "snli-test.tsv", sep="\t", index=False)
+    return target
+
+
 def data_source(name: str, settings: dict) -> str:
     if name == "stsb":
         return "embedded:stsb"
@@ -225,6 +269,8 @@ def data_source(name: str, settings: dict) -> str:
         return str(prepare_mrpc(SHARED_DATA, OUT / "data" / "mrpc"))
     if name == "snli":
         return str(prepare_snli(SHARED_DATA, OUT / "data" / "snli"))
+    if name == "snli_triplets":
+        return str(prepare_snli_triplets(SHARED_DATA, OUT / "data" / "snli-triplets"))
     queries, docs = settings["scifact_train_queries"], settings["max_corpus_docs"]
     suffix = "".join(f"-{what}{n}" for what, n in (("queries", queries), ("corpus", docs)) if n is not None)
     return str(prepare_scifact(SHARED_DATA, OUT / "data" / f"scifact{suffix}", queries, docs))
@@ -372,7 +418,7 @@ def plain_recipe(run_dir: Path, loss_name: str, epochs: float, sttune_reference:
     config = run.load_config()
     config.data.shape = read_report(run)["shape"]  # as the later stages see it (open_run)
     train = load_split(run, "train")
-    if loss_name == "MultipleNegativesRankingLoss":
+    if loss_name == "MultipleNegativesRankingLoss" and config.data.shape == "retrieval":
         train = plain_pairs(train, read_report(run).get("negatives"), run_dir)
     started = time.perf_counter()
     model, steps, train_seconds = train_plain(train, loss_name, epochs, config.seed, config.model.max_seq_length,
@@ -620,7 +666,8 @@ def markdown(results: dict, command: str, total_seconds: float, settings: dict,
              "10%, final model, on the sttune run's train split, scored by sttune_helpers.scoring on the same test "
              "split and the same reference parts (general_reference's report half of the sttune run: an STS part "
              "and SQuAD retrieval, the run's own source left out). snli = SNLI dev (less a 15% validation split of "
-             "whole premises) as pair_score, entailment 1 / neutral 0.5 / contradiction 0, tested on SNLI test.", ""]
+             "whole premises) as pair_score, entailment 1 / neutral 0.5 / contradiction 0, tested on SNLI test; "
+             "snli_triplets = the same splits as (premise, entailment, contradiction) triplets.", ""]
     for name, entry in results.items():
         lines += set_section(name, entry)
     lines += ["Per seed (test metric with its 95% bootstrap interval; steps trained; the candidate model selection "

@@ -96,6 +96,7 @@ def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str,
     scored = [c for c in candidates if c.validation is not None]
     best = max(scored, key=lambda c: c.validation)
     budget = "" if max_forgetting is None else f", forgetting at most {max_forgetting:.3f} (eval.max_forgetting)"
+    over_budget = None  # the fine-tuned model, where it breaks the budget: the reason says what keeping to it cost
     if rule == "fine_tuned_unless_beaten":
         default = next((c for c in scored if c.name == fine_tuned), scored[0])
         if default.forgetting is None or max_forgetting is None or default.forgetting <= max_forgetting:
@@ -109,7 +110,7 @@ def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str,
                             f"noise ({chosen.validation:.4f}, +{chosen.gain_over_fine_tuned:.4f}, "
                             f"{chosen.gain_confidence:.1%} interval [{chosen.gain_ci_family[0]:+.4f}, "
                             f"{chosen.gain_ci_family[1]:+.4f}], family-wise over {len(scored) - 1} candidates){budget}")
-        rule = "best_validation"  # the fine-tuned model breaks the budget
+        rule, over_budget = "best_validation", default
     near = [c for c in scored if c.within_noise] or [best]
     with_reference = [c for c in near if c.forgetting is not None]
     if not with_reference:
@@ -123,6 +124,13 @@ def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str,
         kept = [c for c in measured if max_forgetting is None or c.forgetting <= max_forgetting]
         if kept:
             chosen = max(kept, key=lambda c: c.validation)
+            if over_budget is not None:
+                return chosen, (f"{chosen.name}: the fine-tuned model ({over_budget.name}, validation "
+                                f"{over_budget.validation:.4f}) loses {over_budget.forgetting:+.4f} on the reference, "
+                                f"more than eval.max_forgetting={max_forgetting:.3f}; {chosen.name} is the best on "
+                                f"validation that keeps to it ({chosen.validation:.4f}, "
+                                f"{chosen.validation - over_budget.validation:+.4f}; largest reference drop "
+                                f"{chosen.forgetting:+.4f}); eval.max_forgetting=null keeps the fine-tuned model")
             return chosen, (f"{chosen.name}: the best validation metric ({chosen.validation:.4f}){budget}; "
                             f"largest reference drop {chosen.forgetting:+.4f}")
     else:

@@ -122,8 +122,12 @@ def test_the_fine_tuned_model_is_kept_unless_beaten_beyond_the_noise():
     chosen, reason = choose(candidates, max_forgetting=0.025, rule="fine_tuned_unless_beaten", fine_tuned="last")
     assert chosen.name == "last" and "no candidate beats it" in reason
     # "last" breaks the budget itself: the best on validation among those that keep to it.
-    chosen, _ = choose(candidates, max_forgetting=0.015, rule="fine_tuned_unless_beaten", fine_tuned="last")
+    chosen, reason = choose(candidates, max_forgetting=0.015, rule="fine_tuned_unless_beaten", fine_tuned="last")
     assert chosen.name == "last@0.85"
+    # ... and the reason says what keeping to the budget cost, and how to keep the fine-tuned model.
+    assert "the fine-tuned model (last, validation 0.8600) loses +0.0200 on the reference" in reason
+    assert "more than eval.max_forgetting=0.015" in reason and "(0.8630, +0.0030;" in reason
+    assert "eval.max_forgetting=null keeps the fine-tuned model" in reason
     # Without a reference, the same test on validation alone.
     plain = [candidate("best", 0.80, True), beating(candidate("soup", 0.81, True), 0.01, -0.002)]
     assert choose(plain, max_forgetting=0.05, rule="fine_tuned_unless_beaten", fine_tuned="best")[0].name == "best"

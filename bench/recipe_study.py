@@ -30,6 +30,9 @@ Arms (seeds 0,1,2; batch 16, 4 epochs, lr 2e-5, 10% warmup, bf16 autocast on CUD
   anchor_<lam>  CoSENT + lam * mean(1 - cos(e, e0)) over the batch's texts, e0 the frozen base model's
                 embedding of the same text (feature-space anchoring, as LDIFS, Mukhoti et al. 2023, on
                 the output embedding): the base's geometry kept where the task does not need it moved
+  xanchor_<lam> CoSENT + lam * mean(1 - cos(e, e0)) over 16 texts a step drawn from an off-task pool
+                (MRPC train sentences, less every text of the STS-B, SNLI and SQuAD families): the base's
+                geometry kept on general text the task never sees (self-distillation on replay text)
   lora_r16      CoSENT on LoRA adapters (r 16, alpha 32, dropout 0.1, attention and dense layers of
                 every encoder layer), lr 2e-4, merged for evaluation
   <arm>_lg      that arm in length-grouped batches (sttune's LengthGroupedBatchSampler, issue 18);
@@ -117,7 +120,8 @@ def parse_arm(name: str) -> dict:
         name = "plain_cosent_lg"
     if name.endswith("_lg") and name != "_lg":  # any arm in length-grouped batches
         return {**parse_arm(name[:-len("_lg")]), "name": name, "posthoc": name in POSTHOC_ARMS, "length_grouped": True}
-    arm = {"name": name, "loss": "cosent", "lr": LR, "epochs": EPOCHS, "l2sp": 0.0, "anchor": 0.0, "lora_r": 0,
+    arm = {"name": name, "loss": "cosent", "lr": LR, "epochs": EPOCHS, "l2sp": 0.0, "anchor": 0.0, "xanchor": 0.0,
+           "lora_r": 0,
            "posthoc": name in POSTHOC_ARMS, "train": name != "base", "length_grouped": False}
     if name in ("base", "plain_cosent"):
         pass
@@ -133,6 +137,8 @@ def parse_arm(name: str) -> dict:
         arm["l2sp"] = float(m.group(1))
     elif m := re.fullmatch(r"anchor_([0-9.e-]+)", name):
         arm["anchor"] = float(m.group(1))
+    elif m := re.fullmatch(r"xanchor_([0-9.e-]+)", name):
+        arm["xanchor"] = float(m.group(1))
     elif m := re.fullmatch(r"lora_r(\d+)", name):
         arm["lora_r"], arm["lr"] = int(m.group(1)), LORA_LR
     else:
@@ -444,6 +450,54 @@ def make_anchor_loss(task_loss, model, base_model, lam: float):
     return FeatureAnchorLoss()
 
 
+XANCHOR_POOL = 4096  # off-task texts, a seeded sample
+XANCHOR_BATCH = 16  # of them a step
+
+
+def off_task_pool(data: Path, size: int = XANCHOR_POOL) -> list[str]:
+    """MRPC train sentences, deduplicated, without any text of the reference families (STS-B holds
+    MRPC's MSRpar sentences): general news text the transfer case and the reference never use."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from sttune_helpers.scoring.reference import family_fingerprints, fingerprint
+
+    frame = read_tsv(data / "mrpc" / "mrpc-train.tsv")
+    reference = set().union(*(family_fingerprints(part) for part in ("stsb", "snli", "squad")))
+    texts = sorted({t.strip() for column in ("sentence1", "sentence2") for t in frame[column] if t.strip()})
+    texts = [t for t in texts if fingerprint(t) not in reference]
+    keep = np.random.default_rng(SPLIT_SEED).permutation(len(texts))[:size]
+    return [texts[i] for i in sorted(keep)]
+
+
+def make_off_task_anchor_loss(task_loss, model, base_model, pool: list[str], lam: float, seed: int):
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        anchors = base_model.encode(pool, batch_size=64, convert_to_tensor=True).float()
+
+    class OffTaskAnchorLoss(nn.Module):
+        """task loss + lam * mean(1 - cos(e, e0)) over XANCHOR_BATCH pool texts a step, e0 the base
+        model's embedding of the text (computed once)."""
+
+        def __init__(self):
+            super().__init__()
+            self.model, self.task_loss, self.lam = model, task_loss, lam
+            self.generator = torch.Generator().manual_seed(seed)
+            self.last_drift = 0.0
+
+        def forward(self, features, labels):
+            rows = torch.randint(len(pool), (XANCHOR_BATCH,), generator=self.generator)
+            inputs = self.model.preprocess([pool[i] for i in rows.tolist()])
+            inputs = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+            embeddings = self.model(inputs)["sentence_embedding"]
+            target = anchors[rows].to(embeddings.device)
+            drift = (1 - torch.nn.functional.cosine_similarity(embeddings.float(), target, dim=-1)).mean()
+            self.last_drift = float(drift.detach())
+            return self.task_loss(features, labels) + self.lam * drift
+
+    return OffTaskAnchorLoss()
+
+
 def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[dict, dict, dict]:
     """Train one arm at one seed; returns (info, last weights, epoch-end weights by epoch)."""
     import tempfile
@@ -471,6 +525,11 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
     if arm["anchor"]:
         base_model = load_model(cfg["model"], cfg["device"]).eval().requires_grad_(False)
         loss = make_anchor_loss(loss, model, base_model, arm["anchor"])
+    if arm["xanchor"]:
+        base_model = load_model(cfg["model"], cfg["device"]).eval().requires_grad_(False)
+        loss = make_off_task_anchor_loss(loss, model, base_model, off_task_pool(Path(cfg["data"])), arm["xanchor"],
+                                         job["seed"])
+        del base_model
     train_pairs = task["train"]
     dataset = Dataset.from_dict({"sentence1": train_pairs["s1"], "sentence2": train_pairs["s2"],
                                  "score": train_pairs["gold"].astype(np.float32)})
@@ -502,7 +561,8 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
     info = {"train_seconds": seconds, "steps": steps, "steps_per_second": steps / seconds,
             "train_loss": float(output.training_loss), "n_train": len(train_pairs["s1"]),
             "sq_distance": sq_distance(last, base_sd), "lr": arm["lr"], "epochs": arm["epochs"],
-            "l2sp": arm["l2sp"], "anchor": arm["anchor"], "lora_r": arm["lora_r"], "loss": arm["loss"],
+            "l2sp": arm["l2sp"], "anchor": arm["anchor"], "xanchor": arm["xanchor"], "lora_r": arm["lora_r"],
+            "loss": arm["loss"],
             "precision": cfg["precision"]}
     if arm["l2sp"]:
         info["final_penalty"] = arm["l2sp"] * info["sq_distance"]

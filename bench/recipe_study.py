@@ -33,6 +33,8 @@ Arms (seeds 0,1,2; batch 16, 4 epochs, lr 2e-5, 10% warmup, bf16 autocast on CUD
   xanchor_<lam> CoSENT + lam * mean(1 - cos(e, e0)) over 16 texts a step drawn from an off-task pool
                 (MRPC train sentences, less every text of the STS-B, SNLI and SQuAD families): the base's
                 geometry kept on general text the task never sees (self-distillation on replay text)
+  xrel_<lam>    the same pool, but lam * mean((C - C0)^2) over the 16 texts' pairwise cosines C (C0 the
+                base model's): their relative geometry kept rather than their directions
   lora_r16      CoSENT on LoRA adapters (r 16, alpha 32, dropout 0.1, attention and dense layers of
                 every encoder layer), lr 2e-4, merged for evaluation
   <arm>_lg      that arm in length-grouped batches (sttune's LengthGroupedBatchSampler, issue 18);
@@ -121,7 +123,7 @@ def parse_arm(name: str) -> dict:
     if name.endswith("_lg") and name != "_lg":  # any arm in length-grouped batches
         return {**parse_arm(name[:-len("_lg")]), "name": name, "posthoc": name in POSTHOC_ARMS, "length_grouped": True}
     arm = {"name": name, "loss": "cosent", "lr": LR, "epochs": EPOCHS, "l2sp": 0.0, "anchor": 0.0, "xanchor": 0.0,
-           "lora_r": 0,
+           "xrel": 0.0, "lora_r": 0,
            "posthoc": name in POSTHOC_ARMS, "train": name != "base", "length_grouped": False}
     if name in ("base", "plain_cosent"):
         pass
@@ -139,6 +141,8 @@ def parse_arm(name: str) -> dict:
         arm["anchor"] = float(m.group(1))
     elif m := re.fullmatch(r"xanchor_([0-9.e-]+)", name):
         arm["xanchor"] = float(m.group(1))
+    elif m := re.fullmatch(r"xrel_([0-9.e-]+)", name):
+        arm["xrel"] = float(m.group(1))
     elif m := re.fullmatch(r"lora_r(\d+)", name):
         arm["lora_r"], arm["lr"] = int(m.group(1)), LORA_LR
     else:
@@ -468,7 +472,8 @@ def off_task_pool(data: Path, size: int = XANCHOR_POOL) -> list[str]:
     return [texts[i] for i in sorted(keep)]
 
 
-def make_off_task_anchor_loss(task_loss, model, base_model, pool: list[str], lam: float, seed: int):
+def make_off_task_anchor_loss(task_loss, model, base_model, pool: list[str], lam: float, seed: int,
+                              relational: bool = False):
     import torch
     from torch import nn
 
@@ -477,7 +482,8 @@ def make_off_task_anchor_loss(task_loss, model, base_model, pool: list[str], lam
 
     class OffTaskAnchorLoss(nn.Module):
         """task loss + lam * mean(1 - cos(e, e0)) over XANCHOR_BATCH pool texts a step, e0 the base
-        model's embedding of the text (computed once)."""
+        model's embedding of the text (computed once); relational: lam * the mean squared difference
+        of their pairwise cosines from the base model's."""
 
         def __init__(self):
             super().__init__()
@@ -491,7 +497,12 @@ def make_off_task_anchor_loss(task_loss, model, base_model, pool: list[str], lam
             inputs = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
             embeddings = self.model(inputs)["sentence_embedding"]
             target = anchors[rows].to(embeddings.device)
-            drift = (1 - torch.nn.functional.cosine_similarity(embeddings.float(), target, dim=-1)).mean()
+            if relational:
+                unit = torch.nn.functional.normalize(embeddings.float(), dim=-1)
+                base_unit = torch.nn.functional.normalize(target, dim=-1)
+                drift = (unit @ unit.T - base_unit @ base_unit.T).pow(2).mean()
+            else:
+                drift = (1 - torch.nn.functional.cosine_similarity(embeddings.float(), target, dim=-1)).mean()
             self.last_drift = float(drift.detach())
             return self.task_loss(features, labels) + self.lam * drift
 
@@ -525,10 +536,10 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
     if arm["anchor"]:
         base_model = load_model(cfg["model"], cfg["device"]).eval().requires_grad_(False)
         loss = make_anchor_loss(loss, model, base_model, arm["anchor"])
-    if arm["xanchor"]:
+    if arm["xanchor"] or arm["xrel"]:
         base_model = load_model(cfg["model"], cfg["device"]).eval().requires_grad_(False)
-        loss = make_off_task_anchor_loss(loss, model, base_model, off_task_pool(Path(cfg["data"])), arm["xanchor"],
-                                         job["seed"])
+        loss = make_off_task_anchor_loss(loss, model, base_model, off_task_pool(Path(cfg["data"])),
+                                         arm["xanchor"] or arm["xrel"], job["seed"], relational=bool(arm["xrel"]))
         del base_model
     train_pairs = task["train"]
     dataset = Dataset.from_dict({"sentence1": train_pairs["s1"], "sentence2": train_pairs["s2"],
@@ -561,7 +572,8 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
     info = {"train_seconds": seconds, "steps": steps, "steps_per_second": steps / seconds,
             "train_loss": float(output.training_loss), "n_train": len(train_pairs["s1"]),
             "sq_distance": sq_distance(last, base_sd), "lr": arm["lr"], "epochs": arm["epochs"],
-            "l2sp": arm["l2sp"], "anchor": arm["anchor"], "xanchor": arm["xanchor"], "lora_r": arm["lora_r"],
+            "l2sp": arm["l2sp"], "anchor": arm["anchor"], "xanchor": arm["xanchor"], "xrel": arm["xrel"],
+            "lora_r": arm["lora_r"],
             "loss": arm["loss"],
             "precision": cfg["precision"]}
     if arm["l2sp"]:

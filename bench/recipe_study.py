@@ -489,7 +489,6 @@ def make_off_task_anchor_loss(task_loss, model, base_model, pool: list[str], lam
             super().__init__()
             self.model, self.task_loss, self.lam = model, task_loss, lam
             self.generator = torch.Generator().manual_seed(seed)
-            self.last_drift = 0.0
 
         def forward(self, features, labels):
             rows = torch.randint(len(pool), (XANCHOR_BATCH,), generator=self.generator)
@@ -503,7 +502,6 @@ def make_off_task_anchor_loss(task_loss, model, base_model, pool: list[str], lam
                 drift = (unit @ unit.T - base_unit @ base_unit.T).pow(2).mean()
             else:
                 drift = (1 - torch.nn.functional.cosine_similarity(embeddings.float(), target, dim=-1)).mean()
-            self.last_drift = float(drift.detach())
             return self.task_loss(features, labels) + self.lam * drift
 
     return OffTaskAnchorLoss()
@@ -573,9 +571,7 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
             "train_loss": float(output.training_loss), "n_train": len(train_pairs["s1"]),
             "sq_distance": sq_distance(last, base_sd), "lr": arm["lr"], "epochs": arm["epochs"],
             "l2sp": arm["l2sp"], "anchor": arm["anchor"], "xanchor": arm["xanchor"], "xrel": arm["xrel"],
-            "lora_r": arm["lora_r"],
-            "loss": arm["loss"],
-            "precision": cfg["precision"]}
+            "lora_r": arm["lora_r"], "loss": arm["loss"], "precision": cfg["precision"]}
     if arm["l2sp"]:
         info["final_penalty"] = arm["l2sp"] * info["sq_distance"]
     del trainer, model, loss

@@ -8,9 +8,9 @@ evaluation stage). No text of a part's selection half occurs in its report half.
   stsb   selection: 750 STS-B dev pairs; report: all of STS-B test (datasets/stsb/sts-test.tsv, not copied)
   snli   SNLI as relatedness (entailment 1, neutral 0.5, contradiction 0); selection: 750 dev pairs,
          report: 1,500 test pairs
-  squad  SQuAD v1.1 dev as retrieval; its 48 articles split in two halves. selection: 200 questions, a
-         corpus of their paragraphs plus others of the same articles (400 in all); report: 1,000
-         questions against every paragraph of the report articles. Document = title + " " + text.
+  squad  SQuAD v1.1 dev as retrieval; its 48 articles split in two halves, each 1,000 questions against
+         every paragraph of its articles (a selection corpus of 400 read drops about 30% smaller than
+         the report half's: bench/RESULTS.md, session 25). Document = title + " " + text.
   *-fingerprints.txt  the sorted short hashes of every normalised text of the part's whole source
          family (scoring/reference.py's fingerprint), to recognise a run trained on that source.
 """
@@ -33,7 +33,7 @@ from sttune_helpers.scoring.reference import fingerprint, normalise  # noqa: E40
 SEED = 17
 STS_SELECTION = 750
 SNLI_REPORT = 1500
-SQUAD_SELECTION_QUERIES, SQUAD_SELECTION_CORPUS, SQUAD_REPORT_QUERIES = 200, 400, 1000
+SQUAD_SELECTION_QUERIES, SQUAD_REPORT_QUERIES = 1000, 1000
 NLI_SCORE = {"entailment": 1.0, "neutral": 0.5, "contradiction": 0.0}
 
 
@@ -109,10 +109,7 @@ def build_squad(data: Path, out: Path, rng: np.random.Generator) -> None:
     report_ids = sample(questions_of("report", set()), SQUAD_REPORT_QUERIES)
     selection_ids = sample(questions_of("selection", {normalise(queries[q]) for q in report_ids}),
                            SQUAD_SELECTION_QUERIES)
-    needed = {relevant[q] for q in selection_ids}
-    others = [d["_id"] for d in corpus if d["title"] in articles["selection"] and d["_id"] not in needed]
-    keep = {"selection": needed | set(sample(others, SQUAD_SELECTION_CORPUS - len(needed))),
-            "report": {d["_id"] for d in corpus if d["title"] in articles["report"]}}
+    keep = {half: {d["_id"] for d in corpus if d["title"] in articles[half]} for half in articles}
     for half, ids in (("selection", selection_ids), ("report", report_ids)):
         write_jsonl(out / f"squad-{half}-corpus.jsonl", [{"_id": d["_id"], "text": d["title"] + " " + d["text"]}
                                                          for d in corpus if d["_id"] in keep[half]])

@@ -306,7 +306,7 @@ class EvalConfig:
     # Score every candidate within the validation noise of the best on the reference, for the
     # task-vs-general plot, also where the rule needs fewer (best_validation: down the validation
     # ranking to the first within max_forgetting, usually one). Each costs a pass over the reference's
-    # selection half (about 30 s on a 2-core CPU, most of it the retrieval part's 400 passages).
+    # selection half (30-40 s on a 2-core CPU, most of it the retrieval part's 1,021 passages).
     selection_plot_all: bool = False
     # The largest drop from the base model on any part of the reference that the chosen model may
     # show (None: no budget). 0.05 from bench/RESULTS.md (SNLI transfer, CPU, 3 seeds): the fine-tuned

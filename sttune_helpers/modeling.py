@@ -173,6 +173,19 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", max_seq_length: 
     return set_pooling(model, pooling)
 
 
+TASK_PROMPT_NAME = "task"  # the prompt name a run's train.task_prompt is saved under
+
+
+def with_task_prompt(model, prompt: str | None):
+    """``model`` encoding with ``prompt`` by default: kept in its prompts as "task" and named its
+    default, so that it is saved with the model and ``model.encode(texts)`` applies it, while
+    ``model.encode(texts, prompt="")`` encodes without it. ``prompt`` None: the model unchanged."""
+    if prompt:
+        model.prompts = {**(model.prompts or {}), TASK_PROMPT_NAME: prompt}
+        model.default_prompt_name = TASK_PROMPT_NAME
+    return model
+
+
 def load_configured_model(config, device: str = "auto"):
     """load_model with a RunConfig's model settings."""
     model_config = config.model

@@ -131,6 +131,7 @@ RANGES: dict[str, Range] = {
     "train.node_rank": at_least(0),  # below train.nnodes: the launcher checks the pair
     "train.rdzv_timeout": COUNT,  # seconds
     "train.l2sp_weight": NON_NEGATIVE,
+    "train.general_anchor": NON_NEGATIVE,
     "train.lora_rank": COUNT,
     "train.lora_alpha": POSITIVE,
     "train.lora_dropout": FRACTION,

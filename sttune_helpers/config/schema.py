@@ -15,7 +15,7 @@ import yaml
 
 from ..shapes import SHAPES
 from .budget import parse_budget
-from .coercion import _build, _is_open_dict, _override_items, _unknown_key
+from .coercion import ConfigError, _build, _is_open_dict, _override_items, _unknown_key
 from .ranges import check_ranges
 from .search import SearchParam, search_params
 
@@ -247,6 +247,15 @@ class TrainConfig:
     # L2-SP: add this weight x the squared distance of the trainable weights from their starting values
     # to the training loss; None (or 0) turns it off.
     l2sp_weight: Optional[float] = None
+    # A task prompt: prepended to every text of the task in training, validation and test, and saved with
+    # the model as its default prompt ("task"), so model.encode(texts) applies it and
+    # model.encode(texts, prompt="") encodes without it. The general reference is scored without it.
+    task_prompt: Optional[str] = None
+    # With a task prompt, hold the model's general use in place: add this weight x mean(1 - cos(e, e0))
+    # over 16 training texts a step, encoded WITHOUT the prompt, e0 the base model's embedding of each
+    # (losses/general_anchor.py). The task is learnt behind the prompt; the unprompted model stays near
+    # the base. None (or 0) turns it off; it needs train.task_prompt.
+    general_anchor: Optional[float] = None
     # LoRA: train low-rank adapters of this rank on the encoder's attention and feed-forward layers
     # instead of every weight, merged into the model before it is saved; None = full fine-tuning.
     # LoRA usually wants a higher learning rate (~2e-4).
@@ -366,6 +375,19 @@ sweep:
     loss.name: {choices: [CoSENTLoss, CosineSimilarityLoss]}"""
 
 
+def check_task_prompt(train: TrainConfig, source: str = "config") -> None:
+    """train.task_prompt holds some text where given, and train.general_anchor needs it: anchoring the
+    task's own texts to the base model without a prompt pulls against the task itself."""
+    prompt = train.task_prompt
+    if prompt is not None and not prompt.strip():
+        raise ConfigError(f"{source}: train.task_prompt: {prompt!r} holds no text; expected a prompt such as "
+                          "'task: ', or null for none")
+    if train.general_anchor and prompt is None:
+        raise ConfigError(f"{source}: train.general_anchor: {train.general_anchor:g} needs train.task_prompt (e.g. "
+                          "'task: '): the anchor holds the unprompted model near the base while the task is learnt "
+                          "behind the prompt; without one it pulls against the task")
+
+
 @dataclass
 class RunConfig:
     seed: int = 42
@@ -391,6 +413,7 @@ class RunConfig:
             parse_budget(train["budget"])  # "20m", not 20: the error names the form, before the type check
         config = _build(cls, raw, prefix="", source=source)
         check_ranges(config, source)  # every number in its range (config/ranges.py), naming the key
+        check_task_prompt(config.train, source)
         cls.search_space(config.sweep.space, source)  # a bad sweep space fails here, naming its key
         return config
 

@@ -147,6 +147,9 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
                                f"{name} on reference {part_name(part)}: {part_metric} {number(value)}")
         precision = resolve_encoding_precision(model, config.eval.precision)
     report = {"task": task.shape, "test_set": task.name, "confidence": config.eval.confidence,
+              # the fine-tuned models encode the test split with it (their default prompt), the base model
+              # and every model on the reference without it
+              "task_prompt": config.train.task_prompt,
               "bootstrap_samples": config.eval.bootstrap_samples, "precision": precision,
               **_report_block(task, scores, models, boot)}
     report["reference"] = reference_report(reference, reference_scores, models, reference_boots)

@@ -59,8 +59,11 @@ def model_key(model, precision: str, batch_size: int) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:KEY_CHARS]
 
 
-def texts_key(texts: Sequence[str]) -> str:
-    return hashlib.sha256(json.dumps(list(texts), ensure_ascii=False).encode()).hexdigest()[:KEY_CHARS]
+def texts_key(texts: Sequence[str], prompt: str | None = None) -> str:
+    """The texts in order; with an explicit ``prompt`` ("" included: no prompt where the model has a
+    default one) that too, since the model's key names only its default."""
+    payload = list(texts) if prompt is None else {"prompt": prompt, "texts": list(texts)}
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()[:KEY_CHARS]
 
 
 @dataclass
@@ -70,12 +73,12 @@ class EmbeddingCache:
     directory: Path
     key: str
 
-    def _path(self, texts: Sequence[str]) -> Path:
-        return self.directory / self.key / f"{texts_key(texts)}.npy"
+    def _path(self, texts: Sequence[str], prompt: str | None = None) -> Path:
+        return self.directory / self.key / f"{texts_key(texts, prompt)}.npy"
 
-    def get(self, texts: Sequence[str]) -> np.ndarray | None:
-        """The vectors of ``texts`` as an earlier call encoded them, or None."""
-        path = self._path(texts)
+    def get(self, texts: Sequence[str], prompt: str | None = None) -> np.ndarray | None:
+        """The vectors of ``texts`` (encoded with ``prompt``) as an earlier call encoded them, or None."""
+        path = self._path(texts, prompt)
         try:
             vectors = np.load(path, allow_pickle=False)
         except (OSError, ValueError):  # not cached, or a damaged file: encode again
@@ -88,8 +91,8 @@ class EmbeddingCache:
             pass
         return vectors
 
-    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
-        path = self._path(texts)
+    def put(self, texts: Sequence[str], vectors: np.ndarray, prompt: str | None = None) -> None:
+        path = self._path(texts, prompt)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)

@@ -36,8 +36,9 @@ class Encoder:
     """Encodes each distinct text once per model (normalised, so a dot product is the cosine); with a
     ``disk`` cache, an encode call made before with the same model and texts is read back instead."""
 
-    def __init__(self, model, batch_size: int, disk: EmbeddingCache | None = None):
+    def __init__(self, model, batch_size: int, disk: EmbeddingCache | None = None, prompt: str | None = None):
         self.model, self.batch_size, self.cache, self.disk = model, batch_size, {}, disk
+        self.prompt = prompt  # None: the model's default prompt; "": none (TaskSet.prompt)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
@@ -45,12 +46,12 @@ class Encoder:
         task = Progress("encoding", total=len(missing), unit="texts") if len(missing) > chunk else None
         for start in range(0, len(missing), chunk):
             part = missing[start:start + chunk]
-            vectors = self.disk.get(part) if self.disk is not None else None
+            vectors = self.disk.get(part, self.prompt) if self.disk is not None else None
             if vectors is None:
                 vectors = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
-                                            convert_to_numpy=True, show_progress_bar=False)
+                                            convert_to_numpy=True, show_progress_bar=False, prompt=self.prompt)
                 if self.disk is not None:
-                    self.disk.put(part, vectors)
+                    self.disk.put(part, vectors, self.prompt)
             self.cache.update(zip(part, np.asarray(vectors, dtype=np.float32)))
             if task is not None:
                 task.step(start + len(part))
@@ -75,7 +76,7 @@ def score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int = 64, see
 
 def _score_model(task: TaskSet, model, boot: Bootstrap, batch_size: int, seed: int,
                  disk: EmbeddingCache | None = None) -> ModelScores:
-    encode = Encoder(model, batch_size, disk)
+    encode = Encoder(model, batch_size, disk, prompt=task.prompt)
     shape = shapes.get(task.shape)
     scored = shape.score(task, encode, boot, seed)
     texts = shape.viz_sentences(task)

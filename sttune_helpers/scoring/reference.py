@@ -28,6 +28,9 @@ KIND = {"stsb": "sts", "snli": "sts", "squad": "retrieval"}
 FAMILY_OVERLAP = 0.05
 PRIMARY = {"pair_score": shapes.get("pair_score").primary_metric, "retrieval": shapes.get("retrieval").primary_metric}
 HASH_CHARS = 12
+# The parts are encoded without any prompt, also where the model has a default one (train.task_prompt):
+# the reference measures the model's general use.
+GENERAL_USE = ""
 
 _NOT_WORD = re.compile(r"[^\w\s]")
 
@@ -78,7 +81,7 @@ def sts_part(part: str, half: str) -> TaskSet:
     scale = 5.0 if part == "stsb" else 1.0
     items = pd.DataFrame({"sentence1": frame["sentence1"], "sentence2": frame["sentence2"],
                           "score": frame["score"].astype(float) / scale})
-    return TaskSet("pair_score", f"{part}-{half}", items, score_range=(0.0, scale))
+    return TaskSet("pair_score", f"{part}-{half}", items, score_range=(0.0, scale), prompt=GENERAL_USE)
 
 
 def retrieval_part(part: str, half: str) -> TaskSet:
@@ -89,7 +92,8 @@ def retrieval_part(part: str, half: str) -> TaskSet:
     queries = _read_jsonl(REFERENCE_DIR / f"{part}-{half}-queries.jsonl")
     items = pd.DataFrame({"query_id": [q["_id"] for q in queries], "query": [q["text"] for q in queries],
                           "relevant": [corpus[q["doc_id"]][:80] for q in queries]})
-    return TaskSet("retrieval", f"{part}-{half}", items, corpus=corpus, relevant=[{q["doc_id"]} for q in queries])
+    return TaskSet("retrieval", f"{part}-{half}", items, corpus=corpus, relevant=[{q["doc_id"]} for q in queries],
+                   prompt=GENERAL_USE)
 
 
 def load_part(part: str, half: str) -> TaskSet:

@@ -22,6 +22,9 @@ class TaskSet:
     relevant: list[set[str]] | None = None  # retrieval, per query
     score_range: tuple[float, float] = (0.0, 1.0)  # pair_score's original scale, for the colour groups
     viz_texts: list[str] | None = None  # unlabeled: the user's own test texts are what stage 05 draws
+    # The prompt the texts are encoded with: None, the model's default (a run's train.task_prompt, where
+    # it has one); "" none at all, as the general reference's parts are: the model's general use.
+    prompt: str | None = None
 
     @property
     def n(self) -> int:

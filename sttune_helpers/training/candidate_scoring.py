@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import shapes
 from ..config import RunConfig
 from ..core.statistics import Bootstrap
-from ..modeling import load_configured_model
+from ..modeling import load_configured_model, with_task_prompt
 from ..rundir import RunDir
 from ..scoring import load_task, score_model
 from ..scoring.models import ModelScores
@@ -37,7 +37,8 @@ class CandidateScorer:
 
     @cached_property
     def model(self):
-        return load_configured_model(self.config, device=self.device)
+        # the candidates are the trained model's weights: they encode the task with its prompt
+        return with_task_prompt(load_configured_model(self.config, device=self.device), self.config.train.task_prompt)
 
     @cached_property
     def validation(self):

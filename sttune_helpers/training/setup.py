@@ -120,6 +120,7 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
         ddp_backend=ddp_backend(setup.device) if setup.world_size > 1 else None,
         **checkpointing_argument(train.gradient_checkpointing),
         batch_sampler=trainer_batch_sampler(setup.batch_sampler),
+        prompts=train.task_prompt,  # the library prepends it to every text column
         eval_strategy="steps",
         eval_steps=setup.eval_steps,
         save_strategy="steps",

@@ -14,16 +14,21 @@ import shutil
 import time
 from typing import Any, Sequence
 
+from .. import shapes
 from ..config import RunConfig, check_value
+from ..core.errors import SettingError
 from ..core.hardware import pick_device
 from ..core.io import atomic_directory, atomic_write_json, read_json
 from ..core.reporting import get_logger
 from ..data import load_split, read_report
 from ..losses import GUIDED_LOSSES, build_loss, fit_columns, read_plan_loss
+from ..losses.general_anchor import with_general_anchor
 from ..losses.regularised import check_l2sp_weight, with_l2sp
-from ..modeling import dataset_texts, load_configured_model, truncated_texts, truncation_warning
+from ..modeling import dataset_texts, load_configured_model, truncated_texts, truncation_warning, with_task_prompt
 from ..rundir import RunDir
 from ..scoring import build_evaluator
+from ..scoring.embedding_cache import cache_directory, for_model
+from ..scoring.models import Encoder
 from . import ranks
 from .candidate_scoring import CandidateScorer, candidate_precision
 from .checkpoints import keep_checkpoint, last_checkpoint
@@ -41,6 +46,28 @@ from .validation_budget import check_validation_settings, validation_budget, wit
 from .weights import snapshot, with_weights
 
 log = get_logger(__name__)
+
+
+def check_task_prompt_shape(config: RunConfig, data_shape: str) -> None:
+    """A task prompt needs test labels of the task: data scored on the general reference (unlabeled
+    text) would be measured without the prompt it trained behind."""
+    if (config.train.task_prompt or config.train.general_anchor) and shapes.get(data_shape).measured_on_reference:
+        key = "train.task_prompt" if config.train.task_prompt else "train.general_anchor"
+        raise SettingError(f"{key}: {data_shape} data is scored on the general reference, which is encoded without "
+                           "a prompt; set it to null for this data")
+
+
+def base_anchors(run: RunDir, config: RunConfig, model, train_dataset) -> tuple[list[str], Any]:
+    """train.general_anchor's texts (the training split's distinct texts) and the base model's
+    unprompted embeddings of them, read from the runs directory's embedding cache where an earlier
+    run encoded them; ([], None) where the anchor is off. ``model`` must still be the base model."""
+    if not config.train.general_anchor:
+        return [], None
+    texts = list(dict.fromkeys(dataset_texts(train_dataset)))
+    batch_size = config.eval.batch_size
+    cache_dir = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
+    encode = Encoder(model, batch_size, for_model(cache_dir, model, "fp32", batch_size), prompt="")
+    return texts, encode(texts)
 
 
 def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Sequence = ()) -> dict[str, Any]:
@@ -86,8 +113,11 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     if writes:
         log.info(f"device {setup.device}; precision {setup.precision}: {setup.precision_reason}")
         log.info(setup.batch_line())
+    check_task_prompt_shape(config, data_shape)
 
     model = load_configured_model(config, device=ranks.rank_device(device))
+    anchor_texts, anchors = base_anchors(run, config, model, train_dataset)  # before the prompt: the base's
+    with_task_prompt(model, config.train.task_prompt)  # validation encodes with it; the saved model keeps it
     selects = config.eval.select_model and writes
     if selects:
         check_selection_settings(config)
@@ -103,6 +133,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"),
                       gather_across_devices=world_size > 1)
     loss = with_l2sp(loss, config.train.l2sp_weight)  # anchors the trainable weights as they are now
+    loss = with_general_anchor(loss, config.train.general_anchor, anchor_texts, anchors, config.seed)
     trainable_parameters, total_parameters = parameter_counts(model)
     gathers = any(getattr(module, "gather_across_devices", False) is True for module in loss.modules())
     recorder = ranks.RankRecorder(model) if world_size > 1 else None
@@ -234,6 +265,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "peak_gpu_memory_gib": round(peak_memory / 2**30, 3) if peak_memory is not None else None,
         "ranks": rank_records,
         "regularisation": {"l2sp_weight": config.train.l2sp_weight, "lora": lora,
+                           "task_prompt": config.train.task_prompt, "general_anchor": config.train.general_anchor,
+                           "anchor_texts": len(anchor_texts),
                            "trainable_parameters": trainable_parameters, "total_parameters": total_parameters},
         "log_history": state.log_history,
         "timing": timer.summary(),  # checkpoint saves, for the run's time report

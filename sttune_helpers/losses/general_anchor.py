@@ -1,0 +1,78 @@
+"""The general anchor (train.general_anchor): a loss wrapper that holds the model's unprompted
+embeddings where the base model had them while the task is learnt behind train.task_prompt.
+
+Each step it adds weight x mean(1 - cos(e, e0)) over a few of the training texts drawn at random,
+e the model's embedding of the text WITHOUT the task prompt, e0 the base model's (computed once,
+before training). Anchoring the same texts without a prompt pulls straight against the task (bench/
+RESULTS.md, session 19: it lands on the WiSE-FT curve); behind a prompt the two can both hold.
+
+It imports torch, so ``losses/__init__`` does not import it: training imports it directly."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config.ranges import check_value
+
+ANCHOR_KEY = "train.general_anchor"
+TEXTS_PER_STEP = 16
+
+
+class GeneralAnchorLoss(nn.Module):
+    """``loss(features, labels) + weight * mean(1 - cos(e, e0))`` over ``TEXTS_PER_STEP`` of ``texts``
+    a step (a seeded draw), ``anchors`` their base-model embeddings, row for row.
+
+    Like L2SPLoss it holds the model as ``model`` and the task loss as ``loss``, so the trainer's
+    model swap for DDP reaches both; the texts are tokenized with ``model.preprocess``, which applies
+    no prompt (the model's default prompt is applied by ``encode`` only)."""
+
+    def __init__(self, loss, texts: Sequence[str], anchors: np.ndarray, weight: float, seed: int,
+                 texts_per_step: int = TEXTS_PER_STEP):
+        check_value(ANCHOR_KEY, weight)
+        if len(texts) == 0 or len(texts) != len(anchors):
+            raise ValueError(f"the general anchor needs one base embedding per text: {len(texts)} texts, "
+                             f"{len(anchors)} embeddings")
+        super().__init__()
+        self.model = loss.model
+        self.loss = loss
+        self.weight = float(weight)
+        self.texts = list(texts)
+        self.texts_per_step = min(int(texts_per_step), len(self.texts))
+        self.register_buffer("anchors", torch.as_tensor(np.asarray(anchors), dtype=torch.float32), persistent=False)
+        # Its own generator: the draws neither consume nor depend on the global random state.
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def drift(self):
+        """mean(1 - cos) between the model's unprompted embeddings of this step's texts and the base's."""
+        rows = torch.randint(len(self.texts), (self.texts_per_step,), generator=self.generator)
+        features = self.model.preprocess([self.texts[i] for i in rows.tolist()])
+        device = self.anchors.device
+        features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
+        embeddings = self.model(features)["sentence_embedding"]
+        target = self.anchors[rows.to(device)]
+        return (1 - nn.functional.cosine_similarity(embeddings.float(), target, dim=-1)).mean()
+
+    def forward(self, sentence_features, labels):
+        task = self.loss(sentence_features, labels)
+        if self.weight == 0:
+            return task
+        term = self.weight * self.drift()
+        if isinstance(task, dict):  # losses reporting components: the anchor is one more
+            return {**task, "general_anchor": term}
+        return task + term
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return {"loss": self.loss, "general_anchor": self.weight, "texts": len(self.texts),
+                "texts_per_step": self.texts_per_step}
+
+
+def with_general_anchor(loss, weight: float | None, texts: Sequence[str], anchors: np.ndarray | None, seed: int):
+    """``loss`` wrapped in GeneralAnchorLoss where ``weight`` is set and above 0; else ``loss`` itself."""
+    check_value(ANCHOR_KEY, weight)
+    if not weight:
+        return loss
+    return GeneralAnchorLoss(loss, texts, anchors, weight, seed)

@@ -1,0 +1,155 @@
+"""train.task_prompt and train.general_anchor on a tiny model: the anchor loss wrapper (zero drift at
+the base, a pull back towards it after a change, unprompted texts), a run that trains behind the
+prompt (the saved model encodes with it by default; the reference is scored without it) and the
+settings refused up front."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers.tiny_model import build_tiny_model_folder
+from helpers.tiny_model import prepared_run as prepare_tiny_run
+
+from sttune_helpers.config import RunConfig
+from sttune_helpers.config.coercion import ConfigError
+from sttune_helpers.training import train_model
+
+PROMPT = "task: "
+TEXTS = ["a cat sat on the mat", "trains run on rails", "it rained all day", "coffee is bitter"]
+OTHERS = ["a cat lay on a rug", "the train was late", "sunshine all week", "tea is mild"]
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return str(build_tiny_model_folder(tmp_path_factory.mktemp("tiny") / "model"))
+
+
+def base_vectors(model, texts):
+    return model.encode(texts, convert_to_numpy=True, prompt="")
+
+
+def test_the_anchor_adds_nothing_at_the_base_and_pulls_back_after_a_change(tiny_folder):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss, with_general_anchor
+
+    model = SentenceTransformer(tiny_folder, device="cpu")
+    model.eval()
+    anchors = base_vectors(model, TEXTS + OTHERS)
+    task = CoSENTLoss(model)
+    wrapped = with_general_anchor(task, 2.0, TEXTS + OTHERS, anchors, seed=0)
+    assert isinstance(wrapped, GeneralAnchorLoss) and wrapped.model is model and wrapped.loss is task
+    assert with_general_anchor(task, None, [], None, seed=0) is task and with_general_anchor(task, 0.0, [], None, 0) is task
+    features = [model.preprocess(TEXTS), model.preprocess(OTHERS)]
+    labels = torch.tensor([0.9, 0.6, 0.1, 0.3])
+    with torch.no_grad():
+        assert float(wrapped.drift()) == pytest.approx(0.0, abs=1e-5)
+        assert float(wrapped(features, labels)) == pytest.approx(float(task(features, labels)), abs=1e-4)
+        torch.manual_seed(0)
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        assert float(wrapped.drift()) > 1e-3
+    wrapped.drift().backward()
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in model.parameters())
+    assert wrapped.get_config_dict()["general_anchor"] == 2.0
+
+
+def test_the_anchor_encodes_its_texts_without_the_models_default_prompt(tiny_folder):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
+    from sttune_helpers.modeling import with_task_prompt
+
+    model = SentenceTransformer(tiny_folder, device="cpu")
+    model.eval()
+    anchors = base_vectors(model, TEXTS)
+    with_task_prompt(model, PROMPT)
+    # encode() now applies the prompt, so it moves the embeddings; the anchor's own encoding does not.
+    prompted = model.encode(TEXTS, convert_to_numpy=True)
+    assert not np.allclose(prompted, anchors, atol=1e-4)
+    wrapped = GeneralAnchorLoss(CoSENTLoss(model), TEXTS, anchors, 1.0, seed=0)
+    with torch.no_grad():
+        assert float(wrapped.drift()) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprompted_one(tmp_path, tiny_folder):
+    from sentence_transformers import SentenceTransformer
+
+    from sttune_helpers.scoring.reference import GENERAL_USE
+
+    common = ["train.learning_rate=1e-3", "train.warmup_ratio=0", "train.max_steps=6",
+              "train.early_stopping_patience=null", "train.restore_best=never"]
+    probe = ["a man is playing a guitar", "the stock market fell sharply", "two dogs run through the snow"]
+    base = SentenceTransformer(tiny_folder, device="cpu")
+    base_unprompted = base.encode(probe, convert_to_numpy=True, normalize_embeddings=True)
+    drifts = {}
+    for name, extra in (("prompted", [f"train.task_prompt='{PROMPT}'"]),
+                        ("anchored", [f"train.task_prompt='{PROMPT}'", "train.general_anchor=100"])):
+        run, config = prepare_tiny_run(tmp_path, tiny_folder, [*common, *extra], name=name)
+        summary = train_model(run, config)
+        regularisation = summary["regularisation"]
+        assert regularisation["task_prompt"] == PROMPT
+        assert regularisation["general_anchor"] == (100.0 if name == "anchored" else None)
+        assert (regularisation["anchor_texts"] > 0) == (name == "anchored")
+        saved_config = json.loads((run.model_dir / "config_sentence_transformers.json").read_text())
+        assert saved_config["prompts"]["task"] == PROMPT and saved_config["default_prompt_name"] == "task"
+        trained = SentenceTransformer(str(run.model_dir), device="cpu")
+        assert np.allclose(trained.encode(probe, convert_to_numpy=True),
+                           trained.encode(probe, convert_to_numpy=True, prompt=PROMPT), atol=1e-6)
+        unprompted = trained.encode(probe, convert_to_numpy=True, normalize_embeddings=True, prompt=GENERAL_USE)
+        drifts[name] = float(np.mean(1 - np.sum(unprompted * base_unprompted, axis=1)))
+    assert drifts["prompted"] > 0
+    assert drifts["anchored"] < 0.5 * drifts["prompted"], drifts
+
+
+def test_reference_parts_are_encoded_without_the_prompt_and_cached_apart(tmp_path, tiny_folder):
+    import pandas as pd
+    from sentence_transformers import SentenceTransformer
+
+    from sttune_helpers.core.statistics import Bootstrap
+    from sttune_helpers.modeling import with_task_prompt
+    from sttune_helpers.scoring.embedding_cache import for_model
+    from sttune_helpers.scoring.models import score_model
+    from sttune_helpers.scoring.taskset import TaskSet
+
+    model = with_task_prompt(SentenceTransformer(tiny_folder, device="cpu"), PROMPT)
+    items = pd.DataFrame({"sentence1": TEXTS, "sentence2": OTHERS, "score": [0.9, 0.6, 0.1, 0.3]})
+    boot = Bootstrap.draw(len(items), 10, 0.95, 0)
+    cache = for_model(tmp_path / "cache", model, "fp32", 8)
+    task = score_model(TaskSet("pair_score", "test", items), model, boot, batch_size=8, cache=cache)
+    entries = len(list((tmp_path / "cache").glob("*/*.npy")))
+    general = score_model(TaskSet("pair_score", "stsb-report", items, prompt=""), model, boot, batch_size=8,
+                          cache=cache)
+    unprompted = base_vectors(SentenceTransformer(tiny_folder, device="cpu"), TEXTS + OTHERS)
+    unprompted /= np.linalg.norm(unprompted, axis=1, keepdims=True)
+    by_text = dict(zip(general.sentences, general.embeddings))
+    assert np.allclose([by_text[t] for t in TEXTS + OTHERS], unprompted, atol=1e-5)
+    assert not np.allclose(task.embeddings, general.embeddings, atol=1e-4)
+    # the same texts without the prompt are entries of their own, not the prompted ones read back
+    assert entries > 0 and len(list((tmp_path / "cache").glob("*/*.npy"))) == 2 * entries
+    again = score_model(TaskSet("pair_score", "stsb-report", items, prompt=""), model, boot, batch_size=8, cache=cache)
+    assert np.allclose(again.embeddings, general.embeddings)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["train.general_anchor=10"], "train.general_anchor"),
+    (["train.task_prompt='  '"], "train.task_prompt"),
+    (["train.general_anchor=-1", f"train.task_prompt='{PROMPT}'"], "train.general_anchor"),
+])
+def test_settings_the_anchor_cannot_work_with_are_refused_up_front(overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        RunConfig().with_overrides(overrides)
+
+
+def test_a_task_prompt_is_refused_for_data_scored_on_the_reference():
+    from sttune_helpers.core.errors import SettingError
+    from sttune_helpers.training.train import check_task_prompt_shape
+
+    config = RunConfig().with_overrides([f"train.task_prompt='{PROMPT}'"])
+    with pytest.raises(SettingError, match=r"train\.task_prompt: unlabeled"):
+        check_task_prompt_shape(config, "unlabeled")
+    check_task_prompt_shape(config, "pair_score")

@@ -35,6 +35,11 @@ Arms (seeds 0,1,2; batch 16, 4 epochs, lr 2e-5, 10% warmup, bf16 autocast on CUD
                 geometry kept on general text the task never sees (self-distillation on replay text)
   xrel_<lam>    the same pool, but lam * mean((C - C0)^2) over the 16 texts' pairwise cosines C (C0 the
                 base model's): their relative geometry kept rather than their directions
+  prompt        CoSENT on the task's texts with TASK_PROMPT prepended; the task's validation and test are
+                encoded with it, the reference without (a task prefix, as E5's "query: ")
+  panchor_<lam> prompt, + lam * mean(1 - cos(e, e0)) over 16 of the task's own training texts a step
+                WITHOUT the prompt, e0 the base model's: the task is learnt behind the prompt while the
+                unprompted text, the model's general use, is held where the base model had it
   lora_r16      CoSENT on LoRA adapters (r 16, alpha 32, dropout 0.1, attention and dense layers of
                 every encoder layer), lr 2e-4, merged for evaluation
   <arm>_lg      that arm in length-grouped batches (sttune's LengthGroupedBatchSampler, issue 18);
@@ -95,6 +100,7 @@ POSTHOC_ARMS = ("plain_cosent", "lora_r16")
 # L2-SP strengths: the plain CoSENT run on STS-B (seed 0, 1,440 steps, fp32 on CPU) ends at a squared
 # distance of 3.84 from the base weights with a mean training loss of 4.31, so lam = 0.1 and 1 put the
 # penalty at that distance at about 0.1x and 1x the loss.
+TASK_PROMPT = "task: "
 DEFAULT_ARMS = "base,plain_cos,plain_cosent,lora_r16,l2sp_0.1,l2sp_1,lr1e-5,ep1"
 LORA_TARGETS = (r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
                 r"|intermediate\.dense|output\.dense)")
@@ -123,7 +129,7 @@ def parse_arm(name: str) -> dict:
     if name.endswith("_lg") and name != "_lg":  # any arm in length-grouped batches
         return {**parse_arm(name[:-len("_lg")]), "name": name, "posthoc": name in POSTHOC_ARMS, "length_grouped": True}
     arm = {"name": name, "loss": "cosent", "lr": LR, "epochs": EPOCHS, "l2sp": 0.0, "anchor": 0.0, "xanchor": 0.0,
-           "xrel": 0.0, "lora_r": 0,
+           "xrel": 0.0, "lora_r": 0, "prompt": "", "panchor": 0.0,
            "posthoc": name in POSTHOC_ARMS, "train": name != "base", "length_grouped": False}
     if name in ("base", "plain_cosent"):
         pass
@@ -143,6 +149,10 @@ def parse_arm(name: str) -> dict:
         arm["xanchor"] = float(m.group(1))
     elif m := re.fullmatch(r"xrel_([0-9.e-]+)", name):
         arm["xrel"] = float(m.group(1))
+    elif name == "prompt":
+        arm["prompt"] = TASK_PROMPT
+    elif m := re.fullmatch(r"panchor_([0-9.e-]+)", name):
+        arm["prompt"], arm["panchor"] = TASK_PROMPT, float(m.group(1))
     elif m := re.fullmatch(r"lora_r(\d+)", name):
         arm["lora_r"], arm["lr"] = int(m.group(1)), LORA_LR
     else:
@@ -254,12 +264,12 @@ def load_reference(data: Path, limit_eval: int | None) -> dict:
 class Plan:
     """The distinct texts to encode and, per metric, where its items sit among them."""
 
-    def __init__(self, task: dict | None, ref: dict, with_sts: bool):
+    def __init__(self, task: dict | None, ref: dict, with_sts: bool, prompt: str = ""):
         self.index: dict[str, int] = {}
         self.pairs: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        if task:
-            self.add_pairs("val", task["val"])
-            self.add_pairs("test", task["test"])
+        if task:  # the task's own texts carry the arm's prompt; the reference never does
+            self.add_pairs("val", task["val"], prompt)
+            self.add_pairs("test", task["test"], prompt)
         if with_sts:
             self.add_pairs("sts_sel", ref["sts_sel"])
             self.add_pairs("sts_rep", ref["sts_rep"])
@@ -271,8 +281,9 @@ class Plan:
     def ids(self, texts: list[str]) -> np.ndarray:
         return np.array([self.index.setdefault(t, len(self.index)) for t in texts], dtype=np.int64)
 
-    def add_pairs(self, name: str, pairs: dict) -> None:
-        self.pairs[name] = (self.ids(pairs["s1"]), self.ids(pairs["s2"]), pairs["gold"])
+    def add_pairs(self, name: str, pairs: dict, prompt: str = "") -> None:
+        self.pairs[name] = (self.ids([prompt + t for t in pairs["s1"]]), self.ids([prompt + t for t in pairs["s2"]]),
+                            pairs["gold"])
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -540,7 +551,14 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
                                          arm["xanchor"] or arm["xrel"], job["seed"], relational=bool(arm["xrel"]))
         del base_model
     train_pairs = task["train"]
-    dataset = Dataset.from_dict({"sentence1": train_pairs["s1"], "sentence2": train_pairs["s2"],
+    if arm["panchor"]:  # the pool: the task's own training texts, unprompted
+        base_model = load_model(cfg["model"], cfg["device"]).eval().requires_grad_(False)
+        own = sorted(set(train_pairs["s1"]) | set(train_pairs["s2"]))
+        loss = make_off_task_anchor_loss(loss, model, base_model, own, arm["panchor"], job["seed"])
+        del base_model
+    prompt = arm["prompt"]
+    dataset = Dataset.from_dict({"sentence1": [prompt + t for t in train_pairs["s1"]],
+                                 "sentence2": [prompt + t for t in train_pairs["s2"]],
                                  "score": train_pairs["gold"].astype(np.float32)})
 
     snapshots: dict[int, dict] = {}
@@ -571,7 +589,8 @@ def train(job: dict, arm: dict, task: dict, cfg: dict, base_sd: dict) -> tuple[d
             "train_loss": float(output.training_loss), "n_train": len(train_pairs["s1"]),
             "sq_distance": sq_distance(last, base_sd), "lr": arm["lr"], "epochs": arm["epochs"],
             "l2sp": arm["l2sp"], "anchor": arm["anchor"], "xanchor": arm["xanchor"], "xrel": arm["xrel"],
-            "lora_r": arm["lora_r"], "loss": arm["loss"], "precision": cfg["precision"]}
+            "prompt": arm["prompt"], "panchor": arm["panchor"], "lora_r": arm["lora_r"], "loss": arm["loss"],
+            "precision": cfg["precision"]}
     if arm["l2sp"]:
         info["final_penalty"] = arm["l2sp"] * info["sq_distance"]
     del trainer, model, loss
@@ -617,17 +636,19 @@ def context(cfg: dict) -> dict:
     return _CTX
 
 
-def task_and_plan(ctx: dict, cfg: dict, set_name: str) -> tuple[dict, Plan]:
+def task_and_plan(ctx: dict, cfg: dict, set_name: str, prompt: str = "") -> tuple[dict, Plan]:
     if set_name not in ctx["tasks"]:
         ctx["tasks"][set_name] = load_task(Path(cfg["data"]), set_name, cfg["limit_train"], cfg["limit_eval"])
-        ctx["plans"][set_name] = Plan(ctx["tasks"][set_name], ctx["ref"], with_sts="sts" in ref_parts(set_name))
-    return ctx["tasks"][set_name], ctx["plans"][set_name]
+    if (set_name, prompt) not in ctx["plans"]:
+        ctx["plans"][set_name, prompt] = Plan(ctx["tasks"][set_name], ctx["ref"],
+                                              with_sts="sts" in ref_parts(set_name), prompt=prompt)
+    return ctx["tasks"][set_name], ctx["plans"][set_name, prompt]
 
 
 def _run_job(job: dict, cfg: dict) -> dict:
     ctx = context(cfg)
-    task, plan = task_and_plan(ctx, cfg, job["set"])
     arm, parts, base_sd = parse_arm(job["arm"]), ref_parts(job["set"]), ctx["base_sd"]
+    task, plan = task_and_plan(ctx, cfg, job["set"], arm["prompt"])
     arm["posthoc"] = job.get("posthoc", arm["posthoc"])
     out: dict = {"base_ref": ctx["base_ref"], "ref_parts": parts, "n_val": len(task["val"]["s1"]),
                  "n_test": len(task["test"]["s1"])}

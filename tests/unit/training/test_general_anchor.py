@@ -41,7 +41,8 @@ def test_the_anchor_adds_nothing_at_the_base_and_pulls_back_after_a_change(tiny_
     task = CoSENTLoss(model)
     wrapped = with_general_anchor(task, 2.0, TEXTS + OTHERS, anchors, seed=0)
     assert isinstance(wrapped, GeneralAnchorLoss) and wrapped.model is model and wrapped.loss is task
-    assert with_general_anchor(task, None, [], None, seed=0) is task and with_general_anchor(task, 0.0, [], None, 0) is task
+    assert with_general_anchor(task, None, [], None, seed=0) is task
+    assert with_general_anchor(task, 0.0, [], None, seed=0) is task
     features = [model.preprocess(TEXTS), model.preprocess(OTHERS)]
     labels = torch.tensor([0.9, 0.6, 0.1, 0.3])
     with torch.no_grad():

@@ -473,7 +473,20 @@ class ConfigPanel:
         rank_min, rank_max = control_bounds("train.lora_rank", high=1024)
         alpha_min, alpha_max = control_bounds("train.lora_alpha", 1e-3, 1e4)
         dropout_min, dropout_max = control_bounds("train.lora_dropout", high=0.5)
+        anchor_range = log_bounds("train.general_anchor", train.general_anchor, 0.1, 100.0)
         return [
+            self._bind("train.task_prompt",
+                       widgets.Text(description="task prompt", placeholder="off; e.g. task: ", layout=_WIDE,
+                                    continuous_update=False),
+                       to_config=lambda text: text if text.strip() else None, to_control=lambda prompt: prompt or "",
+                       help_text='prepended to the task\'s texts and saved as the model\'s default prompt; '
+                                 'encode(texts, prompt="") leaves it out'),
+            self._bind("train.general_anchor",
+                       widgets.FloatLogSlider(description="general anchor", base=10, min=anchor_range[0],
+                                              max=anchor_range[1], step=0.1, value=10.0, readout_format=".3g",
+                                              layout=_WIDE),
+                       unset_label="off",
+                       help_text="with a task prompt: holds the unprompted model near the base model"),
             self._bind("train.l2sp_weight",
                        widgets.FloatLogSlider(description="L2-SP weight", base=10, min=l2sp_range[0],
                                               max=l2sp_range[1], step=0.1, value=0.1, readout_format=".1e",

@@ -287,6 +287,20 @@ def test_regularisation_controls_are_off_until_set(panel):
     assert panel.config.train.lora_rank is None
 
 
+def test_the_general_anchor_needs_the_task_prompt_set_first(panel):
+    assert panel.controls["train.task_prompt"].value == "" and panel.unset_boxes["train.general_anchor"].value is True
+    panel.unset_boxes["train.general_anchor"].value = False  # the slider's 10, without a prompt: refused
+    assert panel.config.train.general_anchor is None and "train.task_prompt" in panel.errors["train.general_anchor"]
+    assert "train.general_anchor" in panel.status.value
+    panel.controls["train.task_prompt"].value = "task: "
+    panel.unset_boxes["train.general_anchor"].value = True
+    panel.unset_boxes["train.general_anchor"].value = False
+    assert (panel.config.train.task_prompt, panel.config.train.general_anchor) == ("task: ", pytest.approx(10.0))
+    assert not panel.errors
+    panel.controls["train.task_prompt"].value = "  "  # no text: off, which the anchor refuses
+    assert panel.config.train.task_prompt == "task: " and "train.task_prompt" in panel.errors
+
+
 def test_control_bounds_come_from_the_range_table(panel):
     from sttune_helpers.config import RANGES
 

@@ -57,6 +57,18 @@ def check_task_prompt_shape(config: RunConfig, data_shape: str) -> None:
                            "a prompt; set it to null for this data")
 
 
+# The losses the anchor's weight was measured with (bench/RESULTS.md, session 26): the weight that
+# balances a task loss depends on its scale, and CosineSimilarityLoss's MSE is far smaller than CoSENT's.
+ANCHOR_MEASURED_WITH = ("CoSENTLoss",)
+
+
+def anchor_scale_warning(weight: float, loss_name: str) -> str:
+    return (f"train.general_anchor={weight:g} with {loss_name}: the anchor's weight was measured with "
+            f"{', '.join(ANCHOR_MEASURED_WITH)} (10 on SNLI), and a loss of another scale needs its own "
+            "(with CosineSimilarityLoss, 10 held the task back: SNLI validation 0.610 against CoSENTLoss's 0.668 "
+            "under the same anchor); watch the validation curve, or set loss.name=CoSENTLoss")
+
+
 def base_anchors(run: RunDir, config: RunConfig, model, train_dataset) -> tuple[list[str], Any]:
     """train.general_anchor's texts (the training split's distinct texts) and the base model's
     unprompted embeddings of them, read from the runs directory's embedding cache where an earlier
@@ -134,6 +146,11 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
                       gather_across_devices=world_size > 1)
     loss = with_l2sp(loss, config.train.l2sp_weight)  # anchors the trainable weights as they are now
     loss = with_general_anchor(loss, config.train.general_anchor, anchor_texts, anchors, config.seed)
+    if config.train.general_anchor and writes:
+        log.info(f"general anchor: weight {config.train.general_anchor:g} over {len(anchor_texts):,} training texts, "
+                 f"unprompted; the task trains behind the prompt {config.train.task_prompt!r}")
+        if choice.name not in ANCHOR_MEASURED_WITH:
+            log.warning(anchor_scale_warning(config.train.general_anchor, choice.name))
     trainable_parameters, total_parameters = parameter_counts(model)
     gathers = any(getattr(module, "gather_across_devices", False) is True for module in loss.modules())
     recorder = ranks.RankRecorder(model) if world_size > 1 else None

@@ -77,7 +77,10 @@ def test_the_anchor_encodes_its_texts_without_the_models_default_prompt(tiny_fol
         assert float(wrapped.drift()) == pytest.approx(0.0, abs=1e-5)
 
 
-def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprompted_one(tmp_path, tiny_folder):
+def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprompted_one(tmp_path, tiny_folder,
+                                                                                         caplog):
+    import logging
+
     from sentence_transformers import SentenceTransformer
 
     from sttune_helpers.scoring.reference import GENERAL_USE
@@ -91,7 +94,13 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
     for name, extra in (("prompted", [f"train.task_prompt='{PROMPT}'"]),
                         ("anchored", [f"train.task_prompt='{PROMPT}'", "train.general_anchor=100"])):
         run, config = prepare_tiny_run(tmp_path, tiny_folder, [*common, *extra], name=name)
-        summary = train_model(run, config)
+        with caplog.at_level(logging.WARNING):
+            summary = train_model(run, config)
+        loss = json.loads(run.plan_path.read_text())["loss"]["name"]
+        # the weight was measured with CoSENTLoss: another loss's scale gets a warning that names both
+        warned = any("train.general_anchor=100" in r.getMessage() and loss in r.getMessage() for r in caplog.records)
+        assert warned == (name == "anchored" and loss != "CoSENTLoss")
+        caplog.clear()
         regularisation = summary["regularisation"]
         assert regularisation["task_prompt"] == PROMPT
         assert regularisation["general_anchor"] == (100.0 if name == "anchored" else None)

@@ -130,7 +130,8 @@ def choose(candidates: list[Candidate], max_forgetting: float | None, rule: str,
                                 f"more than eval.max_forgetting={max_forgetting:.3f}; {chosen.name} is the best on "
                                 f"validation that keeps to it ({chosen.validation:.4f}, "
                                 f"{chosen.validation - over_budget.validation:+.4f}; largest reference drop "
-                                f"{chosen.forgetting:+.4f}); eval.max_forgetting=null keeps the fine-tuned model")
+                                f"{chosen.forgetting:+.4f}); eval.max_forgetting=null keeps the fine-tuned model, "
+                                f"and training behind train.task_prompt with train.general_anchor may keep both")
             return chosen, (f"{chosen.name}: the best validation metric ({chosen.validation:.4f}){budget}; "
                             f"largest reference drop {chosen.forgetting:+.4f}")
     else:

@@ -128,6 +128,7 @@ def test_the_fine_tuned_model_is_kept_unless_beaten_beyond_the_noise():
     assert "the fine-tuned model (last, validation 0.8600) loses +0.0200 on the reference" in reason
     assert "more than eval.max_forgetting=0.015" in reason and "(0.8630, +0.0030;" in reason
     assert "eval.max_forgetting=null keeps the fine-tuned model" in reason
+    assert "train.task_prompt with train.general_anchor" in reason  # the option that may avoid the trade
     # Without a reference, the same test on validation alone.
     plain = [candidate("best", 0.80, True), beating(candidate("soup", 0.81, True), 0.01, -0.002)]
     assert choose(plain, max_forgetting=0.05, rule="fine_tuned_unless_beaten", fine_tuned="best")[0].name == "best"

@@ -72,6 +72,15 @@ def log_bounds(key: str, value: float | None, low: float, high: float) -> tuple[
     return _log_bounds(value, low, high)
 
 
+def log_slider(description: str, key: str, value: float | None, low: float, high: float, *, step: float,
+               readout_format: str, start: float | None = None) -> widgets.FloatLogSlider:
+    """A wide base-10 log slider for ``key`` over :func:`log_bounds`, at ``start`` until the config sets it."""
+    low_exponent, high_exponent = log_bounds(key, value, low, high)
+    extra = {} if start is None else {"value": start}
+    return widgets.FloatLogSlider(description=description, base=10, min=low_exponent, max=high_exponent, step=step,
+                                  readout_format=readout_format, layout=_WIDE, **extra)
+
+
 class InvalidEntry(SttuneError, ValueError):
     """Text in a control that cannot become a config value; the message says what to type."""
 
@@ -335,7 +344,6 @@ class ConfigPanel:
         options = [(f"{c.name} (default)" if c.name == self.recommended else c.name, c.name) for c in self.choices]
         if loss.name is not None and loss.name not in {c.name for c in self.choices}:
             options.append((f"{loss.name} (from the config)", loss.name))
-        temperature_range = log_bounds("loss.temperature", loss.temperature, 0.005, 1.0)
         return [
             self._bind("loss.name", widgets.Dropdown(description="loss", options=options, layout=_WIDE),
                        to_control=lambda name: name or self.recommended,
@@ -343,9 +351,8 @@ class ConfigPanel:
                                  "for this shape and amount of training data"),
             self.loss_reason,
             self._bind("loss.temperature",
-                       widgets.FloatLogSlider(description="temperature", base=10, min=temperature_range[0],
-                                              max=temperature_range[1], step=0.01, value=LOSS_DEFAULT_TEMPERATURE,
-                                              readout_format=".3g", layout=_WIDE),
+                       log_slider("temperature", "loss.temperature", loss.temperature, 0.005, 1.0, step=0.01,
+                                  readout_format=".3g", start=LOSS_DEFAULT_TEMPERATURE),
                        unset_label="loss default",
                        help_text="softmax temperature of the contrastive and ranking losses (scale = 1/temperature)"),
             self._bind("loss.matryoshka_dims",
@@ -361,7 +368,6 @@ class ConfigPanel:
 
     def _optimisation_controls(self) -> list[widgets.Widget]:
         train = self._config.train
-        lr_range = log_bounds("train.learning_rate", train.learning_rate, 1e-6, 1e-3)
         epochs_min, epochs_max = control_bounds("train.epochs", 0.1, 20.0)
         steps_min, steps_max = control_bounds("train.max_steps", high=10**9)
         warmup_min, warmup_max = control_bounds("train.warmup_ratio", high=0.5)
@@ -370,8 +376,8 @@ class ConfigPanel:
         seed_min, seed_max = control_bounds("seed")
         return [
             self._bind("train.learning_rate",
-                       widgets.FloatLogSlider(description="learning rate", base=10, min=lr_range[0], max=lr_range[1],
-                                              step=0.05, readout_format=".1e", layout=_WIDE),
+                       log_slider("learning rate", "train.learning_rate", train.learning_rate, 1e-6, 1e-3, step=0.05,
+                                  readout_format=".1e"),
                        help_text="the optimiser's peak step size; 2e-5 suits full fine-tuning, ~2e-4 LoRA"),
             self._bind("train.batch_size", widgets.Dropdown(description="batch size", options=BATCH_SIZES),
                        help_text="in-batch-negative losses gain from bigger batches"),
@@ -469,11 +475,9 @@ class ConfigPanel:
 
     def _regularisation_controls(self) -> list[widgets.Widget]:
         train = self._config.train
-        l2sp_range = log_bounds("train.l2sp_weight", train.l2sp_weight, 1e-4, 10.0)
         rank_min, rank_max = control_bounds("train.lora_rank", high=1024)
         alpha_min, alpha_max = control_bounds("train.lora_alpha", 1e-3, 1e4)
         dropout_min, dropout_max = control_bounds("train.lora_dropout", high=0.5)
-        anchor_range = log_bounds("train.general_anchor", train.general_anchor, 0.1, 100.0)
         return [
             self._bind("train.task_prompt",
                        widgets.Text(description="task prompt", placeholder="off; e.g. task: ", layout=_WIDE,
@@ -482,15 +486,13 @@ class ConfigPanel:
                        help_text='prepended to the task\'s texts and saved as the model\'s default prompt; '
                                  'encode(texts, prompt="") leaves it out'),
             self._bind("train.general_anchor",
-                       widgets.FloatLogSlider(description="general anchor", base=10, min=anchor_range[0],
-                                              max=anchor_range[1], step=0.1, value=10.0, readout_format=".3g",
-                                              layout=_WIDE),
+                       log_slider("general anchor", "train.general_anchor", train.general_anchor, 0.1, 100.0,
+                                  step=0.1, readout_format=".3g", start=10.0),
                        unset_label="off",
                        help_text="with a task prompt: holds the unprompted model near the base model"),
             self._bind("train.l2sp_weight",
-                       widgets.FloatLogSlider(description="L2-SP weight", base=10, min=l2sp_range[0],
-                                              max=l2sp_range[1], step=0.1, value=0.1, readout_format=".1e",
-                                              layout=_WIDE),
+                       log_slider("L2-SP weight", "train.l2sp_weight", train.l2sp_weight, 1e-4, 10.0, step=0.1,
+                                  readout_format=".1e", start=0.1),
                        unset_label="off",
                        help_text="adds this x the squared distance of the weights from the base's to the loss"),
             self._bind("train.lora_rank", widgets.BoundedIntText(description="LoRA rank", min=rank_min, max=rank_max,

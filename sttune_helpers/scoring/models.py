@@ -32,6 +32,15 @@ class ModelScores(ItemScores):
 PROGRESS_CHUNK_TEXTS = 4096
 
 
+def keyed_prompt(model, prompt: str | None) -> str | None:
+    """The prompt a cache entry is keyed by: None where encoding with ``prompt`` is what the model does by
+    default (its key names its default prompt), so that ``prompt=""`` on a model without one shares the
+    entries of a plain encode."""
+    prompts = getattr(model, "prompts", None) or {}
+    default = prompts.get(getattr(model, "default_prompt_name", None) or "", "") or ""
+    return None if prompt is None or prompt == default else prompt
+
+
 class Encoder:
     """Encodes each distinct text once per model (normalised, so a dot product is the cosine); with a
     ``disk`` cache, an encode call made before with the same model and texts is read back instead."""
@@ -39,6 +48,7 @@ class Encoder:
     def __init__(self, model, batch_size: int, disk: EmbeddingCache | None = None, prompt: str | None = None):
         self.model, self.batch_size, self.cache, self.disk = model, batch_size, {}, disk
         self.prompt = prompt  # None: the model's default prompt; "": none (TaskSet.prompt)
+        self.cache_prompt = keyed_prompt(model, prompt)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
@@ -46,12 +56,12 @@ class Encoder:
         task = Progress("encoding", total=len(missing), unit="texts") if len(missing) > chunk else None
         for start in range(0, len(missing), chunk):
             part = missing[start:start + chunk]
-            vectors = self.disk.get(part, self.prompt) if self.disk is not None else None
+            vectors = self.disk.get(part, self.cache_prompt) if self.disk is not None else None
             if vectors is None:
                 vectors = self.model.encode(part, batch_size=self.batch_size, normalize_embeddings=True,
                                             convert_to_numpy=True, show_progress_bar=False, prompt=self.prompt)
                 if self.disk is not None:
-                    self.disk.put(part, vectors, self.prompt)
+                    self.disk.put(part, vectors, self.cache_prompt)
             self.cache.update(zip(part, np.asarray(vectors, dtype=np.float32)))
             if task is not None:
                 task.step(start + len(part))

@@ -143,6 +143,13 @@ def test_reference_parts_are_encoded_without_the_prompt_and_cached_apart(tmp_pat
     assert entries > 0 and len(list((tmp_path / "cache").glob("*/*.npy"))) == 2 * entries
     again = score_model(TaskSet("pair_score", "stsb-report", items, prompt=""), model, boot, batch_size=8, cache=cache)
     assert np.allclose(again.embeddings, general.embeddings)
+    # A model without a default prompt: prompt="" is its plain encode, and reads the same entries.
+    plain = SentenceTransformer(tiny_folder, device="cpu")
+    plain_cache = for_model(tmp_path / "plain", plain, "fp32", 8)
+    score_model(TaskSet("pair_score", "test", items), plain, boot, batch_size=8, cache=plain_cache)
+    written = sorted((tmp_path / "plain").glob("*/*.npy"))
+    score_model(TaskSet("pair_score", "stsb-report", items, prompt=""), plain, boot, batch_size=8, cache=plain_cache)
+    assert written and sorted((tmp_path / "plain").glob("*/*.npy")) == written
 
 
 @pytest.mark.parametrize("overrides, key", [

@@ -107,7 +107,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
 
-    from .samplers import token_length_trainer_class
+    from .samplers import token_counts, token_length_trainer_class
 
     plan = read_json(run.plan_path)
     report = read_report(run)
@@ -145,7 +145,10 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"),
                       gather_across_devices=world_size > 1)
     loss = with_l2sp(loss, config.train.l2sp_weight)  # anchors the trainable weights as they are now
-    loss = with_general_anchor(loss, config.train.general_anchor, anchor_texts, anchors, config.seed)
+    # Each step's anchor texts are neighbours in length, so they pad little (tokens, as the collator cuts them).
+    anchor_lengths = token_counts(anchor_texts, model.tokenizer, model.max_seq_length) if anchor_texts else None
+    loss = with_general_anchor(loss, config.train.general_anchor, anchor_texts, anchors, config.seed,
+                               lengths=anchor_lengths)
     if config.train.general_anchor and writes:
         log.info(f"general anchor: weight {config.train.general_anchor:g} over {len(anchor_texts):,} training texts, "
                  f"unprompted; the task trains behind the prompt {config.train.task_prompt!r}")

@@ -77,6 +77,37 @@ def test_the_anchor_encodes_its_texts_without_the_models_default_prompt(tiny_fol
         assert float(wrapped.drift()) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_with_lengths_a_steps_texts_are_length_neighbours_and_every_text_is_drawn(tiny_folder):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
+
+    model = SentenceTransformer(tiny_folder, device="cpu")
+    model.eval()
+    texts = TEXTS + OTHERS
+    lengths = [len(t.split()) * 10 + i for i, t in enumerate(texts)]  # distinct, so the order is unique
+    anchors = base_vectors(model, texts)
+    wrapped = GeneralAnchorLoss(CoSENTLoss(model), texts, anchors, 1.0, seed=3, texts_per_step=3, lengths=lengths)
+    rank = {t: r for r, t in enumerate(sorted(texts, key=lambda t: lengths[texts.index(t)]))}
+    drawn, seen = [], set()
+    preprocess = model.preprocess
+    model.preprocess = lambda batch: drawn.append(list(batch)) or preprocess(batch)
+    with torch.no_grad():
+        for _ in range(40):
+            # the anchors were reordered with the texts: at the base every draw is still 0
+            assert float(wrapped.drift()) == pytest.approx(0.0, abs=1e-5)
+    for batch in drawn:
+        ranks = [rank[t] for t in batch]
+        assert all((b - a) % len(texts) == 1 for a, b in zip(ranks, ranks[1:])), ranks  # a window, wrapping
+        seen.update(batch)
+    assert seen == set(texts)
+    assert wrapped.get_config_dict()["length_grouped"] is True
+    with pytest.raises(ValueError, match="one length per text"):
+        GeneralAnchorLoss(CoSENTLoss(model), texts, anchors, 1.0, seed=0, lengths=lengths[:-1])
+
+
 def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprompted_one(tmp_path, tiny_folder,
                                                                                          caplog):
     import logging

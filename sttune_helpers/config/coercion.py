@@ -93,10 +93,20 @@ def _type_name(hint: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(hint, str(hint))
 
 
+def _quoting_hint(key: str, value: Any, hint: Any) -> str:
+    """Where a string was meant but YAML read ``text: `` (e.g. a prompt) as a one-entry mapping."""
+    accepts_str = hint is str or str in typing.get_args(hint)
+    if not (accepts_str and isinstance(value, dict) and len(value) == 1 and None in value.values()):
+        return ""
+    text = f"{next(iter(value))}: "
+    return f"; YAML reads a value ending in ': ' as a mapping, so quote it: -p \"{key}='{text}'\""
+
+
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     def fail() -> typing.NoReturn:
         raise ConfigError(
             f"{source}: config key {key!r} expects {_type_name(hint)}, got {value!r} ({type(value).__name__})"
+            + _quoting_hint(key, value, hint)
         )
 
     origin = typing.get_origin(hint)

@@ -56,6 +56,18 @@ def test_wrong_type_names_key_and_expected_type():
         RunConfig.from_dict({"train": {"epochs": True}})
 
 
+def test_an_unquoted_prompt_read_as_a_mapping_says_how_to_quote_it():
+    # the shell drops the trailing space of `-p train.task_prompt=task: `, and YAML reads "task:" as {task: null}
+    with pytest.raises(ConfigError, match=r"expects a string or null, got \{'task': None\} \(dict\); YAML reads a "
+                                          r"value ending in ': ' as a mapping, so quote it: "
+                                          r"-p \"train.task_prompt='task: '\""):
+        RunConfig().with_overrides(["train.task_prompt=task:"])
+    assert RunConfig().with_overrides(["train.task_prompt='task: '"]).train.task_prompt == "task: "
+    with pytest.raises(ConfigError) as refused:  # a mapping that is not a stray colon gets no such hint
+        RunConfig().with_overrides(["train.task_prompt={a: 1}"])
+    assert "quote it" not in str(refused.value)
+
+
 def test_a_union_says_null_only_where_null_is_allowed():
     from typing import Literal, Optional, Union
 

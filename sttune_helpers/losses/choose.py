@@ -12,10 +12,11 @@ from .errors import LossError
 from .registry import SCALED_LOSSES, TEMPERATURE_LOSSES, loss_choices, loss_class, registered_for
 
 
-def recommend(shape: str, n_train: int, batch_size: int) -> tuple[LossChoice, str]:
-    """The registered default for ``shape``, or a better fit for this size of data, with why."""
+def recommend(shape: str, n_train: int, batch_size: int, anchored: bool = False) -> tuple[LossChoice, str]:
+    """The registered default for ``shape``, or a better fit for this size of data (and, where
+    ``anchored``, for train.general_anchor), with why."""
     loss_choices(shape)  # an unknown shape: the error names the known ones
-    return shapes.get(shape).recommend_loss(n_train, batch_size)
+    return shapes.get(shape).recommend_loss(n_train, batch_size, anchored)
 
 
 def choose_loss(config: RunConfig, shape: str | None = None,
@@ -24,7 +25,7 @@ def choose_loss(config: RunConfig, shape: str | None = None,
     shape = shape or config.data.shape
     choices = loss_choices(shape)
     if config.loss.name is None:
-        chosen, how = recommend(shape, n_train, config.train.batch_size)
+        chosen, how = recommend(shape, n_train, config.train.batch_size, anchored=bool(config.train.general_anchor))
         how = f"recommended: {how}"
     else:
         named = [c for c in choices if c.name == config.loss.name]

@@ -130,9 +130,9 @@ class TaskShape:
     def default_loss(self) -> LossChoice:
         return self.losses[0]
 
-    def recommend_loss(self, n_train: int, batch_size: int) -> tuple[LossChoice, str]:
+    def recommend_loss(self, n_train: int, batch_size: int, anchored: bool = False) -> tuple[LossChoice, str]:
         """The loss for this much data at this batch size, and why (the default unless a shape knows
-        better)."""
+        better). ``anchored``: the run trains with train.general_anchor, whose weight suits some losses."""
         if self.in_batch_default and batch_size < 32:
             return self.default_loss, (f"the default for {self.name}; note that a batch of {batch_size} gives each "
                                        f"text only {max(0, batch_size - 1)} in-batch negatives: raise "

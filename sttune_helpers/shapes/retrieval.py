@@ -32,14 +32,14 @@ class Retrieval(TaskShape):
 
     in_batch_default = True
 
-    def recommend_loss(self, n_train: int, batch_size: int) -> tuple[LossChoice, str]:
+    def recommend_loss(self, n_train: int, batch_size: int, anchored: bool = False) -> tuple[LossChoice, str]:
         # No GISTEmbedLoss for small retrieval sets: on SciFact (825 train pairs) it scored NDCG@10 0.657
         # where MultipleNegativesRankingLoss scored 0.667, same run otherwise (bench/RESULTS.md, session 6).
         if batch_size >= 256:
             cached = next(c for c in self.losses if c.name == "CachedMultipleNegativesRankingLoss")
             return cached, (f"a batch of {batch_size} texts is where in-batch negatives pay off, and gradient "
                             "caching keeps its memory at that of a mini-batch")
-        return super().recommend_loss(n_train, batch_size)
+        return super().recommend_loss(n_train, batch_size, anchored)
 
     # --- evaluation -------------------------------------------------------------------------
 

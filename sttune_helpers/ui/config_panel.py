@@ -337,7 +337,8 @@ class ConfigPanel:
             rows = int(report["counts"]["train"]["rows"]) if report else 0
         except (OSError, ValueError, KeyError, TypeError):
             rows = 0
-        return recommend(self.shape, rows, self._config.train.batch_size)[0].name
+        train = self._config.train
+        return recommend(self.shape, rows, train.batch_size, anchored=bool(train.general_anchor))[0].name
 
     def _loss_controls(self) -> list[widgets.Widget]:
         loss = self._config.loss

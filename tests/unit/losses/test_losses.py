@@ -159,6 +159,13 @@ def test_recommendation_follows_shape_and_size():
     assert choice.name == "CosineSimilarityLoss" and "1,000 here" in why and "5,000" in why
     assert recommend("pair_score", 4999, 16)[0].name == "CosineSimilarityLoss"
     assert recommend("pair_score", 0, 16)[0].name == "CoSENTLoss"  # size unknown: the shape's default
+    # With the general anchor, CoSENT at any size: its weight held cosine regression's task back.
+    choice, why = recommend("pair_score", 1000, 16, anchored=True)
+    assert choice.name == "CoSENTLoss" and "train.general_anchor" in why
+    anchored = load_preset("smoke").with_overrides(["train.task_prompt='task: '", "train.general_anchor=10"])
+    chosen, _, how = choose_loss(anchored, "pair_score", 1000)
+    assert chosen.name == "CoSENTLoss" and how.startswith("recommended: train.general_anchor")
+    assert recommend("retrieval", 500, 64, anchored=True)[0].name == "MultipleNegativesRankingLoss"
     # Small retrieval sets too: GISTEmbedLoss did worse than MNRL on SciFact (bench/RESULTS.md).
     choice, why = recommend("retrieval", 500, 64)
     assert choice.name == "MultipleNegativesRankingLoss" and "500 training rows" in why

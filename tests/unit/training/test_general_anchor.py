@@ -116,7 +116,8 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
 
     from sttune_helpers.scoring.reference import GENERAL_USE
 
-    common = ["train.learning_rate=1e-3", "train.warmup_ratio=0", "train.max_steps=6",
+    # A loss named in the config other than CoSENT (the anchor's own recommendation): training warns.
+    common = ["train.learning_rate=1e-3", "train.warmup_ratio=0", "train.max_steps=6", "loss.name=CosineSimilarityLoss",
               "train.early_stopping_patience=null", "train.restore_best=never"]
     probe = ["a man is playing a guitar", "the stock market fell sharply", "two dogs run through the snow"]
     base = SentenceTransformer(tiny_folder, device="cpu")
@@ -127,10 +128,11 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
         run, config = prepare_tiny_run(tmp_path, tiny_folder, [*common, *extra], name=name)
         with caplog.at_level(logging.WARNING):
             summary = train_model(run, config)
-        loss = json.loads(run.plan_path.read_text())["loss"]["name"]
+        assert json.loads(run.plan_path.read_text())["loss"]["name"] == "CosineSimilarityLoss"
         # the weight was measured with CoSENTLoss: another loss's scale gets a warning that names both
-        warned = any("train.general_anchor=100" in r.getMessage() and loss in r.getMessage() for r in caplog.records)
-        assert warned == (name == "anchored" and loss != "CoSENTLoss")
+        warned = any("train.general_anchor=100" in r.getMessage() and "CosineSimilarityLoss" in r.getMessage()
+                     for r in caplog.records)
+        assert warned == (name == "anchored")
         caplog.clear()
         regularisation = summary["regularisation"]
         assert regularisation["task_prompt"] == PROMPT

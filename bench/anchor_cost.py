@@ -31,7 +31,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from default_run import append_results, machine  # noqa: E402
+from default_run import machine, publish_section  # noqa: E402
 from length_grouped import BATCH, OUT, stsb_pairs  # noqa: E402
 
 ARMS = ("no_anchor", "random", "length_window")
@@ -155,11 +155,7 @@ def main() -> int:
         per_run_means = " / ".join(f"{statistics.mean(r['step_seconds']):.3f}" for r in runs[arm])
         lines.append(f"| {arm} | {statistics.mean(values):.3f} | {statistics.median(values):.3f} | {per_run_means} | "
                      f"{statistics.mean(tokens) if tokens else 0:.0f} | {statistics.mean(values) / base:.2f}x |")
-    lines += ["", f"Total {total:.0f} s."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_append:
-        append_results(args.results, text)
+    publish_section(lines, total, args.results, append=not args.no_append)
     return 0
 
 

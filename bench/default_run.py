@@ -52,6 +52,14 @@ def append_results(path: Path, text: str) -> None:
         log.write(text.rstrip("\n") + "\n\n")
 
 
+def publish_section(lines: list[str], total_s: float, path: Path, append: bool = True) -> None:
+    """Print a bench's section with its total time, and append it to the results log where ``append``."""
+    text = "\n".join([*lines, "", f"Total {total_s:.0f} s."]) + "\n"
+    print(text)
+    if append:
+        append_results(path, text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="default")

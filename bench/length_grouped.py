@@ -48,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
-from default_run import append_results, machine  # noqa: E402
+from default_run import machine, publish_section  # noqa: E402
 
 OUT = HERE / "out" / "length_grouped"
 SCIFACT = Path("/work/shared/data/scifact")
@@ -247,11 +247,7 @@ def main() -> int:
                          f"{s['s_per_step']:.3f} | {s['median_s_per_step']:.3f} | {s['padded_tokens_per_step']:.0f} | "
                          f"{s['real_tokens_per_step']:.0f} | {s['padding_share']:.0%} | "
                          f"{s['samples_per_s'] / base['samples_per_s']:.2f}x |")
-    lines += ["", f"Total {total:.0f} s."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if not args.no_append:
-        append_results(args.results, text)
+    publish_section(lines, total, args.results, append=not args.no_append)
     return 0
 
 

@@ -287,6 +287,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "regularisation": {"l2sp_weight": config.train.l2sp_weight, "lora": lora,
                            "task_prompt": config.train.task_prompt, "general_anchor": config.train.general_anchor,
                            "anchor_texts": len(anchor_texts),
+                           "anchor_draws_by_length": bool(getattr(loss, "by_length", False)),
                            "trainable_parameters": trainable_parameters, "total_parameters": total_parameters},
         "log_history": state.log_history,
         "timing": timer.summary(),  # checkpoint saves, for the run's time report

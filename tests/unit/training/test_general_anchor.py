@@ -138,6 +138,7 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
         assert regularisation["task_prompt"] == PROMPT
         assert regularisation["general_anchor"] == (100.0 if name == "anchored" else None)
         assert (regularisation["anchor_texts"] > 0) == (name == "anchored")
+        assert regularisation["anchor_draws_by_length"] == (name == "anchored")  # training passes the lengths
         saved_config = json.loads((run.model_dir / "config_sentence_transformers.json").read_text())
         assert saved_config["prompts"]["task"] == PROMPT and saved_config["default_prompt_name"] == "task"
         trained = SentenceTransformer(str(run.model_dir), device="cpu")

@@ -49,6 +49,10 @@ def test_the_loss_shown_is_the_one_recommended_for_the_runs_data(config, run):
     assert panel.config.loss.name is None  # shown, not written: stage 02 still decides
     atomic_write_json(run.data_report_path, {"counts": {"train": {"rows": 6000}}})
     assert ConfigPanel(config, "pair_score", run=run).controls["loss.name"].value == "CoSENTLoss"
+    # With the general anchor on, CoSENT at any size (its weight was measured with it).
+    atomic_write_json(run.data_report_path, {"counts": {"train": {"rows": 1000}}})
+    anchored = config.with_overrides(["train.task_prompt='task: '", "train.general_anchor=10"])
+    assert ConfigPanel(anchored, "pair_score", run=run).controls["loss.name"].value == "CoSENTLoss"
 
 
 def test_sliders_and_dropdowns_edit_the_config(panel, config):

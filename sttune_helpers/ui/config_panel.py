@@ -162,6 +162,9 @@ class ConfigPanel:
             if binding.unset is not None:
                 binding.unset.observe(lambda _, b=binding: self._on_unset_change(b), names="value")
         self.controls["loss.name"].observe(lambda _: self._show_loss_reason(), names="value")
+        # The anchor changes which loss is recommended for scored pairs (losses/choose.py).
+        self.controls["train.general_anchor"].observe(lambda _: self._follow_recommendation(), names="value")
+        self.unset_boxes["train.general_anchor"].observe(lambda _: self._follow_recommendation(), names="value")
         self.refresh()
 
     # --- the config ------------------------------------------------------------------------
@@ -340,13 +343,32 @@ class ConfigPanel:
         train = self._config.train
         return recommend(self.shape, rows, train.batch_size, anchored=bool(train.general_anchor))[0].name
 
+    def _loss_options(self) -> list[tuple[str, str]]:
+        name = self._config.loss.name
+        options = [(f"{c.name} (default)" if c.name == self.recommended else c.name, c.name) for c in self.choices]
+        if name is not None and name not in {c.name for c in self.choices}:
+            options.append((f"{name} (from the config)", name))
+        return options
+
+    def _follow_recommendation(self) -> None:
+        """Relabel "(default)" where a setting changed the recommended loss, and show it where loss.name is unset."""
+        recommended = self._recommended_loss()
+        if recommended == self.recommended:
+            return
+        self.recommended = recommended
+        dropdown = self.controls["loss.name"]
+        syncing, self._syncing = self._syncing, True
+        try:
+            dropdown.options = self._loss_options()
+            dropdown.value = self._config.loss.name or recommended
+        finally:
+            self._syncing = syncing
+        self._show_loss_reason()
+
     def _loss_controls(self) -> list[widgets.Widget]:
         loss = self._config.loss
-        options = [(f"{c.name} (default)" if c.name == self.recommended else c.name, c.name) for c in self.choices]
-        if loss.name is not None and loss.name not in {c.name for c in self.choices}:
-            options.append((f"{loss.name} (from the config)", loss.name))
         return [
-            self._bind("loss.name", widgets.Dropdown(description="loss", options=options, layout=_WIDE),
+            self._bind("loss.name", widgets.Dropdown(description="loss", options=self._loss_options(), layout=_WIDE),
                        to_control=lambda name: name or self.recommended,
                        help_text="a sentence-transformers loss class; (default) marks what sttune recommends "
                                  "for this shape and amount of training data"),

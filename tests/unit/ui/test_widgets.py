@@ -53,6 +53,17 @@ def test_the_loss_shown_is_the_one_recommended_for_the_runs_data(config, run):
     atomic_write_json(run.data_report_path, {"counts": {"train": {"rows": 1000}}})
     anchored = config.with_overrides(["train.task_prompt='task: '", "train.general_anchor=10"])
     assert ConfigPanel(anchored, "pair_score", run=run).controls["loss.name"].value == "CoSENTLoss"
+    # Turned on and off in the panel, the "(default)" label and the shown loss follow, and nothing is written.
+    panel = ConfigPanel(config, "pair_score", run=run)
+    dropdown = panel.controls["loss.name"]
+    panel.controls["train.task_prompt"].value = "task: "
+    panel.unset_boxes["train.general_anchor"].value = False
+    assert panel.config.train.general_anchor is not None
+    assert dropdown.value == "CoSENTLoss" and dict(dropdown.options)["CoSENTLoss (default)"] == "CoSENTLoss"
+    assert panel.config.loss.name is None
+    panel.unset_boxes["train.general_anchor"].value = True
+    assert dropdown.value == "CosineSimilarityLoss" and "CosineSimilarityLoss (default)" in dict(dropdown.options)
+    assert panel.config.loss.name is None
 
 
 def test_sliders_and_dropdowns_edit_the_config(panel, config):

@@ -256,6 +256,11 @@ class TrainConfig:
     # (losses/general_anchor.py). The task is learnt behind the prompt; the unprompted model stays near
     # the base. None (or 0) turns it off; it needs train.task_prompt.
     general_anchor: Optional[float] = None
+    # The data shape's measured recipe (its ``recipe`` in shapes/, figures in bench/RESULTS.md): stage 02
+    # fills the settings it names where this config leaves them at their defaults and a sweep does not
+    # search them, and says so in plan.json. pair_binary: the task prompt "task: ", general_anchor 10 and
+    # learning rate 8e-5. false keeps every setting as given.
+    shape_recipe: bool = True
     # LoRA: train low-rank adapters of this rank on the encoder's attention and feed-forward layers
     # instead of every weight, merged into the model before it is saved; None = full fine-tuning.
     # LoRA usually wants a higher learning rate (~2e-4).

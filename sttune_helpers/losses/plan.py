@@ -21,7 +21,9 @@ def loss_shape(report: dict[str, Any]) -> str:
     return shapes.get(report["shape"]).loss_shape(report.get("train_shape"))
 
 
-def write_plan(run: RunDir, config: RunConfig, n_train: int, shape: str | None = None) -> dict[str, Any]:
+def write_plan(run: RunDir, config: RunConfig, n_train: int, shape: str | None = None,
+               recipe: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Choose the loss and write plan.json; ``recipe``: the shape's recipe as stage 02 filled it in."""
     shape = shape or config.data.shape
     chosen, alternatives, how = choose_loss(config, shape, n_train)
     plan = {
@@ -35,6 +37,8 @@ def write_plan(run: RunDir, config: RunConfig, n_train: int, shape: str | None =
         "model": config.model.name,
         "hyperparameters": asdict(config.train),
     }
+    if recipe is not None:
+        plan["recipe"] = recipe
     atomic_write_json(run.plan_path, plan)
     return plan
 
@@ -60,6 +64,8 @@ def explain(plan: dict[str, Any]) -> str:
     if plan.get("in_batch_negatives"):
         lines += ["", "In-batch negatives: batches are drawn without duplicate texts, and a larger "
                       "`train.batch_size` gives every text more negatives."]
+    if plan.get("recipe"):
+        lines += ["", f"Settings: {plan['recipe']['text'][0].upper()}{plan['recipe']['text'][1:]}"]
     if plan["alternatives"]:
         lines += ["", "Alternatives (set `loss.name` to use one):"]
         lines += [f"- **{a['name']}**: {a['reason']}" for a in plan["alternatives"]]

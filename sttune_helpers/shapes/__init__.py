@@ -7,7 +7,7 @@ looks a shape up. Shapes import only ``core`` and libraries.
 from __future__ import annotations
 
 from ..core.errors import SettingError
-from .base import LossChoice, TaskShape
+from .base import LossChoice, ShapeRecipe, TaskShape
 from .pair_binary import PAIR_BINARY
 from .pair_class import PAIR_CLASS
 from .pair_score import PAIR_SCORE
@@ -27,4 +27,4 @@ def get(name: str) -> TaskShape:
         raise SettingError(f"unknown task shape {name!r}; the shapes are: {', '.join(SHAPES)}") from None
 
 
-__all__ = ["LossChoice", "TaskShape", "REGISTRY", "SHAPES", "get"]
+__all__ = ["LossChoice", "ShapeRecipe", "TaskShape", "REGISTRY", "SHAPES", "get"]

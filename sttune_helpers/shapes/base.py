@@ -27,6 +27,15 @@ RANKING_TUNABLE = {"temperature": "sharpness of the pairwise ranking (loss.tempe
 
 
 @dataclass(frozen=True)
+class ShapeRecipe:
+    """Settings measured to beat the plain recipe on a shape's bench set; stage 02 fills them into a
+    run's config where it leaves them at their defaults (train.shape_recipe, training/shape_recipe.py)."""
+
+    settings: dict[str, Any]  # dotted config keys and their values
+    reason: str  # what was measured, for plan.json and the notebook
+
+
+@dataclass(frozen=True)
 class TaskShape:
     """One task shape. Subclass it in a file of its own under ``shapes/`` and register the instance
     in ``shapes/__init__.py``."""
@@ -73,6 +82,8 @@ class TaskShape:
     stated_negative_columns: ClassVar[tuple[str, str] | None] = None
     # Whether data.negatives.enabled "auto" mines this shape's train split (where it was measured to help).
     mined_by_default: ClassVar[bool] = False
+    # The shape's measured recipe (None: the schema's defaults are the shape's recipe).
+    recipe: ClassVar[ShapeRecipe | None] = None
     no_positives_hint: ClassVar[str] = ""  # why a frame may hold no positive pair, for the error
 
     @property

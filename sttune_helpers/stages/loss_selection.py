@@ -29,9 +29,14 @@ def train_shape(run: RunDir) -> str:
 
 
 def plan(run: RunDir, config: RunConfig) -> dict[str, Any]:
-    """Choose the loss and write plan.json (loss, reason, alternatives, hyperparameters)."""
+    """Fill in the data shape's measured recipe (train.shape_recipe; config.yaml takes it), choose the
+    loss and write plan.json (loss, reason, alternatives, hyperparameters, the recipe)."""
     report = data.read_report(run)
-    return losses.write_plan(run, config, n_train=report["counts"]["train"]["rows"], shape=losses.loss_shape(report))
+    shape = losses.loss_shape(report)
+    recipe = training.apply_shape_recipe(run, config, shape)
+    if recipe is not None:
+        recipe["text"] = training.describe_shape_recipe(recipe)
+    return losses.write_plan(run, config, n_train=report["counts"]["train"]["rows"], shape=shape, recipe=recipe)
 
 
 def bake_off(run: RunDir, config: RunConfig):

@@ -39,10 +39,13 @@ from .launch import check_devices, check_nodes, launch_training, refuse_several_
 from .selection import select_model
 from .selection_plot import plot_selection
 from .setup import checkpointing_argument, plan_training
+from .shape_recipe import apply_shape_recipe
+from .shape_recipe import describe as describe_shape_recipe
 from .train import train_model
 
 __all__ = ["CollapseGuard", "DistributedTrainingError", "EmbeddingCollapseError", "NonFiniteLossGuard",
-           "TrainingDivergedError", "TrainingError", "auto_recipe", "auto_trials_table", "bake_off", "check_devices",
-           "check_nodes", "checkpointing_argument", "compare_checkpoints", "launch_training", "mean_pairwise_cosine",
-           "plan_training", "plot_bake_off", "plot_curves", "plot_selection", "plot_tensorboard", "record_budget",
-           "refuse_several_nodes", "runs_distributed", "select_model", "tensorboard_scalars", "train_model"]
+           "TrainingDivergedError", "TrainingError", "apply_shape_recipe", "auto_recipe", "auto_trials_table",
+           "bake_off", "check_devices", "check_nodes", "checkpointing_argument", "compare_checkpoints",
+           "describe_shape_recipe", "launch_training", "mean_pairwise_cosine", "plan_training", "plot_bake_off",
+           "plot_curves", "plot_selection", "plot_tensorboard", "record_budget", "refuse_several_nodes",
+           "runs_distributed", "select_model", "tensorboard_scalars", "train_model"]

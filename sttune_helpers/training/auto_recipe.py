@@ -321,7 +321,7 @@ def auto_recipe(run: RunDir, config: RunConfig, *, search_share: float = SEARCH_
     saved.train.learning_rate, saved.train.batch_size = winner["learning_rate"], winner["batch_size"]
     saved.train.max_steps = length["max_steps"]
     run.save_config(saved)
-    new_plan = write_plan(run, final_config, n_train=plan["n_train"], shape=shape)
+    new_plan = write_plan(run, final_config, n_train=plan["n_train"], shape=shape, recipe=plan.get("recipe"))
     new_plan["loss"]["chosen_by"] = (f"auto recipe: best validation {short_metric.removeprefix('validation_')} "
                                      f"({winner[short_metric]:.4f}) of {len(complete)} proxy runs of {proxy_steps} "
                                      f"steps within train.budget={config.train.budget}")

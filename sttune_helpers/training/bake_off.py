@@ -65,7 +65,7 @@ def bake_off(run: RunDir, config: RunConfig, candidates: Sequence[str] | None = 
         winning_config = copy.deepcopy(config)
         winning_config.loss.name = winner["loss"]
         choose_loss(winning_config, shape)  # validates before the plan is rewritten
-        new_plan = write_plan(run, winning_config, n_train=plan["n_train"], shape=shape)
+        new_plan = write_plan(run, winning_config, n_train=plan["n_train"], shape=shape, recipe=plan.get("recipe"))
         new_plan["loss"]["chosen_by"] = (f"bake-off: best validation {metric.removeprefix('eval_validation_')} "
                                          f"({winner[metric.removeprefix('eval_')]:.4f}) of {len(table)} losses "
                                          f"after {max_steps} steps each")

@@ -57,14 +57,14 @@ def check_task_prompt_shape(config: RunConfig, data_shape: str) -> None:
                            "a prompt; set it to null for this data")
 
 
-# The losses the anchor's weight was measured with (bench/RESULTS.md, session 26): the weight that
-# balances a task loss depends on its scale, and CosineSimilarityLoss's MSE is far smaller than CoSENT's.
-ANCHOR_MEASURED_WITH = ("CoSENTLoss",)
+# The losses the anchor's weight was measured with (bench/RESULTS.md, sessions 26 and 28): the weight
+# that balances a task loss depends on its scale, and CosineSimilarityLoss's MSE is far smaller than CoSENT's.
+ANCHOR_MEASURED_WITH = ("CoSENTLoss", "OnlineContrastiveLoss")
 
 
 def anchor_scale_warning(weight: float, loss_name: str) -> str:
     return (f"train.general_anchor={weight:g} with {loss_name}: the anchor's weight was measured with "
-            f"{', '.join(ANCHOR_MEASURED_WITH)} (10 on SNLI), and a loss of another scale needs its own "
+            f"{', '.join(ANCHOR_MEASURED_WITH)} (10 on SNLI and MRPC), and a loss of another scale needs its own "
             "(with CosineSimilarityLoss, 10 held the task back: SNLI validation 0.610 against CoSENTLoss's 0.668 "
             "under the same anchor); watch the validation curve, or set loss.name=CoSENTLoss")
 

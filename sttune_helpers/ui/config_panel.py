@@ -27,7 +27,7 @@ from ..core.errors import SttuneError
 from ..core.io import read_json
 from ..losses import loss_choices, recommend
 from ..rundir import RunDir
-from .help import precision_help, validation_precision_help, with_help
+from .help import precision_help, shape_recipe_help, validation_precision_help, with_help
 
 BATCH_SIZES = tuple(2**power for power in range(2, 10))  # 4 .. 512
 LOSS_DEFAULT_TEMPERATURE = 0.05  # what the scaled losses use when loss.temperature is None (scale 20)
@@ -502,6 +502,8 @@ class ConfigPanel:
         alpha_min, alpha_max = control_bounds("train.lora_alpha", 1e-3, 1e4)
         dropout_min, dropout_max = control_bounds("train.lora_dropout", high=0.5)
         return [
+            self._bind("train.shape_recipe", widgets.Checkbox(description="the shape's measured recipe", indent=False),
+                       help_text=shape_recipe_help(self.shape)),
             self._bind("train.task_prompt",
                        widgets.Text(description="task prompt", placeholder="off; e.g. task: ", layout=_WIDE,
                                     continuous_update=False),

@@ -15,6 +15,7 @@ import html
 
 import ipywidgets as widgets
 
+from .. import shapes
 from ..core.errors import SttuneError
 from ..core.hardware import pick_device, pick_precision
 
@@ -66,3 +67,13 @@ def _auto_precision(device_preference: str) -> tuple[str | None, str]:
     except SttuneError as exc:
         return None, f"unknown here: {exc}"
     return pick_precision("auto", device)
+
+
+def shape_recipe_help(shape: str | None) -> str:
+    """What train.shape_recipe does for the run's data shape (shapes/: its measured ``recipe``)."""
+    recipe = shapes.get(shape).recipe if shape in shapes.REGISTRY else None
+    if recipe is None:
+        return ("stage 02 fills a shape's measured settings where you leave the defaults"
+                + (f"; {shape} has none: its defaults are its recipe" if shape else ""))
+    settings = ", ".join(f"{key.split('.')[-1]} {value!r}" for key, value in recipe.settings.items())
+    return f"stage 02 fills {shape}'s measured settings where you leave the defaults: {settings}"

@@ -229,6 +229,7 @@ def test_every_stage_notebook_runs_for_every_shape(every_shape_runs):
         stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
         assert [stages[s]["status"] for s in STAGES] == ["completed"] * len(STAGES), (shape, stages)
         check_data_prep_run(run_dir, shape)
+        check_shape_recipe_run(run_dir, shape)
         check_evaluation_run(run_dir, shape)
 
 
@@ -294,6 +295,29 @@ def check_data_prep_run(run_dir, shape):
         assert report["train_shape"] == "retrieval" and all(r["anchor"] == r["positive"] for r in train)
     if shape == "retrieval":
         assert (run_dir / "data" / "corpus.jsonl").is_file() and (run_dir / "data" / "qrels.jsonl").is_file()
+
+
+def check_shape_recipe_run(run_dir, shape):
+    """pair_binary's measured recipe reaches config.yaml, plan.json, notebook 02 and training; other
+    shapes have none and train as configured."""
+    from sttune_helpers import shapes
+
+    plan = json.loads((run_dir / "plan.json").read_text())
+    train = yaml.safe_load((run_dir / "config.yaml").read_text())["train"]
+    regularisation = json.loads((run_dir / "training.json").read_text())["regularisation"]
+    recipe = shapes.get(shape).recipe
+    if recipe is None:
+        assert "recipe" not in plan and train["general_anchor"] is None and train["task_prompt"] is None
+        assert not regularisation.get("general_anchor")
+        return
+    assert plan["recipe"]["filled"] == recipe.settings and plan["recipe"]["kept"] == {}
+    assert {f"train.{k}": v for k, v in train.items() if f"train.{k}" in recipe.settings} == recipe.settings
+    assert regularisation["general_anchor"] == recipe.settings["train.general_anchor"]
+    assert regularisation["anchor_texts"] > 0 and regularisation["anchor_draws_by_length"]
+    executed = nbformat.read(run_dir / "notebooks" / "02_loss_selection.ipynb", as_version=4)
+    shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in executed.cells if c.cell_type == "code"
+                    for o in c.outputs)
+    assert f"The {shape} recipe: train.task_prompt='task: '" in shown and "train.shape_recipe=false" in shown
 
 
 def check_evaluation_run(run_dir, shape):

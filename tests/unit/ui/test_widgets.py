@@ -316,6 +316,16 @@ def test_the_general_anchor_needs_the_task_prompt_set_first(panel):
     assert panel.config.train.task_prompt == "task: " and "train.task_prompt" in panel.errors
 
 
+def test_the_shape_recipe_box_names_what_it_fills_and_turns_it_off(config, run):
+    panel = ConfigPanel(config, "pair_binary", run=run)
+    box = panel.controls["train.shape_recipe"]
+    assert box.value is True
+    assert "task_prompt 'task: ', general_anchor 10.0, learning_rate 8e-05" in box.tooltip
+    box.value = False
+    assert panel.config.train.shape_recipe is False
+    assert "pair_score has none" in ConfigPanel(config, "pair_score", run=run).controls["train.shape_recipe"].tooltip
+
+
 def test_control_bounds_come_from_the_range_table(panel):
     from sttune_helpers.config import RANGES
 

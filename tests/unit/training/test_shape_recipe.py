@@ -1,0 +1,73 @@
+"""train.shape_recipe: a shape's measured recipe fills the settings a config leaves at their defaults,
+and nothing the user set, searched or turned off."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO
+from helpers.tiny_model import prepared_run
+
+from sttune_helpers import shapes
+from sttune_helpers.config import RunConfig
+from sttune_helpers.rundir import RunDir
+from sttune_helpers.training.shape_recipe import apply_shape_recipe, describe, fill_shape_recipe
+
+BINARY = shapes.get("pair_binary").recipe.settings
+
+
+def test_pair_binary_recipe_fills_the_defaults():
+    config = RunConfig()
+    recipe = fill_shape_recipe(config, "pair_binary")
+    assert recipe["filled"] == BINARY == {"train.task_prompt": "task: ", "train.general_anchor": 10.0,
+                                          "train.learning_rate": 8e-5}
+    assert recipe["kept"] == {} and recipe["in_force"] == {}
+    assert (config.train.task_prompt, config.train.general_anchor, config.train.learning_rate) == ("task: ", 10.0, 8e-5)
+    assert "train.shape_recipe=false" in describe(recipe)
+
+
+def test_settings_the_user_changed_or_a_sweep_searches_are_kept():
+    config = RunConfig().with_overrides(["train.learning_rate=3e-5", "train.general_anchor=0"])
+    config.sweep.space = {"train.task_prompt": {"choices": ["q: ", "task: "]}}
+    recipe = fill_shape_recipe(config, "pair_binary")
+    assert recipe["filled"] == {}
+    assert recipe["kept"] == {"train.task_prompt": None, "train.general_anchor": 0, "train.learning_rate": 3e-5}
+    assert (config.train.task_prompt, config.train.general_anchor, config.train.learning_rate) == (None, 0, 3e-5)
+    assert "kept from the config: train.task_prompt=None, train.general_anchor=0" in describe(recipe)
+
+
+@pytest.mark.parametrize("shape, overrides", [("pair_binary", ["train.shape_recipe=false"]),
+                                              ("pair_score", []), ("retrieval", [])])
+def test_no_recipe_leaves_the_config_as_given(shape, overrides):
+    config = RunConfig().with_overrides(overrides)
+    assert fill_shape_recipe(config, shape) is None
+    assert config == RunConfig().with_overrides(overrides)
+
+
+def test_the_run_config_takes_the_recipe_once(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.save_config(RunConfig())  # data.shape "auto", as written before data_prep detects it
+    config = RunConfig().with_overrides(["data.shape=pair_binary"])
+    first = apply_shape_recipe(run, config, "pair_binary")
+    saved = run.load_config()
+    assert first["filled"] == BINARY and saved.data.shape == "auto"
+    assert (saved.train.task_prompt, saved.train.general_anchor, saved.train.learning_rate) == ("task: ", 10.0, 8e-5)
+    again = apply_shape_recipe(run, run.load_config(), "pair_binary")  # stage 02 run a second time
+    assert again["filled"] == {} and again["in_force"] == BINARY and run.load_config() == saved
+
+
+def test_stage_02_plans_with_the_recipe_and_says_so(tmp_path):
+    # Planning loads no model: a folder name is enough.
+    from sttune_helpers.losses import explain
+    from sttune_helpers.stages import loss_selection
+
+    source = REPO / "tests" / "data" / "mrpc-train-sample.tsv"
+    run, config = prepared_run(tmp_path, "unused-model", [f"data.source={source}", "data.shape=auto",
+                                                        "train.learning_rate=3e-5"])
+    plan = loss_selection.plan(run, config)
+    assert plan["recipe"]["filled"] == {"train.task_prompt": "task: ", "train.general_anchor": 10.0}
+    assert plan["recipe"]["kept"] == {"train.learning_rate": 3e-5}
+    assert plan["hyperparameters"]["general_anchor"] == 10.0 and plan["hyperparameters"]["learning_rate"] == 3e-5
+    assert run.load_config().train.general_anchor == 10.0 and run.load_config().data.shape == "auto"
+    assert "Settings: The pair_binary recipe: train.task_prompt='task: ', train.general_anchor=10.0; kept from the " \
+           "config: train.learning_rate=3e-05." in explain(plan)

@@ -189,6 +189,12 @@ def get_key(config: Any, key: str) -> Any:
     return node
 
 
+def set_key(config: Any, key: str, value: Any) -> None:
+    """Set the dotted ``key`` (e.g. "train.learning_rate") of ``config`` in place, unchecked."""
+    *path, name = key.split(".")
+    setattr(get_key(config, ".".join(path)) if path else config, name, value)
+
+
 def check_ranges(config: Any, source: str | None = None, prefix: str = "") -> None:
     """Check every setting of ``config`` (a RunConfig, or one section of it with ``prefix`` such as
     "train.") that has a range; a ConfigError names the first key out of range."""

@@ -10,20 +10,12 @@ from typing import Any
 
 from .. import shapes
 from ..config import RunConfig
-from ..config.ranges import get_key
+from ..config.ranges import get_key, set_key
 from ..config.schema import check_task_prompt
 from ..core.reporting import get_logger
 from ..rundir import RunDir
 
 log = get_logger(__name__)
-
-
-def _set_key(config: RunConfig, key: str, value: Any) -> None:
-    *sections, name = key.split(".")
-    node = config
-    for part in sections:
-        node = getattr(node, part)
-    setattr(node, name, value)
 
 
 def fill_shape_recipe(config: RunConfig, shape: str) -> dict[str, Any] | None:
@@ -40,7 +32,7 @@ def fill_shape_recipe(config: RunConfig, shape: str) -> dict[str, Any] | None:
         if current == value:
             in_force[key] = value
         elif current == get_key(defaults, key) and key not in searched:
-            _set_key(config, key, value)
+            set_key(config, key, value)
             filled[key] = value
         else:
             kept[key] = current
@@ -58,7 +50,7 @@ def apply_shape_recipe(run: RunDir, config: RunConfig, shape: str) -> dict[str, 
     if recipe["filled"]:
         saved = run.load_config()
         for key, value in recipe["filled"].items():
-            _set_key(saved, key, value)
+            set_key(saved, key, value)
         run.save_config(saved)
     log.info(describe(recipe))
     return recipe

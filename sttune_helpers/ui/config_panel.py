@@ -23,6 +23,7 @@ import yaml
 from IPython.display import display
 
 from ..config import RANGES, ConfigError, ModelConfig, RunConfig, TrainConfig
+from ..config.ranges import get_key, set_key
 from ..core.errors import SttuneError
 from ..core.io import read_json
 from ..losses import loss_choices, recommend
@@ -190,7 +191,7 @@ class ConfigPanel:
         self._syncing = True
         try:
             for key, binding in self._bindings.items():
-                value = _get_key(self._config, key)
+                value = get_key(self._config, key)
                 if binding.unset is not None:
                     binding.unset.value = value is None
                 if value is not None or binding.unset is None:
@@ -231,7 +232,7 @@ class ConfigPanel:
             self.errors[binding.key] = str(exc)
         else:
             self.errors.pop(binding.key, None)
-            _set_key(self._config, binding.key, _get_key(checked, binding.key))
+            set_key(self._config, binding.key, get_key(checked, binding.key))
         self._show_status()
         self._show_summary()
 
@@ -541,7 +542,7 @@ class ConfigPanel:
         dropouts = {"model.hidden_dropout": ("hidden dropout", "dropout between the transformer's layers"),
                     "model.attention_dropout": ("attention dropout", "dropout on the attention weights")}
         for key, (label, help_text) in dropouts.items():
-            current = _get_key(self._config, key)
+            current = get_key(self._config, key)
             low, high = control_bounds(key, high=0.5)
             rows.append(self._bind(key, widgets.FloatSlider(description=label, min=low, value=0.1, step=0.01,
                                                             max=max(high, current or 0.0), layout=_WIDE),
@@ -602,21 +603,6 @@ def show_panel(config: RunConfig, shape: str, run: RunDir | None = None,
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-
-
-def _get_key(config: RunConfig, key: str) -> Any:
-    node: Any = config
-    for part in key.split("."):
-        node = getattr(node, part)
-    return node
-
-
-def _set_key(config: RunConfig, key: str, value: Any) -> None:
-    *path, name = key.split(".")
-    node: Any = config
-    for part in path:
-        node = getattr(node, part)
-    setattr(node, name, value)
 
 
 def _set_control(control: widgets.ValueWidget, value: Any) -> None:

@@ -132,6 +132,7 @@ RANGES: dict[str, Range] = {
     "train.rdzv_timeout": COUNT,  # seconds
     "train.l2sp_weight": NON_NEGATIVE,
     "train.general_anchor": NON_NEGATIVE,
+    "train.general_anchor_texts": COUNT,
     "train.lora_rank": COUNT,
     "train.lora_alpha": POSITIVE,
     "train.lora_dropout": FRACTION,

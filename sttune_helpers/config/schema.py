@@ -256,6 +256,9 @@ class TrainConfig:
     # (losses/general_anchor.py). The task is learnt behind the prompt; the unprompted model stays near
     # the base. None (or 0) turns it off; it needs train.task_prompt.
     general_anchor: Optional[float] = None
+    # How many training texts the anchor encodes a step (neighbours in length): its cost is a forward
+    # and backward over these on top of the task's batch.
+    general_anchor_texts: int = 16
     # The data shape's measured recipe (its ``recipe`` in shapes/, figures in bench/RESULTS.md): stage 02
     # fills the settings it names where this config leaves them at their defaults and a sweep does not
     # search them, and says so in plan.json. pair_binary: the task prompt "task: ", general_anchor 10 and

@@ -85,9 +85,9 @@ class GeneralAnchorLoss(nn.Module):
 
 
 def with_general_anchor(loss, weight: float | None, texts: Sequence[str], anchors: np.ndarray | None, seed: int,
-                        lengths: Sequence[int] | None = None):
+                        lengths: Sequence[int] | None = None, texts_per_step: int = TEXTS_PER_STEP):
     """``loss`` wrapped in GeneralAnchorLoss where ``weight`` is set and above 0; else ``loss`` itself."""
     check_value(ANCHOR_KEY, weight)
     if not weight:
         return loss
-    return GeneralAnchorLoss(loss, texts, anchors, weight, seed, lengths=lengths)
+    return GeneralAnchorLoss(loss, texts, anchors, weight, seed, texts_per_step=texts_per_step, lengths=lengths)

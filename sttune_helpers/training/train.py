@@ -147,10 +147,12 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     loss = with_l2sp(loss, config.train.l2sp_weight)  # anchors the trainable weights as they are now
     # Each step's anchor texts are neighbours in length, so they pad little (tokens, as the collator cuts them).
     anchor_lengths = token_counts(anchor_texts, model.tokenizer, model.max_seq_length) if anchor_texts else None
+    check_value("train.general_anchor_texts", config.train.general_anchor_texts)
     loss = with_general_anchor(loss, config.train.general_anchor, anchor_texts, anchors, config.seed,
-                               lengths=anchor_lengths)
+                               lengths=anchor_lengths, texts_per_step=config.train.general_anchor_texts)
     if config.train.general_anchor and writes:
-        log.info(f"general anchor: weight {config.train.general_anchor:g} over {len(anchor_texts):,} training texts, "
+        log.info(f"general anchor: weight {config.train.general_anchor:g}, {config.train.general_anchor_texts} a step "
+                 f"of {len(anchor_texts):,} training texts, "
                  f"unprompted; the task trains behind the prompt {config.train.task_prompt!r}")
         if choice.name not in ANCHOR_MEASURED_WITH:
             log.warning(anchor_scale_warning(config.train.general_anchor, choice.name))
@@ -287,6 +289,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "regularisation": {"l2sp_weight": config.train.l2sp_weight, "lora": lora,
                            "task_prompt": config.train.task_prompt, "general_anchor": config.train.general_anchor,
                            "anchor_texts": len(anchor_texts),
+                           "anchor_texts_per_step": getattr(loss, "texts_per_step", None),
                            "anchor_draws_by_length": bool(getattr(loss, "by_length", False)),
                            "trainable_parameters": trainable_parameters, "total_parameters": total_parameters},
         "log_history": state.log_history,

@@ -124,7 +124,8 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
     base_unprompted = base.encode(probe, convert_to_numpy=True, normalize_embeddings=True)
     drifts = {}
     for name, extra in (("prompted", [f"train.task_prompt='{PROMPT}'"]),
-                        ("anchored", [f"train.task_prompt='{PROMPT}'", "train.general_anchor=100"])):
+                        ("anchored", [f"train.task_prompt='{PROMPT}'", "train.general_anchor=100",
+                                      "train.general_anchor_texts=3"])):
         run, config = prepare_tiny_run(tmp_path, tiny_folder, [*common, *extra], name=name)
         with caplog.at_level(logging.WARNING):
             summary = train_model(run, config)
@@ -139,6 +140,7 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
         assert regularisation["general_anchor"] == (100.0 if name == "anchored" else None)
         assert (regularisation["anchor_texts"] > 0) == (name == "anchored")
         assert regularisation["anchor_draws_by_length"] == (name == "anchored")  # training passes the lengths
+        assert regularisation["anchor_texts_per_step"] == (3 if name == "anchored" else None)
         saved_config = json.loads((run.model_dir / "config_sentence_transformers.json").read_text())
         assert saved_config["prompts"]["task"] == PROMPT and saved_config["default_prompt_name"] == "task"
         trained = SentenceTransformer(str(run.model_dir), device="cpu")
@@ -190,6 +192,7 @@ def test_reference_parts_are_encoded_without_the_prompt_and_cached_apart(tmp_pat
     (["train.general_anchor=10"], "train.general_anchor"),
     (["train.task_prompt='  '"], "train.task_prompt"),
     (["train.general_anchor=-1", f"train.task_prompt='{PROMPT}'"], "train.general_anchor"),
+    (["train.general_anchor_texts=0"], "train.general_anchor_texts"),
 ])
 def test_settings_the_anchor_cannot_work_with_are_refused_up_front(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -33,6 +33,9 @@ class ShapeRecipe:
 
     settings: dict[str, Any]  # dotted config keys and their values
     reason: str  # what was measured, for plan.json and the notebook
+    # The losses it was measured with: a run whose loss.name names another keeps its settings as given
+    # (a loss of another scale needs its own anchor weight and rate).
+    losses: tuple[str, ...]
 
 
 @dataclass(frozen=True)

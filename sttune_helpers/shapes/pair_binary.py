@@ -38,7 +38,10 @@ class PairBinary(TaskShape):
         "Measured on MRPC over 3 seeds (bench/RESULTS.md, session 28): test AP 0.9375 +/- 0.0027, above the "
         "previous default on every seed (+0.004 to +0.024) and the plain recipe's 0.9298 +/- 0.0089 (within its "
         "seed spread), with the general-ability reference kept (SQuAD +0.012 over the base, where the plain recipe "
-        "lost 0.092); it trains about 1.3x as long.")
+        "lost 0.092); it trains about 1.3x as long.",
+        # CoSENTLoss: one MRPC seed at the same settings, level on validation (session 28); SNLI and STS-B's
+        # anchor weight (sessions 26-27).
+        losses=("OnlineContrastiveLoss", "CoSENTLoss"))
 
     def parse_labels(self, frame: pd.DataFrame,
                      declared: list[str] | None = None) -> tuple[list[tuple[int, str, str]], pd.DataFrame]:

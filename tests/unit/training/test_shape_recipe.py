@@ -30,9 +30,35 @@ def test_settings_the_user_changed_or_a_sweep_searches_are_kept():
     config.sweep.space = {"train.task_prompt": {"choices": ["q: ", "task: "]}}
     recipe = fill_shape_recipe(config, "pair_binary")
     assert recipe["filled"] == {}
-    assert recipe["kept"] == {"train.task_prompt": None, "train.general_anchor": 0, "train.learning_rate": 3e-5}
+    assert recipe["kept"] == {"train.general_anchor": 0, "train.learning_rate": 3e-5}
+    assert recipe["searched"] == {"train.task_prompt": None}
     assert (config.train.task_prompt, config.train.general_anchor, config.train.learning_rate) == (None, 0, 3e-5)
-    assert "kept from the config: train.task_prompt=None, train.general_anchor=0" in describe(recipe)
+    assert "kept from the config: train.general_anchor=0.0, train.learning_rate=3e-05; left to the search: " \
+           "train.task_prompt." in describe(recipe)
+
+
+def test_the_automatic_recipe_chooses_the_rate_itself():
+    config = RunConfig().with_overrides(["train.budget=10m"])
+    recipe = fill_shape_recipe(config, "pair_binary")
+    assert recipe["filled"] == {"train.task_prompt": "task: ", "train.general_anchor": 10.0}
+    assert recipe["searched"] == {"train.learning_rate": RunConfig().train.learning_rate}
+    assert config.train.learning_rate == RunConfig().train.learning_rate
+
+
+@pytest.mark.parametrize("loss", ["OnlineContrastiveLoss", "CoSENTLoss"])
+def test_a_named_loss_the_recipe_was_measured_with_gets_it(loss):
+    config = RunConfig().with_overrides([f"loss.name={loss}"])
+    assert fill_shape_recipe(config, "pair_binary")["filled"] == BINARY
+
+
+def test_a_named_loss_the_recipe_was_not_measured_with_keeps_the_config_as_given():
+    config = RunConfig().with_overrides(["loss.name=ContrastiveLoss"])
+    recipe = fill_shape_recipe(config, "pair_binary")
+    assert config == RunConfig().with_overrides(["loss.name=ContrastiveLoss"])
+    assert recipe["filled"] == recipe["in_force"] == {} and "loss.name=ContrastiveLoss" in recipe["skipped"]
+    text = describe(recipe)
+    assert text.startswith("the pair_binary recipe (train.task_prompt='task: '") and "is not applied" in text
+    assert "OnlineContrastiveLoss and CoSENTLoss" in text
 
 
 @pytest.mark.parametrize("shape, overrides", [("pair_binary", ["train.shape_recipe=false"]),
@@ -71,3 +97,17 @@ def test_stage_02_plans_with_the_recipe_and_says_so(tmp_path):
     assert run.load_config().train.general_anchor == 10.0 and run.load_config().data.shape == "auto"
     assert "Settings: The pair_binary recipe: train.task_prompt='task: ', train.general_anchor=10.0; kept from the " \
            "config: train.learning_rate=3e-05." in explain(plan)
+
+
+def test_stage_02_says_why_a_named_loss_gets_no_recipe(tmp_path):
+    from sttune_helpers.losses import explain
+    from sttune_helpers.stages import loss_selection
+
+    source = REPO / "tests" / "data" / "mrpc-train-sample.tsv"
+    run, config = prepared_run(tmp_path, "unused-model", [f"data.source={source}", "data.shape=auto",
+                                                        "loss.name=ContrastiveLoss"])
+    plan = loss_selection.plan(run, config)
+    assert plan["loss"]["name"] == "ContrastiveLoss" and plan["recipe"]["filled"] == {}
+    assert "loss.name=ContrastiveLoss" in plan["recipe"]["skipped"]
+    assert run.load_config().train.general_anchor is None and plan["hyperparameters"]["general_anchor"] is None
+    assert "Settings: The pair_binary recipe (train.task_prompt='task: '" in explain(plan)

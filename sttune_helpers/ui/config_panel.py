@@ -502,6 +502,7 @@ class ConfigPanel:
         rank_min, rank_max = control_bounds("train.lora_rank", high=1024)
         alpha_min, alpha_max = control_bounds("train.lora_alpha", 1e-3, 1e4)
         dropout_min, dropout_max = control_bounds("train.lora_dropout", high=0.5)
+        texts_min, texts_max = control_bounds("train.general_anchor_texts", high=256)
         return [
             self._bind("train.shape_recipe", widgets.Checkbox(description="the shape's measured recipe", indent=False),
                        help_text=shape_recipe_help(self.shape)),
@@ -516,6 +517,9 @@ class ConfigPanel:
                                   step=0.1, readout_format=".3g", start=10.0),
                        unset_label="off",
                        help_text="with a task prompt: holds the unprompted model near the base model"),
+            self._bind("train.general_anchor_texts",
+                       widgets.BoundedIntText(description="anchor texts", min=texts_min, max=texts_max, value=16),
+                       help_text="training texts the anchor encodes a step: each costs a forward and backward pass"),
             self._bind("train.l2sp_weight",
                        log_slider("L2-SP weight", "train.l2sp_weight", train.l2sp_weight, 1e-4, 10.0, step=0.1,
                                   readout_format=".1e", start=0.1),

@@ -314,6 +314,9 @@ def test_the_general_anchor_needs_the_task_prompt_set_first(panel):
     assert not panel.errors
     panel.controls["train.task_prompt"].value = "  "  # no text: off, which the anchor refuses
     assert panel.config.train.task_prompt == "task: " and "train.task_prompt" in panel.errors
+    panel.controls["train.general_anchor_texts"].value = 8
+    assert panel.config.train.general_anchor_texts == 8
+    assert panel.controls["train.general_anchor_texts"].min == 1  # the setting's own bound, a count
 
 
 def test_the_shape_recipe_box_names_what_it_fills_and_turns_it_off(config, run):

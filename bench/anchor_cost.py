@@ -3,18 +3,20 @@ process on this machine: the anchor's texts drawn at random against drawn as nei
 
 STS-B train, CoSENTLoss, batch 16 behind the task prompt "task: ", in length-grouped batches sorted by
 characters (sttune's batches for CoSENT), the packaged all-MiniLM-L6-v2, a bare SentenceTransformerTrainer.
-Three arms, each --steps optimizer steps timed after --warmup, over --rounds runs in rotating order:
+The arms (--arms, all by default), each --steps optimizer steps timed after --warmup, over --rounds runs
+in rotating order:
 
 - ``no_anchor``: the task loss alone;
 - ``random``: the anchor over 16 training texts drawn at random each step (session 26's draws);
-- ``length_window``: the anchor over 16 texts that are neighbours in token length (the default now).
+- ``length_window``: the anchor over 16 texts that are neighbours in token length (the default now);
+- ``length_window_8``: the same over 8 texts a step (train.general_anchor_texts=8).
 
 Timing only: the anchors are random unit vectors, not the base model's embeddings (the step's work is
 the same). Besides the wall clock, the anchor's padded tokens per step are counted, which do not
 depend on the machine's load.
 
-    .venv/bin/python bench/anchor_cost.py [--steps 40] [--warmup 3] [--rounds 2] [--precision fp32|bf16]
-        [--threads 2] [--results PATH] [--no-append]
+    .venv/bin/python bench/anchor_cost.py [--arms no_anchor,length_window] [--steps 40] [--warmup 3]
+        [--rounds 2] [--precision fp32|bf16] [--threads 2] [--results PATH] [--no-append]
 """
 
 from __future__ import annotations
@@ -34,7 +36,15 @@ sys.path.insert(0, str(HERE))
 from default_run import machine, publish_section  # noqa: E402
 from length_grouped import BATCH, OUT, stsb_pairs  # noqa: E402
 
-ARMS = ("no_anchor", "random", "length_window")
+ARMS = ("no_anchor", "random", "length_window", "length_window_8")
+
+
+def texts_per_step(arm: str) -> int:
+    """The anchor's texts a step in ``arm``: the number its name ends with, else the default."""
+    from sttune_helpers.losses.general_anchor import TEXTS_PER_STEP
+
+    last = arm.rsplit("_", 1)[-1]
+    return int(last) if last.isdigit() else TEXTS_PER_STEP
 
 
 def counting_anchor_class():
@@ -85,8 +95,9 @@ def run_arm(arm: str, dataset, texts: list[str], steps: int, warmup: int, seed: 
     anchor_tokens: list[int] = []
     if arm != "no_anchor":
         anchors = np.random.default_rng(seed).standard_normal((len(texts), model.get_embedding_dimension()))
-        lengths = token_counts(texts, model.tokenizer, model.max_seq_length) if arm == "length_window" else None
-        loss = CountingAnchor(loss, texts, anchors, WEIGHT, seed, lengths=lengths)
+        by_length = arm.startswith("length_window")
+        lengths = token_counts(texts, model.tokenizer, model.max_seq_length) if by_length else None
+        loss = CountingAnchor(loss, texts, anchors, WEIGHT, seed, lengths=lengths, texts_per_step=texts_per_step(arm))
         loss.tokens = anchor_tokens
     args = SentenceTransformerTrainingArguments(
         output_dir=str(OUT / "anchor_trainer"), max_steps=warmup + steps, per_device_train_batch_size=BATCH,
@@ -106,6 +117,7 @@ def run_arm(arm: str, dataset, texts: list[str], steps: int, warmup: int, seed: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, of {', '.join(ARMS)}")
     parser.add_argument("--steps", type=int, default=40, help="timed optimizer steps per arm (all rounds)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps at the start of each run")
     parser.add_argument("--rounds", type=int, default=2, help="runs per arm, the order rotating each round")
@@ -114,6 +126,9 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the Markdown log to append to")
     parser.add_argument("--no-append", action="store_true", help="print only; leave the results log alone")
     args = parser.parse_args()
+    arms = tuple(args.arms.split(","))
+    if "no_anchor" not in arms or not set(arms) <= set(ARMS):
+        parser.error(f"--arms: some of {', '.join(ARMS)}, no_anchor among them (the cost is against it)")
     if args.warmup < 1:
         parser.error("--warmup: at least 1 (the first step's time starts at the end of a warm-up step)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -125,10 +140,10 @@ def main() -> int:
     dataset = stsb_pairs()
     texts = list(dict.fromkeys(list(dataset["sentence1"]) + list(dataset["sentence2"])))
     per_run = max(1, args.steps // args.rounds)
-    runs: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    runs: dict[str, list[dict]] = {arm: [] for arm in arms}
     started = time.perf_counter()
     for round_ in range(args.rounds):
-        order = ARMS[round_ % len(ARMS):] + ARMS[:round_ % len(ARMS)]
+        order = arms[round_ % len(arms):] + arms[:round_ % len(arms)]
         for arm in order:
             result = run_arm(arm, dataset, texts, per_run, args.warmup, seed=42 + round_,
                              bf16=args.precision == "bf16")
@@ -145,11 +160,12 @@ def main() -> int:
              f"STS-B train ({len(dataset):,} pairs, {len(texts):,} distinct texts), CoSENTLoss behind {PROMPT!r}, "
              f"batch {BATCH}, length-grouped by characters, {args.precision}, a bare SentenceTransformerTrainer; "
              f"{per_run * args.rounds} timed steps per arm after {args.warmup} warm-up steps per run, {args.rounds} "
-             "runs per arm in rotating order. The anchor: 16 texts a step, weight 10 (timing only: random anchors).",
+             "runs per arm in rotating order. The anchor: weight 10, 16 texts a step unless the arm names another "
+             "number (timing only: random anchors).",
              "", "| anchor draws | s/step (mean) | s/step (median) | per run | anchor's padded tokens/step "
              "| step cost |",
              "|---|---|---|---|---|---|"]
-    for arm in ARMS:
+    for arm in arms:
         values = seconds(arm)
         tokens = [t for r in runs[arm] for t in r["anchor_tokens"]]
         per_run_means = " / ".join(f"{statistics.mean(r['step_seconds']):.3f}" for r in runs[arm])

@@ -18,13 +18,14 @@ the validation noise (train.restore_best), save the model with its card.
     curves.py       loss and validation curves, TensorBoard scalars
     bake_off.py     train each candidate loss briefly, keep the best in plan.json
     auto_recipe.py  train.budget: proxy runs choose loss, learning rate, batch; max_steps fits the budget
+    shape_recipe.py  train.shape_recipe: the data shape's measured settings, filled in by stage 02
     ranks.py        inside a rank: rank helpers, DDP backend, RankRecorder
     launch.py       several processes under torchrun, and their failures
     rank_startup.py  on several machines: every rank waits for the others to be ready (train.rdzv_timeout)
     errors.py       TrainingError, TrainingDivergedError, EmbeddingCollapseError, DistributedTrainingError
 
 Imports run one way: errors <- ranks <- samplers <- setup, candidate_scoring <- checkpoints, selection, guards,
-launch, lora <- train <- bake_off, auto_recipe.
+launch, lora <- train <- bake_off, auto_recipe <- shape_recipe.
 Each rank's entry point is runner/worker.py, which runs the training stage's step.
 """
 

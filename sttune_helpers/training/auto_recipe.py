@@ -58,6 +58,9 @@ LEARNING_RATES = (5e-6, 1e-4)  # log-uniform
 MAX_TRIALS = 40
 PRUNER_STARTUP_TRIALS = 2  # complete trials before the median pruner judges one
 SEARCH_DIR = "auto-search"
+# The settings the search chooses besides the loss (max_steps follows from the budget): a shape's
+# recipe leaves them to it (shape_recipe.py).
+SEARCHED_KEYS = ("train.learning_rate", "train.batch_size")
 # A trial that ends with these is a result (recorded as failed), not a bug.
 TRIAL_ERRORS = (TrainingDivergedError, EmbeddingCollapseError)
 

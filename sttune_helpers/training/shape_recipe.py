@@ -16,11 +16,9 @@ from ..config.ranges import get_key, set_key
 from ..config.schema import check_task_prompt
 from ..core.reporting import get_logger
 from ..rundir import RunDir
+from .auto_recipe import SEARCHED_KEYS as AUTO_SEARCHED_KEYS
 
 log = get_logger(__name__)
-
-# What training/auto_recipe.py's proxy runs choose under train.budget (besides the loss).
-AUTO_RECIPE_SEARCHES = ("train.learning_rate", "train.batch_size")
 
 
 def fill_shape_recipe(config: RunConfig, shape: str) -> dict[str, Any] | None:
@@ -37,7 +35,7 @@ def fill_shape_recipe(config: RunConfig, shape: str) -> dict[str, Any] | None:
         record["skipped"] = (f"loss.name={config.loss.name}, and it was measured with "
                              f"{' and '.join(recipe.losses)}: the settings stay as given")
         return record
-    searched = set(config.sweep.space) | (set(AUTO_RECIPE_SEARCHES) if config.train.budget else set())
+    searched = set(config.sweep.space) | (set(AUTO_SEARCHED_KEYS) if config.train.budget else set())
     defaults = RunConfig()
     for key, value in recipe.settings.items():
         current = get_key(config, key)

@@ -133,6 +133,7 @@ RANGES: dict[str, Range] = {
     "train.l2sp_weight": NON_NEGATIVE,
     "train.general_anchor": NON_NEGATIVE,
     "train.general_anchor_texts": COUNT,
+    "train.general_anchor_every": COUNT,
     "train.lora_rank": COUNT,
     "train.lora_alpha": POSITIVE,
     "train.lora_dropout": FRACTION,

@@ -22,19 +22,27 @@ from ..config.ranges import check_value
 
 ANCHOR_KEY = "train.general_anchor"
 TEXTS_PER_STEP = 16
+EVERY = 1
 
 
 class GeneralAnchorLoss(nn.Module):
     """``loss(features, labels) + weight * mean(1 - cos(e, e0))`` over ``TEXTS_PER_STEP`` of ``texts``
     a step (a seeded draw), ``anchors`` their base-model embeddings, row for row.
 
+    With ``every`` k above 1 the term is added on every k-th batch only, at k times the weight: the
+    same pull summed over k batches, at 1/k of the anchor's forward and backward (each anchor pass has
+    a fixed part, whatever its texts: bench/RESULTS.md, session 29).
+
     Like L2SPLoss it holds the model as ``model`` and the task loss as ``loss``, so the trainer's
     model swap for DDP reaches both; the texts are tokenized with ``model.preprocess``, which applies
     no prompt (the model's default prompt is applied by ``encode`` only)."""
 
     def __init__(self, loss, texts: Sequence[str], anchors: np.ndarray, weight: float, seed: int,
-                 texts_per_step: int = TEXTS_PER_STEP, lengths: Sequence[int] | None = None):
+                 texts_per_step: int = TEXTS_PER_STEP, lengths: Sequence[int] | None = None,
+                 every: int = EVERY):
         check_value(ANCHOR_KEY, weight)
+        if int(every) < 1:
+            raise ValueError(f"the general anchor's every must be a whole number of batches, 1 or more: got {every}")
         if len(texts) == 0 or len(texts) != len(anchors):
             raise ValueError(f"the general anchor needs one base embedding per text: {len(texts)} texts, "
                              f"{len(anchors)} embeddings")
@@ -51,6 +59,8 @@ class GeneralAnchorLoss(nn.Module):
         self.by_length = lengths is not None
         self.texts = [texts[i] for i in order]
         self.texts_per_step = min(int(texts_per_step), len(self.texts))
+        self.every = int(every)
+        self.batches = 0  # batches seen: the term is added on the first and every ``every``-th after it
         self.register_buffer("anchors", torch.as_tensor(np.asarray(anchors)[order], dtype=torch.float32),
                              persistent=False)
         # Its own generator: the draws neither consume nor depend on the global random state.
@@ -74,20 +84,28 @@ class GeneralAnchorLoss(nn.Module):
         task = self.loss(sentence_features, labels)
         if self.weight == 0:
             return task
-        term = self.weight * self.drift()
+        factor = 1  # an evaluation pass (no gradients): the term at its average weight, not counted
+        if torch.is_grad_enabled():
+            anchored, self.batches = self.batches % self.every == 0, self.batches + 1
+            if not anchored:
+                return task
+            factor = self.every
+        term = self.weight * factor * self.drift()
         if isinstance(task, dict):  # losses reporting components: the anchor is one more
             return {**task, "general_anchor": term}
         return task + term
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"loss": self.loss, "general_anchor": self.weight, "texts": len(self.texts),
-                "texts_per_step": self.texts_per_step, "length_grouped": self.by_length}
+                "texts_per_step": self.texts_per_step, "every": self.every, "length_grouped": self.by_length}
 
 
 def with_general_anchor(loss, weight: float | None, texts: Sequence[str], anchors: np.ndarray | None, seed: int,
-                        lengths: Sequence[int] | None = None, texts_per_step: int = TEXTS_PER_STEP):
+                        lengths: Sequence[int] | None = None, texts_per_step: int = TEXTS_PER_STEP,
+                        every: int = EVERY):
     """``loss`` wrapped in GeneralAnchorLoss where ``weight`` is set and above 0; else ``loss`` itself."""
     check_value(ANCHOR_KEY, weight)
     if not weight:
         return loss
-    return GeneralAnchorLoss(loss, texts, anchors, weight, seed, texts_per_step=texts_per_step, lengths=lengths)
+    return GeneralAnchorLoss(loss, texts, anchors, weight, seed, texts_per_step=texts_per_step, lengths=lengths,
+                             every=every)

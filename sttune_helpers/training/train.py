@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from .. import shapes
 from ..config import RunConfig, check_value
+from ..config.ranges import get_key
 from ..core.errors import SettingError
 from ..core.hardware import pick_device
 from ..core.io import atomic_directory, atomic_write_json, read_json
@@ -147,12 +148,15 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     loss = with_l2sp(loss, config.train.l2sp_weight)  # anchors the trainable weights as they are now
     # Each step's anchor texts are neighbours in length, so they pad little (tokens, as the collator cuts them).
     anchor_lengths = token_counts(anchor_texts, model.tokenizer, model.max_seq_length) if anchor_texts else None
-    check_value("train.general_anchor_texts", config.train.general_anchor_texts)
+    for key in ("train.general_anchor_texts", "train.general_anchor_every"):
+        check_value(key, get_key(config, key))
+    every = config.train.general_anchor_every
     loss = with_general_anchor(loss, config.train.general_anchor, anchor_texts, anchors, config.seed,
-                               lengths=anchor_lengths, texts_per_step=config.train.general_anchor_texts)
+                               lengths=anchor_lengths, texts_per_step=config.train.general_anchor_texts, every=every)
     if config.train.general_anchor and writes:
-        log.info(f"general anchor: weight {config.train.general_anchor:g}, {config.train.general_anchor_texts} a step "
-                 f"of {len(anchor_texts):,} training texts, "
+        cadence = "a step" if every == 1 else f"every {every} steps at {every} x the weight"
+        log.info(f"general anchor: weight {config.train.general_anchor:g}, {config.train.general_anchor_texts} "
+                 f"{cadence} of {len(anchor_texts):,} training texts, "
                  f"unprompted; the task trains behind the prompt {config.train.task_prompt!r}")
         if choice.name not in ANCHOR_MEASURED_WITH:
             log.warning(anchor_scale_warning(config.train.general_anchor, choice.name))
@@ -290,6 +294,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
                            "task_prompt": config.train.task_prompt, "general_anchor": config.train.general_anchor,
                            "anchor_texts": len(anchor_texts),
                            "anchor_texts_per_step": getattr(loss, "texts_per_step", None),
+                           "anchor_every": getattr(loss, "every", None),
                            "anchor_draws_by_length": bool(getattr(loss, "by_length", False)),
                            "trainable_parameters": trainable_parameters, "total_parameters": total_parameters},
         "log_history": state.log_history,

@@ -503,6 +503,7 @@ class ConfigPanel:
         alpha_min, alpha_max = control_bounds("train.lora_alpha", 1e-3, 1e4)
         dropout_min, dropout_max = control_bounds("train.lora_dropout", high=0.5)
         texts_min, texts_max = control_bounds("train.general_anchor_texts", high=256)
+        every_min, every_max = control_bounds("train.general_anchor_every", high=16)
         return [
             self._bind("train.shape_recipe", widgets.Checkbox(description="the shape's measured recipe", indent=False),
                        help_text=shape_recipe_help(self.shape)),
@@ -520,6 +521,9 @@ class ConfigPanel:
             self._bind("train.general_anchor_texts",
                        widgets.BoundedIntText(description="anchor texts", min=texts_min, max=texts_max, value=16),
                        help_text="training texts the anchor encodes a step: each costs a forward and backward pass"),
+            self._bind("train.general_anchor_every",
+                       widgets.BoundedIntText(description="anchor every", min=every_min, max=every_max, value=1),
+                       help_text="the anchor on every k-th step at k x its weight: the same pull at 1/k of its cost"),
             self._bind("train.l2sp_weight",
                        log_slider("L2-SP weight", "train.l2sp_weight", train.l2sp_weight, 1e-4, 10.0, step=0.1,
                                   readout_format=".1e", start=0.1),

@@ -57,6 +57,42 @@ def test_the_anchor_adds_nothing_at_the_base_and_pulls_back_after_a_change(tiny_
     assert wrapped.get_config_dict()["general_anchor"] == 2.0
 
 
+def test_every_k_batches_the_anchor_adds_k_times_its_term_and_nothing_between(tiny_folder):
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
+
+    model = SentenceTransformer(tiny_folder, device="cpu")
+    model.eval()
+    texts = TEXTS + OTHERS
+    anchors = base_vectors(model, texts)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    task = CoSENTLoss(model)
+    # a window of every text each batch, so that each anchored batch's drift is the same
+    wrapped = GeneralAnchorLoss(task, texts, anchors, 2.0, seed=0, texts_per_step=len(texts), every=3,
+                                lengths=list(range(len(texts))))
+    features = [model.preprocess(TEXTS), model.preprocess(OTHERS)]
+    labels = torch.tensor([0.9, 0.6, 0.1, 0.3])
+    bare = float(task(features, labels))
+    with torch.no_grad():
+        drift = float(wrapped.drift())
+    assert drift > 1e-3
+    added = [float(wrapped(features, labels)) - bare for _ in range(7)]  # training batches (gradients on)
+    assert added == pytest.approx([3 * 2.0 * drift, 0, 0] * 2 + [3 * 2.0 * drift], abs=1e-4)
+    # an evaluation pass (no gradients) scores the term at its average weight and counts no batch
+    with torch.no_grad():
+        assert float(wrapped(features, labels)) - bare == pytest.approx(2.0 * drift, abs=1e-4)
+    assert float(wrapped(features, labels)) - bare == pytest.approx(0.0, abs=1e-4)  # the 8th batch
+    assert wrapped.get_config_dict()["every"] == 3
+    with pytest.raises(ValueError, match="every"):
+        GeneralAnchorLoss(task, texts, anchors, 2.0, seed=0, every=0)
+
+
 def test_the_anchor_encodes_its_texts_without_the_models_default_prompt(tiny_folder):
     import torch
     from sentence_transformers import SentenceTransformer
@@ -125,7 +161,7 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
     drifts = {}
     for name, extra in (("prompted", [f"train.task_prompt='{PROMPT}'"]),
                         ("anchored", [f"train.task_prompt='{PROMPT}'", "train.general_anchor=100",
-                                      "train.general_anchor_texts=3"])):
+                                      "train.general_anchor_texts=3", "train.general_anchor_every=2"])):
         run, config = prepare_tiny_run(tmp_path, tiny_folder, [*common, *extra], name=name)
         with caplog.at_level(logging.WARNING):
             summary = train_model(run, config)
@@ -141,6 +177,7 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
         assert (regularisation["anchor_texts"] > 0) == (name == "anchored")
         assert regularisation["anchor_draws_by_length"] == (name == "anchored")  # training passes the lengths
         assert regularisation["anchor_texts_per_step"] == (3 if name == "anchored" else None)
+        assert regularisation["anchor_every"] == (2 if name == "anchored" else None)
         saved_config = json.loads((run.model_dir / "config_sentence_transformers.json").read_text())
         assert saved_config["prompts"]["task"] == PROMPT and saved_config["default_prompt_name"] == "task"
         trained = SentenceTransformer(str(run.model_dir), device="cpu")
@@ -193,6 +230,7 @@ def test_reference_parts_are_encoded_without_the_prompt_and_cached_apart(tmp_pat
     (["train.task_prompt='  '"], "train.task_prompt"),
     (["train.general_anchor=-1", f"train.task_prompt='{PROMPT}'"], "train.general_anchor"),
     (["train.general_anchor_texts=0"], "train.general_anchor_texts"),
+    (["train.general_anchor_every=0"], "train.general_anchor_every"),
 ])
 def test_settings_the_anchor_cannot_work_with_are_refused_up_front(overrides, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):

@@ -316,6 +316,8 @@ def test_the_general_anchor_needs_the_task_prompt_set_first(panel):
     assert panel.config.train.task_prompt == "task: " and "train.task_prompt" in panel.errors
     panel.controls["train.general_anchor_texts"].value = 8
     assert panel.config.train.general_anchor_texts == 8
+    panel.controls["train.general_anchor_every"].value = 2
+    assert panel.config.train.general_anchor_every == 2
     assert panel.controls["train.general_anchor_texts"].min == 1  # the setting's own bound, a count
 
 

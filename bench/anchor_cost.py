@@ -9,7 +9,9 @@ in rotating order:
 - ``no_anchor``: the task loss alone;
 - ``random``: the anchor over 16 training texts drawn at random each step (session 26's draws);
 - ``length_window``: the anchor over 16 texts that are neighbours in token length (the default now);
-- ``length_window_8``: the same over 8 texts a step (train.general_anchor_texts=8).
+- ``length_window_8``: the same over 8 texts a step (train.general_anchor_texts=8);
+- ``length_window_8_every2``: 8 texts on every second step at twice the weight
+  (train.general_anchor_every=2).
 
 Timing only: the anchors are random unit vectors, not the base model's embeddings (the step's work is
 the same). Besides the wall clock, the anchor's padded tokens per step are counted, which do not
@@ -36,19 +38,26 @@ sys.path.insert(0, str(HERE))
 from default_run import machine, publish_section  # noqa: E402
 from length_grouped import BATCH, OUT, stsb_pairs  # noqa: E402
 
-ARMS = ("no_anchor", "random", "length_window", "length_window_8")
+ARMS = ("no_anchor", "random", "length_window", "length_window_8", "length_window_8_every2")
 
 
-def texts_per_step(arm: str) -> int:
-    """The anchor's texts a step in ``arm``: the number its name ends with, else the default."""
-    from sttune_helpers.losses.general_anchor import TEXTS_PER_STEP
+def anchor_settings(arm: str) -> tuple[int, int]:
+    """The anchor's texts a step and its cadence in ``arm``: the number after "window_" (else the
+    default texts) and the one after "every" (else every step)."""
+    from sttune_helpers.losses.general_anchor import EVERY, TEXTS_PER_STEP
 
-    last = arm.rsplit("_", 1)[-1]
-    return int(last) if last.isdigit() else TEXTS_PER_STEP
+    texts, every = TEXTS_PER_STEP, EVERY
+    for part in arm.split("_"):
+        if part.isdigit():
+            texts = int(part)
+        elif part.startswith("every") and part[5:].isdigit():
+            every = int(part[5:])
+    return texts, every
 
 
 def counting_anchor_class():
-    """GeneralAnchorLoss that records the padded tokens of each step's anchor texts."""
+    """GeneralAnchorLoss that records the padded tokens of each step's anchor texts (0 on a step it
+    skips)."""
     from sentence_transformers.sentence_transformer import SentenceTransformer
 
     from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
@@ -56,10 +65,14 @@ def counting_anchor_class():
     class CountingAnchor(GeneralAnchorLoss):
         tokens: list[int]
 
+        def forward(self, sentence_features, labels):
+            self.tokens.append(0)
+            return super().forward(sentence_features, labels)
+
         def drift(self):
             def counted(texts, **kwargs):
                 features = SentenceTransformer.preprocess(self.model, texts, **kwargs)
-                self.tokens.append(int(features["input_ids"].numel()))
+                self.tokens[-1] = int(features["input_ids"].numel())
                 return features
 
             self.model.preprocess = counted
@@ -97,7 +110,9 @@ def run_arm(arm: str, dataset, texts: list[str], steps: int, warmup: int, seed: 
         anchors = np.random.default_rng(seed).standard_normal((len(texts), model.get_embedding_dimension()))
         by_length = arm.startswith("length_window")
         lengths = token_counts(texts, model.tokenizer, model.max_seq_length) if by_length else None
-        loss = CountingAnchor(loss, texts, anchors, WEIGHT, seed, lengths=lengths, texts_per_step=texts_per_step(arm))
+        per_step, every = anchor_settings(arm)
+        loss = CountingAnchor(loss, texts, anchors, WEIGHT, seed, lengths=lengths, texts_per_step=per_step,
+                              every=every)
         loss.tokens = anchor_tokens
     args = SentenceTransformerTrainingArguments(
         output_dir=str(OUT / "anchor_trainer"), max_steps=warmup + steps, per_device_train_batch_size=BATCH,
@@ -161,7 +176,7 @@ def main() -> int:
              f"batch {BATCH}, length-grouped by characters, {args.precision}, a bare SentenceTransformerTrainer; "
              f"{per_run * args.rounds} timed steps per arm after {args.warmup} warm-up steps per run, {args.rounds} "
              "runs per arm in rotating order. The anchor: weight 10, 16 texts a step unless the arm names another "
-             "number (timing only: random anchors).",
+             "number, every step unless it names a cadence (timing only: random anchors).",
              "", "| anchor draws | s/step (mean) | s/step (median) | per run | anchor's padded tokens/step "
              "| step cost |",
              "|---|---|---|---|---|---|"]

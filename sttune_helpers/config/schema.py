@@ -395,9 +395,12 @@ def check_task_prompt(train: TrainConfig, source: str = "config") -> None:
         raise ConfigError(f"{source}: train.task_prompt: {prompt!r} holds no text; expected a prompt such as "
                           "'task: ', or null for none")
     if train.general_anchor and prompt is None:
+        # A shape's recipe may fill the prompt, but only in stage 02, once the data's shape is known.
+        recipe = (" (a shape's recipe, train.shape_recipe, fills its prompt only in stage 02, once the data's shape "
+                  "is known: name the prompt with the anchor)") if train.shape_recipe else ""
         raise ConfigError(f"{source}: train.general_anchor: {train.general_anchor:g} needs train.task_prompt (e.g. "
                           "'task: '): the anchor holds the unprompted model near the base while the task is learnt "
-                          "behind the prompt; without one it pulls against the task")
+                          f"behind the prompt; without one it pulls against the task{recipe}")
 
 
 @dataclass

@@ -245,3 +245,12 @@ def test_a_task_prompt_is_refused_for_data_scored_on_the_reference():
     with pytest.raises(SettingError, match=r"train\.task_prompt: unlabeled"):
         check_task_prompt_shape(config, "unlabeled")
     check_task_prompt_shape(config, "pair_score")
+
+
+def test_an_anchor_without_a_prompt_says_the_shape_recipe_fills_its_prompt_too_late():
+    with pytest.raises(ConfigError, match="stage 02") as refused:
+        RunConfig().with_overrides(["train.general_anchor=5"])
+    assert "train.task_prompt" in str(refused.value)
+    with pytest.raises(ConfigError) as without_recipe:
+        RunConfig().with_overrides(["train.shape_recipe=false", "train.general_anchor=5"])
+    assert "train.task_prompt" in str(without_recipe.value) and "stage 02" not in str(without_recipe.value)

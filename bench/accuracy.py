@@ -8,8 +8,8 @@ For each data set and seed:
 - **sttune's recipe** is a real `sttune run --preset default -p data.source=... -p seed=S`: the loss
   the pipeline recommends for the data (and, for retrieval, its train pairs with mined hard negatives,
   `data.negatives.enabled: auto`; for MRPC the pair_binary recipe, `train.shape_recipe`: the task prompt,
-  the general anchor over 8 texts a step and lr 8e-5), early stopping on the validation metric, the best checkpoint
-  restored, model selection where the package has it (training.json's "selection": the chosen
+  the general anchor over 8 texts every second step and lr 8e-5), early stopping on the validation metric,
+  the best checkpoint restored, model selection where the package has it (training.json's "selection": the chosen
   candidate is recorded, and metrics.json's model ``before_selection``, the pure fine-tuned one, where
   it differs). Its evaluation stage scores the base model and sttune's on the test split and on the
   report half of the general reference (scoring/reference.py: an STS part and a SQuAD retrieval part,

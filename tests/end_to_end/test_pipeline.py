@@ -314,6 +314,7 @@ def check_shape_recipe_run(run_dir, shape):
     assert {f"train.{k}": v for k, v in train.items() if f"train.{k}" in recipe.settings} == recipe.settings
     assert regularisation["general_anchor"] == recipe.settings["train.general_anchor"]
     assert regularisation["anchor_texts_per_step"] == recipe.settings["train.general_anchor_texts"]
+    assert regularisation["anchor_every"] == recipe.settings["train.general_anchor_every"]
     assert regularisation["anchor_texts"] > 0 and regularisation["anchor_draws_by_length"]
     executed = nbformat.read(run_dir / "notebooks" / "02_loss_selection.ipynb", as_version=4)
     shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in executed.cells if c.cell_type == "code"

@@ -19,10 +19,11 @@ def test_pair_binary_recipe_fills_the_defaults():
     config = RunConfig()
     recipe = fill_shape_recipe(config, "pair_binary")
     assert recipe["filled"] == BINARY == {"train.task_prompt": "task: ", "train.general_anchor": 10.0,
-                                          "train.general_anchor_texts": 8, "train.learning_rate": 8e-5}
+                                          "train.general_anchor_texts": 8, "train.general_anchor_every": 2,
+                                          "train.learning_rate": 8e-5}
     assert recipe["kept"] == {} and recipe["in_force"] == {}
     assert (config.train.task_prompt, config.train.general_anchor, config.train.general_anchor_texts,
-            config.train.learning_rate) == ("task: ", 10.0, 8, 8e-5)
+            config.train.general_anchor_every, config.train.learning_rate) == ("task: ", 10.0, 8, 2, 8e-5)
     assert "train.shape_recipe=false" in describe(recipe)
 
 
@@ -31,7 +32,7 @@ def test_settings_the_user_changed_or_a_sweep_searches_are_kept():
                                          "train.general_anchor_texts=4"])
     config.sweep.space = {"train.task_prompt": {"choices": ["q: ", "task: "]}}
     recipe = fill_shape_recipe(config, "pair_binary")
-    assert recipe["filled"] == {}
+    assert recipe["filled"] == {"train.general_anchor_every": 2}  # left at its default (with the anchor off: no effect)
     assert recipe["kept"] == {"train.general_anchor": 0, "train.general_anchor_texts": 4, "train.learning_rate": 3e-5}
     assert recipe["searched"] == {"train.task_prompt": None}
     assert (config.train.task_prompt, config.train.general_anchor, config.train.learning_rate) == (None, 0, 3e-5)
@@ -44,7 +45,7 @@ def test_the_automatic_recipe_chooses_the_rate_itself():
     config = RunConfig().with_overrides(["train.budget=10m"])
     recipe = fill_shape_recipe(config, "pair_binary")
     assert recipe["filled"] == {"train.task_prompt": "task: ", "train.general_anchor": 10.0,
-                                "train.general_anchor_texts": 8}
+                                "train.general_anchor_texts": 8, "train.general_anchor_every": 2}
     assert recipe["searched"] == {"train.learning_rate": RunConfig().train.learning_rate}
     assert config.train.learning_rate == RunConfig().train.learning_rate
 
@@ -96,12 +97,13 @@ def test_stage_02_plans_with_the_recipe_and_says_so(tmp_path):
                                                         "train.learning_rate=3e-5"])
     plan = loss_selection.plan(run, config)
     assert plan["recipe"]["filled"] == {"train.task_prompt": "task: ", "train.general_anchor": 10.0,
-                                        "train.general_anchor_texts": 8}
+                                        "train.general_anchor_texts": 8, "train.general_anchor_every": 2}
     assert plan["recipe"]["kept"] == {"train.learning_rate": 3e-5}
     assert plan["hyperparameters"]["general_anchor"] == 10.0 and plan["hyperparameters"]["learning_rate"] == 3e-5
     assert run.load_config().train.general_anchor == 10.0 and run.load_config().data.shape == "auto"
     assert "Settings: The pair_binary recipe: train.task_prompt='task: ', train.general_anchor=10.0, " \
-           "train.general_anchor_texts=8; kept from the config: train.learning_rate=3e-05." in explain(plan)
+           "train.general_anchor_texts=8, train.general_anchor_every=2; kept from the config: " \
+           "train.learning_rate=3e-05." in explain(plan)
 
 
 def test_stage_02_says_why_a_named_loss_gets_no_recipe(tmp_path):

@@ -154,9 +154,9 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     loss = with_general_anchor(loss, config.train.general_anchor, anchor_texts, anchors, config.seed,
                                lengths=anchor_lengths, texts_per_step=config.train.general_anchor_texts, every=every)
     if config.train.general_anchor and writes:
-        cadence = "a step" if every == 1 else f"every {every} steps at {every} x the weight"
-        log.info(f"general anchor: weight {config.train.general_anchor:g}, {config.train.general_anchor_texts} "
-                 f"{cadence} of {len(anchor_texts):,} training texts, "
+        cadence = "each step" if every == 1 else f"every {every} steps, at {every} x the weight"
+        log.info(f"general anchor: weight {config.train.general_anchor:g} over {config.train.general_anchor_texts} "
+                 f"of {len(anchor_texts):,} training texts {cadence}, "
                  f"unprompted; the task trains behind the prompt {config.train.task_prompt!r}")
         if choice.name not in ANCHOR_MEASURED_WITH:
             log.warning(anchor_scale_warning(config.train.general_anchor, choice.name))

@@ -163,13 +163,16 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
                         ("anchored", [f"train.task_prompt='{PROMPT}'", "train.general_anchor=100",
                                       "train.general_anchor_texts=3", "train.general_anchor_every=2"])):
         run, config = prepare_tiny_run(tmp_path, tiny_folder, [*common, *extra], name=name)
-        with caplog.at_level(logging.WARNING):
+        with caplog.at_level(logging.INFO):
             summary = train_model(run, config)
         assert json.loads(run.plan_path.read_text())["loss"]["name"] == "CosineSimilarityLoss"
         # the weight was measured with CoSENTLoss: another loss's scale gets a warning that names both
         warned = any("train.general_anchor=100" in r.getMessage() and "CosineSimilarityLoss" in r.getMessage()
                      for r in caplog.records)
         assert warned == (name == "anchored")
+        said = any("over 3 of" in r.getMessage() and "every 2 steps, at 2 x the weight" in r.getMessage()
+                   for r in caplog.records)
+        assert said == (name == "anchored")
         caplog.clear()
         regularisation = summary["regularisation"]
         assert regularisation["task_prompt"] == PROMPT

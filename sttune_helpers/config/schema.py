@@ -259,8 +259,9 @@ class TrainConfig:
     # How many training texts the anchor encodes a step (neighbours in length): its cost is a forward
     # and backward over these on top of the task's batch.
     general_anchor_texts: int = 16
-    # The anchor on every k-th step only, at k times its weight: the same pull summed over k steps at
-    # 1/k of its cost (each anchor pass has a fixed part, whatever its texts). 1: every step.
+    # The anchor on every k-th training batch only (with gradient accumulation, every k-th micro-batch), at
+    # k times its weight: the same pull summed over k batches at 1/k of its cost (each anchor pass has a
+    # fixed part, whatever its texts). 1: every batch.
     general_anchor_every: int = 1
     # The data shape's measured recipe (its ``recipe`` in shapes/, figures in bench/RESULTS.md): stage 02
     # fills the settings it names where this config leaves them at their defaults and neither a sweep nor

@@ -1,7 +1,7 @@
 """Data-parallel training on the CPU: 2 processes under torchrun with gloo, on the tiny model and
 tiny data prepared by the real data and loss stages. Both ranks train on different batches, rank 0
-alone writes into the run directory, the global batch is reported, and a failing rank's error
-comes back instead of a hang."""
+alone writes into the run directory, the global batch is reported, the general anchor's cadence is
+the same on every rank, and a failing rank's error comes back instead of a hang."""
 
 import json
 import re
@@ -83,6 +83,26 @@ def test_two_cpu_processes_train_and_only_rank_zero_writes(tmp_path, tiny_folder
     assert model.encode(["a sentence for the data-parallel model"]).shape == (1, 32)
     assert (run.model_dir / "README.md").is_file()  # the model card, written once by rank 0
 
+
+
+def test_the_anchor_every_second_step_runs_in_step_on_both_ranks(tmp_path, tiny_folder):
+    # The anchor's extra forward pass is skipped on alternate batches: every rank must skip the same ones,
+    # or the ranks' backward passes no longer match.
+    run, _ = prepared_run(tmp_path, tiny_folder, [f"data.source={REPO / 'tests' / 'data' / 'scifact-mini'}",
+                                                  "data.shape=auto", "loss.name=MultipleNegativesRankingLoss",
+                                                  "data.max_train_rows=null", "data.max_validation_rows=null",
+                                                  "data.max_test_rows=null", "train.batch_size=4", "train.max_steps=5",
+                                                  "train.evaluations_per_epoch=1", "train.task_prompt='task: '",
+                                                  "train.general_anchor=10", "train.general_anchor_texts=3",
+                                                  "train.general_anchor_every=2"])
+    result = sttune("train", "--name", "dp", "--runs-dir", str(tmp_path), "--nproc", "2", cwd=tmp_path,
+                    timeout=LAUNCH_TIMEOUT_S)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    summary = json.loads(run.training_summary_path.read_text())
+    assert summary["world_size"] == 2 and summary["global_step"] == 5
+    assert summary["regularisation"]["anchor_every"] == 2
+    # Each rank: 2 columns of 4 texts on each of the 5 steps, and 3 anchor texts on steps 1, 3 and 5.
+    assert [(r["forward_calls"], r["texts_encoded"]) for r in summary["ranks"]] == [(2 * 5 + 3, 2 * 4 * 5 + 3 * 3)] * 2
 
 def test_a_failing_rank_surfaces_its_error(tmp_path, tiny_folder):
     # An infinite scale makes CoSENT's logits inf - inf: NaN at the first step, and the guard raises in the ranks.

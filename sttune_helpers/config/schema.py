@@ -267,7 +267,8 @@ class TrainConfig:
     # fills the settings it names where this config leaves them at their defaults and neither a sweep nor
     # train.budget's search chooses them, unless loss.name names a loss it was not measured with; plan.json
     # says what it did. pair_binary: the task prompt "task: ", general_anchor 10 over 8 texts on every second
-    # step and learning rate 8e-5 (OnlineContrastiveLoss, CoSENTLoss). false keeps every setting as given.
+    # step, learning rate 8e-5 and batch size 32 (OnlineContrastiveLoss, CoSENTLoss). false keeps every
+    # setting as given.
     shape_recipe: bool = True
     # LoRA: train low-rank adapters of this rank on the encoder's attention and feed-forward layers
     # instead of every weight, merged into the model before it is saved; None = full fine-tuning.

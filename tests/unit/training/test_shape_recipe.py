@@ -20,34 +20,39 @@ def test_pair_binary_recipe_fills_the_defaults():
     recipe = fill_shape_recipe(config, "pair_binary")
     assert recipe["filled"] == BINARY == {"train.task_prompt": "task: ", "train.general_anchor": 10.0,
                                           "train.general_anchor_texts": 8, "train.general_anchor_every": 2,
-                                          "train.learning_rate": 8e-5}
+                                          "train.learning_rate": 8e-5, "train.batch_size": 32}
     assert recipe["kept"] == {} and recipe["in_force"] == {}
     assert (config.train.task_prompt, config.train.general_anchor, config.train.general_anchor_texts,
-            config.train.general_anchor_every, config.train.learning_rate) == ("task: ", 10.0, 8, 2, 8e-5)
+            config.train.general_anchor_every, config.train.learning_rate,
+            config.train.batch_size) == ("task: ", 10.0, 8, 2, 8e-5, 32)
     assert "train.shape_recipe=false" in describe(recipe)
 
 
 def test_settings_the_user_changed_or_a_sweep_searches_are_kept():
     config = RunConfig().with_overrides(["train.learning_rate=3e-5", "train.general_anchor=0",
-                                         "train.general_anchor_texts=4"])
+                                         "train.general_anchor_texts=4", "train.batch_size=8"])
     config.sweep.space = {"train.task_prompt": {"choices": ["q: ", "task: "]}}
     recipe = fill_shape_recipe(config, "pair_binary")
     assert recipe["filled"] == {"train.general_anchor_every": 2}  # left at its default (with the anchor off: no effect)
-    assert recipe["kept"] == {"train.general_anchor": 0, "train.general_anchor_texts": 4, "train.learning_rate": 3e-5}
+    assert recipe["kept"] == {"train.general_anchor": 0, "train.general_anchor_texts": 4, "train.learning_rate": 3e-5,
+                              "train.batch_size": 8}
     assert recipe["searched"] == {"train.task_prompt": None}
-    assert (config.train.task_prompt, config.train.general_anchor, config.train.learning_rate) == (None, 0, 3e-5)
-    assert "kept from the config: train.general_anchor=0.0, train.general_anchor_texts=4, train.learning_rate=3e-05; " \
-           "left to the search: " \
+    assert (config.train.task_prompt, config.train.general_anchor, config.train.learning_rate,
+            config.train.batch_size) == (None, 0, 3e-5, 8)
+    assert "kept from the config: train.general_anchor=0.0, train.general_anchor_texts=4, train.learning_rate=3e-05, " \
+           "train.batch_size=8; left to the search: " \
            "train.task_prompt." in describe(recipe)
 
 
-def test_the_automatic_recipe_chooses_the_rate_itself():
+def test_the_automatic_recipe_chooses_the_rate_and_batch_size_itself():
     config = RunConfig().with_overrides(["train.budget=10m"])
     recipe = fill_shape_recipe(config, "pair_binary")
     assert recipe["filled"] == {"train.task_prompt": "task: ", "train.general_anchor": 10.0,
                                 "train.general_anchor_texts": 8, "train.general_anchor_every": 2}
-    assert recipe["searched"] == {"train.learning_rate": RunConfig().train.learning_rate}
-    assert config.train.learning_rate == RunConfig().train.learning_rate
+    assert recipe["searched"] == {"train.learning_rate": RunConfig().train.learning_rate,
+                                  "train.batch_size": RunConfig().train.batch_size}
+    assert (config.train.learning_rate, config.train.batch_size) == (RunConfig().train.learning_rate,
+                                                                     RunConfig().train.batch_size)
 
 
 @pytest.mark.parametrize("loss", ["OnlineContrastiveLoss", "CoSENTLoss"])
@@ -82,7 +87,8 @@ def test_the_run_config_takes_the_recipe_once(tmp_path):
     first = apply_shape_recipe(run, config, "pair_binary")
     saved = run.load_config()
     assert first["filled"] == BINARY and saved.data.shape == "auto"
-    assert (saved.train.task_prompt, saved.train.general_anchor, saved.train.learning_rate) == ("task: ", 10.0, 8e-5)
+    assert (saved.train.task_prompt, saved.train.general_anchor, saved.train.learning_rate,
+            saved.train.batch_size) == ("task: ", 10.0, 8e-5, 32)
     again = apply_shape_recipe(run, run.load_config(), "pair_binary")  # stage 02 run a second time
     assert again["filled"] == {} and again["in_force"] == BINARY and run.load_config() == saved
 
@@ -98,12 +104,12 @@ def test_stage_02_plans_with_the_recipe_and_says_so(tmp_path):
     plan = loss_selection.plan(run, config)
     assert plan["recipe"]["filled"] == {"train.task_prompt": "task: ", "train.general_anchor": 10.0,
                                         "train.general_anchor_texts": 8, "train.general_anchor_every": 2}
-    assert plan["recipe"]["kept"] == {"train.learning_rate": 3e-5}
+    assert plan["recipe"]["kept"] == {"train.learning_rate": 3e-5, "train.batch_size": 8}  # prepared_run's batch
     assert plan["hyperparameters"]["general_anchor"] == 10.0 and plan["hyperparameters"]["learning_rate"] == 3e-5
     assert run.load_config().train.general_anchor == 10.0 and run.load_config().data.shape == "auto"
     assert "Settings: The pair_binary recipe: train.task_prompt='task: ', train.general_anchor=10.0, " \
            "train.general_anchor_texts=8, train.general_anchor_every=2; kept from the config: " \
-           "train.learning_rate=3e-05." in explain(plan)
+           "train.learning_rate=3e-05, train.batch_size=8." in explain(plan)
 
 
 def test_stage_02_says_why_a_named_loss_gets_no_recipe(tmp_path):

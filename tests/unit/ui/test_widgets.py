@@ -326,7 +326,7 @@ def test_the_shape_recipe_box_names_what_it_fills_and_turns_it_off(config, run):
     box = panel.controls["train.shape_recipe"]
     assert box.value is True
     assert ("task_prompt 'task: ', general_anchor 10.0, general_anchor_texts 8, general_anchor_every 2, "
-            "learning_rate 8e-05") in box.tooltip
+            "learning_rate 8e-05, batch_size 32") in box.tooltip
     assert "measured with OnlineContrastiveLoss and CoSENTLoss" in box.tooltip
     box.value = False
     assert panel.config.train.shape_recipe is False

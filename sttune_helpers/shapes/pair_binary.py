@@ -31,7 +31,7 @@ class PairBinary(TaskShape):
     # have no triplet and leave training; bench/RESULTS.md, session 22), so "auto" does not mine.
     mined_by_default = False
     no_positives_hint = " (no rows with label 1)"
-    # MRPC (bench/RESULTS.md, sessions 28-30): the higher rate is what gains on the task, the anchor keeps what
+    # MRPC (bench/RESULTS.md, sessions 28-31): the higher rate is what gains on the task, the anchor keeps what
     # it alone gave up (session 24: SQuAD 0.22-0.29 lost without it); 8 anchor texts a step did as well as 16,
     # and the anchor every second step at twice the weight as well as every step on validation, for less time;
     # batches of 32 pairs as well as 16 on validation, in half the steps (session 31).

@@ -24,7 +24,7 @@ TaskShape = Literal[("auto", *SHAPES)]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Pooling = Literal["model", "mean", "max", "cls"]
-BatchSampler = Literal["auto", "batch_sampler", "no_duplicates", "length_grouped"]
+BatchSampler = Literal["auto", "batch_sampler", "no_duplicates", "length_grouped", "topic_grouped"]
 Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup"]
 
 
@@ -191,7 +191,9 @@ class TrainConfig:
     # OnlineContrastiveLoss (measured faster at no cost in accuracy, training/setup.py); the plain
     # sampler otherwise. "length_grouped": rows of similar length share a batch (less padding,
     # training/samplers.py; by tokens, or characters for the losses that scored better so), with no
-    # duplicate texts in a batch for in-batch-negative losses.
+    # duplicate texts in a batch for in-batch-negative losses. "topic_grouped" (in-batch-negative losses
+    # only): anchors that k-means puts in one cluster (base-model embeddings) share a batch, so the
+    # batch's other rows are harder negatives at no extra text per row (training/topic_batches.py).
     batch_sampler: BatchSampler = "auto"
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2

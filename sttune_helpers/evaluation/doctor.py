@@ -113,7 +113,7 @@ def check_batch_duplicates(train, plan: dict[str, Any], batch_sampler: str) -> F
 
     if not plan.get("in_batch_negatives"):
         return Finding("duplicates in in-batch-negative batches", False, "the loss does not use in-batch negatives")
-    if batch_sampler in NO_DUPLICATE_SAMPLERS or batch_sampler == "length_grouped":  # the config's name for it
+    if batch_sampler in NO_DUPLICATE_SAMPLERS or batch_sampler in ("length_grouped", "topic_grouped"):  # config names
         return Finding("duplicates in in-batch-negative batches", False,
                        f"the {batch_sampler} batch sampler keeps duplicate texts out of a batch")
     columns = [c for c in ("anchor", "positive", "sentence1", "sentence2") if c in train.columns]

@@ -4,6 +4,7 @@ the validation noise (train.restore_best), save the model with its card.
 
     setup.py        TrainingSetup, the validation metric, TrainingArguments from the config
     samplers.py     length-grouped batches (train.batch_sampler=length_grouped), with no duplicates
+    topic_batches.py  topic-grouped batches (train.batch_sampler=topic_grouped): harder in-batch negatives
     guards.py       stop on a NaN loss or collapsed embeddings
     candidate_scoring.py  weight states scored on validation and the reference, shared by the next two
     checkpoints.py  the last complete checkpoint; train.restore_best's best-or-last choice

@@ -32,7 +32,7 @@ LENGTH_GROUPED = "length_grouped"
 LENGTH_GROUPED_NO_DUPLICATES = "length_grouped_no_duplicates"
 # The samplers (as TrainingSetup.batch_sampler and training.json name them) that keep a text out of
 # a batch that already holds it.
-NO_DUPLICATE_SAMPLERS = frozenset({"no_duplicates", LENGTH_GROUPED_NO_DUPLICATES})
+NO_DUPLICATE_SAMPLERS = frozenset({"no_duplicates", LENGTH_GROUPED_NO_DUPLICATES, "topic_grouped_no_duplicates"})
 MEGA_BATCH_FACTOR = 50
 _EXCLUDED_COLUMNS = {"dataset_name"}  # the trainer's own column, as in NoDuplicatesBatchSampler
 _EXTRA_PASSES = 2  # as NoDuplicatesBatchSampler: reshuffles to reach __len__ batches with drop_last
@@ -88,7 +88,7 @@ class LengthGroupedBatchSampler(DefaultBatchSampler):
 
     def one_pass(self, generator: torch.Generator) -> list[list[int]]:
         """One shuffle of the dataset into batches, in the order they are to be taken."""
-        order = self.length_sorted_order(generator)
+        order = self.row_order(generator)
         batches = self.no_duplicate_batches(order) if self.no_duplicates else \
             [order[i:i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
         full = [b for b in batches if len(b) == self.batch_size]
@@ -99,6 +99,10 @@ class LengthGroupedBatchSampler(DefaultBatchSampler):
         shuffled = torch.randperm(n_blocks, generator=generator).tolist()
         ordered = [batch for block in shuffled for batch in full[block * width:(block + 1) * width]]
         return ordered + full[n_blocks * width:] + partial
+
+    def row_order(self, generator: torch.Generator) -> np.ndarray:
+        """The order in which rows are cut into batches (subclasses group rows otherwise)."""
+        return self.length_sorted_order(generator)
 
     def length_sorted_order(self, generator: torch.Generator) -> np.ndarray:
         """The row indices shuffled, then sorted by length within each mega-batch."""

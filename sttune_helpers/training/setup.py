@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 from ..config import RunConfig
+from ..core.errors import SettingError
 from ..core.hardware import pick_precision
 from ..losses import IN_BATCH_NEGATIVE_LOSSES
 from ..rundir import RunDir
@@ -62,6 +63,11 @@ def plan_training(config: RunConfig, n_train: int, device: str, shape: str | Non
             sampler = "length_grouped" if loss_name in LENGTH_GROUPED_BY_DEFAULT else "batch_sampler"
     elif sampler == "length_grouped" and loss_name in IN_BATCH_NEGATIVE_LOSSES:
         sampler = "length_grouped_no_duplicates"  # training/samplers.py
+    elif sampler == "topic_grouped":
+        if loss_name not in IN_BATCH_NEGATIVE_LOSSES:
+            raise SettingError(f"train.batch_sampler=topic_grouped gives harder in-batch negatives, so it needs a loss "
+                             f"that uses them ({', '.join(sorted(IN_BATCH_NEGATIVE_LOSSES))}); the loss is {loss_name}")
+        sampler = "topic_grouped_no_duplicates"  # training/topic_batches.py
     unit = None
     if sampler.startswith("length_grouped"):
         unit = "characters" if loss_name in SORTED_BY_CHARACTERS else "tokens"
@@ -97,7 +103,9 @@ def checkpointing_argument(enabled: bool) -> dict[str, bool]:
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
 
 
-def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetup):
+def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetup, batch_sampler=None):
+    """``batch_sampler``: what the arguments take in place of the one ``setup`` names (a sampler built
+    from data, e.g. training/topic_batches.py's)."""
     from sentence_transformers import SentenceTransformerTrainingArguments
 
     from .samplers import trainer_batch_sampler
@@ -119,7 +127,7 @@ def build_training_arguments(config: RunConfig, run: RunDir, setup: TrainingSetu
         use_cpu=setup.device == "cpu",
         ddp_backend=ddp_backend(setup.device) if setup.world_size > 1 else None,
         **checkpointing_argument(train.gradient_checkpointing),
-        batch_sampler=trainer_batch_sampler(setup.batch_sampler),
+        batch_sampler=batch_sampler or trainer_batch_sampler(setup.batch_sampler),
         prompts=train.task_prompt,  # the library prepends it to every text column
         eval_strategy="steps",
         eval_steps=setup.eval_steps,

@@ -109,6 +109,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     from transformers import EarlyStoppingCallback
 
     from .samplers import token_counts, token_length_trainer_class
+    from .topic_batches import TOPIC_GROUPED_NO_DUPLICATES, TopicBatchSamplerFactory
 
     plan = read_json(run.plan_path)
     report = read_report(run)
@@ -130,6 +131,11 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
 
     model = load_configured_model(config, device=ranks.rank_device(device))
     anchor_texts, anchors = base_anchors(run, config, model, train_dataset)  # before the prompt: the base's
+    topic_sampler = None
+    if setup.batch_sampler == TOPIC_GROUPED_NO_DUPLICATES:  # the base model's view of each row's anchor
+        topic_sampler = TopicBatchSamplerFactory(model.encode(train_dataset[train_dataset.column_names[0]],
+                                                         batch_size=config.eval.batch_size, normalize_embeddings=True,
+                                                         convert_to_numpy=True, show_progress_bar=False))
     with_task_prompt(model, config.train.task_prompt)  # validation encodes with it; the saved model keeps it
     selects = config.eval.select_model and writes
     if selects:
@@ -198,7 +204,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         wait_for_every_rank(config.train.rdzv_timeout)
     trainer = trainer_class(
         model=model,
-        args=build_training_arguments(config, run, setup),
+        args=build_training_arguments(config, run, setup, batch_sampler=topic_sampler),
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         loss=loss,

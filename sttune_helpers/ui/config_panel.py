@@ -439,9 +439,9 @@ class ConfigPanel:
                                         options=literal_options(TrainConfig, "batch_sampler")),
                        help_text="auto: no duplicate texts in a batch for in-batch-negative losses, and texts of "
                                  "similar length together where that was measured as accurate; length_grouped: "
-                                 "texts of similar length share a batch (less padding, faster on short texts); topic_grouped "
-                                 "(in-batch-negative losses): anchors on one topic share a batch, so the other rows "
-                                 "are harder negatives"),
+                                 "texts of similar length share a batch (less padding, faster on short texts); "
+                                 "topic_grouped (in-batch-negative losses): anchors on one topic share a batch, so "
+                                 "the other rows are harder negatives"),
             self._bind("seed", widgets.BoundedIntText(description="seed", min=seed_min, max=seed_max),
                        help_text="seeds the data order, new weights and every sample: the same seed repeats a run"),
         ]

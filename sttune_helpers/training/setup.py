@@ -65,8 +65,9 @@ def plan_training(config: RunConfig, n_train: int, device: str, shape: str | Non
         sampler = "length_grouped_no_duplicates"  # training/samplers.py
     elif sampler == "topic_grouped":
         if loss_name not in IN_BATCH_NEGATIVE_LOSSES:
-            raise SettingError(f"train.batch_sampler=topic_grouped gives harder in-batch negatives, so it needs a loss "
-                             f"that uses them ({', '.join(sorted(IN_BATCH_NEGATIVE_LOSSES))}); the loss is {loss_name}")
+            losses = ", ".join(sorted(IN_BATCH_NEGATIVE_LOSSES))
+            raise SettingError(f"train.batch_sampler=topic_grouped gives harder in-batch negatives, so it needs a "
+                               f"loss that uses them ({losses}); the loss is {loss_name}")
         sampler = "topic_grouped_no_duplicates"  # training/topic_batches.py
     unit = None
     if sampler.startswith("length_grouped"):

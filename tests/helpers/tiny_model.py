@@ -51,3 +51,26 @@ def prepared_run(root: Path, model_folder: str, overrides=(), name: str = "run")
     write_plan(run, config, n_train=len(prepared.splits["train"]), shape=loss_shape(prepared.report))
     run.complete_stage("loss_selection")
     return run, config
+
+
+def trained_in_two_processes(root: Path, model_folder: str, sampler: str) -> dict:
+    """Train a prepared run on scifact-mini with MultipleNegativesRankingLoss under ``sampler``
+    (train.batch_sampler) in 2 CPU processes for 2 steps of 4 pairs, as `sttune train --nproc 2` does;
+    checks that each process trained full batches of its own, and returns training.json."""
+    from conftest import REPO, sttune
+
+    from sttune_helpers.core.io import read_json
+
+    run, _ = prepared_run(root, model_folder, [
+        f"data.source={REPO / 'tests' / 'data' / 'scifact-mini'}", "data.shape=auto", "data.max_train_rows=null",
+        "data.max_validation_rows=null", "data.max_test_rows=null", "loss.name=MultipleNegativesRankingLoss",
+        f"train.batch_sampler={sampler}", "train.batch_size=4", "train.max_steps=2",
+        "train.evaluations_per_epoch=1", "train.early_stopping_patience=null"], name="dp")
+    result = sttune("train", "--name", "dp", "--runs-dir", str(root), "--nproc", "2", cwd=root, timeout=600)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    summary = read_json(run.training_summary_path)
+    assert (summary["world_size"], summary["global_step"]) == (2, 2)
+    ranks = summary["ranks"]
+    assert [r["texts_encoded"] for r in ranks] == [2 * 4 * 2, 2 * 4 * 2]  # full batches of 4 pairs on each
+    assert ranks[0]["first_batch_digest"] != ranks[1]["first_batch_digest"]
+    return summary

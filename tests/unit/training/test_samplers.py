@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 from datasets import Dataset
-from helpers.tiny_model import build_tiny_model_folder
+from helpers.tiny_model import build_tiny_model_folder, trained_in_two_processes
 from helpers.tiny_model import prepared_run as prepare_tiny_run
 
 from sttune_helpers.config import load_preset
@@ -226,23 +226,8 @@ def test_a_tiny_model_trains_with_length_grouped_batches(tmp_path, tiny_folder, 
 
 
 def test_two_processes_train_with_length_grouped_batches(tmp_path, tiny_folder):
-    from conftest import sttune
-
-    from sttune_helpers.core.io import read_json
-
-    run, _ = prepare_tiny_run(tmp_path, tiny_folder, [
-        f"data.source={REPO / 'tests' / 'data' / 'scifact-mini'}", "data.shape=auto", "data.max_train_rows=null",
-        "data.max_validation_rows=null", "data.max_test_rows=null", "loss.name=MultipleNegativesRankingLoss",
-        "train.batch_sampler=length_grouped", "train.batch_size=4", "train.max_steps=2",
-        "train.evaluations_per_epoch=1", "train.early_stopping_patience=null"], name="dp")
-    result = sttune("train", "--name", "dp", "--runs-dir", str(tmp_path), "--nproc", "2", cwd=tmp_path, timeout=600)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    summary = read_json(run.training_summary_path)
-    assert (summary["batch_sampler"], summary["world_size"], summary["global_step"]) == \
-        ("length_grouped_no_duplicates", 2, 2)
-    ranks = summary["ranks"]
-    assert [r["texts_encoded"] for r in ranks] == [2 * 4 * 2, 2 * 4 * 2]  # full batches of 4 pairs on each
-    assert ranks[0]["first_batch_digest"] != ranks[1]["first_batch_digest"]
+    summary = trained_in_two_processes(tmp_path, tiny_folder, "length_grouped")
+    assert summary["batch_sampler"] == "length_grouped_no_duplicates"
 
 
 def test_a_lora_run_resumed_mid_epoch_draws_the_same_length_grouped_batches(tmp_path, tiny_folder):

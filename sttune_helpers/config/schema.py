@@ -317,7 +317,9 @@ class EvalConfig:
     # fine_tuned_unless_beaten: the pure fine-tuned model (train.restore_best's), unless a candidate beats
     # it on validation beyond the noise (paired bootstrap, at the family-wise level over the candidates:
     # 1 - (1 - confidence) / their number, Bonferroni), as restore_best="if_significant" keeps the
-    # last model; where it breaks max_forgetting, as best_validation. bench/RESULTS.md (2026-12-05,
+    # last model; where it breaks max_forgetting, as best_validation. It scores the mixes from the highest
+    # alpha down and stops at the first below the one above it (validation is concave in alpha; the
+    # lower ones are scored where the fine-tuned model breaks max_forgetting). bench/RESULTS.md (2026-12-05,
     # session 18, full STS-B, 3 seeds): best_validation took mixes that were 0.002 better on validation
     # (within the noise) and 0.002-0.009 worse on test.
     # best_validation: the best validation metric among the candidates that keep to max_forgetting.

@@ -90,6 +90,10 @@ def selection_table(summary: dict[str, Any]):
                      "beats fine-tuned": c.get("beats_fine_tuned", False) if low is not None else None,
                      **{f"ref {p}": v for p, v in c["reference"].items()},
                      "largest reference drop": c["forgetting"], "chosen": c["name"] == selection["chosen"]})
+    for name in selection.get("unscored", []):  # below a mix above them: not scored (fine_tuned_unless_beaten)
+        rows.append({"candidate": name, "alpha": float(name.rsplit("@", 1)[1]),
+                     f"validation {selection['metric']}": "not scored: the mix above it scored lower",
+                     "chosen": False})
     return pd.DataFrame(rows)
 
 

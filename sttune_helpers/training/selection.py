@@ -181,19 +181,31 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
     for point, state in points.items():
         add(point, point, 1.0, state)
     anchor = max(candidates, key=lambda c: c.validation)
-    for alpha in sorted(config.eval.selection_alphas, reverse=True):
+    budget, rule = config.eval.max_forgetting, config.eval.selection_rule
+
+    def add_mix(alpha: float) -> None:
         add(f"{anchor.point}@{alpha:g}", anchor.point, float(alpha), mix_states(base_state, states[anchor.name], alpha))
-    mark_noise(candidates, item_scores, scorer.metric, scorer.boot, fine_tuned)
+
+    # fine_tuned_unless_beaten wants only a mix that beats the fine-tuned model: down the alphas, the
+    # validation metric of WiSE-FT's mixes is concave in alpha, so past a mix below the one above it
+    # the rest fall further and are left unscored (unless the fine-tuned model breaks the budget).
+    lazy = rule == "fine_tuned_unless_beaten" and not config.eval.selection_plot_all
+    unscored = sorted(config.eval.selection_alphas, reverse=True)
+    above = anchor.validation
+    while unscored:
+        add_mix(unscored.pop(0))
+        if lazy and candidates[-1].validation < above:
+            break
+        above = candidates[-1].validation
+    planned = len(points) + len(config.eval.selection_alphas)
 
     # most_general weighs every candidate within the noise, as the task-vs-general plot draws them
     # (eval.selection_plot_all); best_validation needs only the top of the validation ranking.
     near_best = config.eval.selection_rule == "most_general" or config.eval.selection_plot_all
-    on_reference = Progress("model selection on the general reference", unit="models",
-                            total=1 + (sum(c.within_noise for c in candidates) if near_best else 1))
+    on_reference = Progress("model selection on the general reference", unit="models", total=2)
     # The base's scores repeat in every run on this reference: cached (the candidates' never repeat).
     base_cache = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
     base_reference = scorer.reference_scores(base_state, base_cache) if scorer.parts else {}
-    budget, rule = config.eval.max_forgetting, config.eval.selection_rule
 
     def measure(c: Candidate) -> None:
         if c.forgetting is not None:
@@ -205,6 +217,16 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
 
     if scorer.parts:
         on_reference.milestone(1, "base scored")
+    if unscored and scorer.parts and budget is not None:
+        default = next(c for c in candidates if c.name == fine_tuned)
+        measure(default)
+        if default.forgetting > budget:  # the lower mixes forget less: the rule may need them
+            while unscored:
+                add_mix(unscored.pop(0))
+    # the family-wise level counts every planned candidate: a skipped mix does not make a win cheaper
+    mark_noise(candidates, item_scores, scorer.metric, scorer.boot, fine_tuned, family_size=planned - 1)
+    on_reference.total = max(on_reference.done, 1 + (sum(c.within_noise for c in candidates) if near_best else 1))
+    if scorer.parts:
         for c in candidates:
             if near_best and c.within_noise:
                 measure(c)
@@ -240,21 +262,24 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
             "fine_tuned": fine_tuned, "differs_from_fine_tuned": chosen.name != fine_tuned,
             "reference": {"parts": [p.name for p in scorer.parts], "base": base_reference,
                           "excluded": reference.excluded if reference is not None else []},
-            "candidates": [asdict(c) for c in candidates], "seconds": seconds}
+            "candidates": [asdict(c) for c in candidates], "seconds": seconds,
+            # mixes below a mix scored above them were not scored (fine_tuned_unless_beaten)
+            "unscored": [f"{anchor.point}@{alpha:g}" for alpha in unscored]}
 
 
 def mark_noise(candidates: list[Candidate], item_scores: dict[str, Any], metric: str, boot: Bootstrap,
-               fine_tuned: str) -> None:
+               fine_tuned: str, family_size: int | None = None) -> None:
     """Paired bootstraps on the validation items (``item_scores``: name -> ModelScores): best -
     candidate (within the noise where the 95% interval reaches 0), and candidate - the fine-tuned
     model (beats it where the interval lies above 0 at the family-wise level: with five candidates
     each put to the fine-tuned model at 95%, one of them beats it by chance far more often than one
-    time in twenty; bench/RESULTS.md, session 19)."""
+    time in twenty; bench/RESULTS.md, session 19). ``family_size``: the candidates planned, where some
+    were left unscored."""
     best = max(candidates, key=lambda c: c.validation)
     values = {name: s.metrics for name, s in item_scores.items()}
     dists = {name: s.resampled for name, s in item_scores.items()}
     challengers = sum(c.name != fine_tuned for c in candidates)
-    family = boot.family_wise(challengers)
+    family = boot.family_wise(max(challengers, family_size or 0))
     for c in candidates:
         if c.name != fine_tuned:
             gain = paired_comparison(c.name, fine_tuned, metric, values, dists, boot)

@@ -194,10 +194,10 @@ def load_configured_model(config, device: str = "auto"):
                       attention_dropout=model_config.attention_dropout)
 
 
-def truncated_texts(model, texts, examples: int = 3) -> dict | None:
-    """Which of ``texts`` are longer than the model's max_seq_length tokens: encoding (in training
-    and in encode()) keeps only their first max_seq_length tokens, silently. None when none are."""
-    limit = getattr(model, "max_seq_length", None)
+def truncated_texts(model, texts, examples: int = 3, limit: int | None = None) -> dict | None:
+    """Which of ``texts`` are longer than the model's max_seq_length tokens (or ``limit``): encoding (in
+    training and in encode()) keeps only their first max_seq_length tokens, silently. None when none are."""
+    limit = limit or getattr(model, "max_seq_length", None)
     tokenizer = getattr(model, "tokenizer", None)
     if not limit or tokenizer is None:
         return None

@@ -118,6 +118,7 @@ RANGES: dict[str, Range] = {
     "train.warmup_ratio": FRACTION,
     "train.weight_decay": NON_NEGATIVE,
     "train.gradient_accumulation_steps": COUNT,
+    "train.max_seq_length": COUNT,
     "train.evaluations_per_epoch": COUNT,
     "train.validation_corpus_size": COUNT,
     "train.max_validation_share": SHARE,

@@ -195,6 +195,9 @@ class TrainConfig:
     # only): anchors that k-means puts in one cluster (base-model embeddings) share a batch, so the
     # batch's other rows are harder negatives at no extra text per row (training/topic_batches.py).
     batch_sampler: BatchSampler = "auto"
+    # Tokens per text in the training steps (the data collator's cut); validation, model selection and
+    # evaluation encode at model.max_seq_length. Long documents train faster cut shorter; None: as the model.
+    max_seq_length: Optional[int] = None
     # Validation runs this many times per epoch; checkpoints are saved at the same points.
     evaluations_per_epoch: int = 2
     # Retrieval: validation (training's evaluator and model selection) ranks against a sub-corpus of

@@ -161,7 +161,7 @@ def trainer_batch_sampler(name: str):
 
 def token_length_trainer_class(base: type) -> type:
     """A subclass of the trainer class ``base`` that gives its length-grouped batch sampler the model's
-    tokenizer and max_seq_length, so rows are sorted by the tokens the collator will pad."""
+    tokenizer and the collator's cut, so rows are sorted by the tokens the collator will pad."""
 
     class TokenLengthTrainer(base):
         def get_batch_sampler(self, dataset, batch_size: int, drop_last: bool,
@@ -171,10 +171,15 @@ def token_length_trainer_class(base: type) -> type:
             if inspect.isclass(sampler) and issubclass(sampler, LengthGroupedBatchSampler):
                 return sampler(dataset, batch_size=batch_size, drop_last=drop_last,
                                valid_label_columns=valid_label_columns, generator=generator, seed=seed,
-                               tokenizer=self.model.tokenizer, max_length=self.model.max_seq_length)
+                               tokenizer=self.model.tokenizer, max_length=training_cut(self))
             return super().get_batch_sampler(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
 
     return TokenLengthTrainer
+
+
+def training_cut(trainer) -> int | None:
+    """The tokens per text the trainer's collator keeps: its own cut (train.max_seq_length) or the model's."""
+    return getattr(trainer.data_collator, "max_length", None) or trainer.model.max_seq_length
 
 
 _TOKENIZE_CHUNK = 10_000  # texts per tokenizer call: bounds the ids held at once

@@ -42,6 +42,7 @@ from .random_state import RandomStateGuard
 from .rank_startup import wait_for_every_rank
 from .selection import WeightHistory, check_selection_settings, select_model
 from .setup import build_training_arguments, plan_training
+from .text_length import cut_training_texts, training_length
 from .timing import CheckpointTimer
 from .validation_budget import check_validation_settings, validation_budget, with_validation_precision
 from .weights import snapshot, with_weights
@@ -130,6 +131,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     check_task_prompt_shape(config, data_shape)
 
     model = load_configured_model(config, device=ranks.rank_device(device))
+    train_length = training_length(config.train.max_seq_length, model)  # None: the model's own cut
     anchor_texts, anchors = base_anchors(run, config, model, train_dataset)  # before the prompt: the base's
     topic_sampler = None
     if setup.batch_sampler == TOPIC_GROUPED_NO_DUPLICATES:  # the base model's view of each row's anchor
@@ -144,6 +146,11 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     truncation = truncated_texts(model, dataset_texts(train_dataset))  # e.g. a 1-MB text: cut, not a crash
     if truncation and writes:
         log.warning(truncation_warning(truncation, "training texts").removeprefix("warning: "))
+    training_cut = truncated_texts(model, dataset_texts(train_dataset), limit=train_length) if train_length else None
+    if training_cut and writes:
+        log.info(f"train.max_seq_length={train_length}: the training steps cut {training_cut['truncated']:,} of "
+                 f"{training_cut['texts']:,} texts at {train_length} tokens; validation, selection and evaluation "
+                 f"encode up to {model.max_seq_length}")
     guide = None
     if choice.name in GUIDED_LOSSES:
         guide = copy.deepcopy(model).requires_grad_(False)  # the base model, frozen, as the guide
@@ -211,6 +218,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         evaluator=evaluator,
         callbacks=callbacks,
     )
+    cut_training_texts(trainer, train_length)
     checkpoint = last_checkpoint(run) if resume else None
     if resume and writes:
         log.info(f"resuming from {checkpoint}" if checkpoint else
@@ -263,6 +271,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "loss": plan["loss"]["name"],
         "batch_sampler": setup.batch_sampler,
         "length_unit": setup.length_unit,
+        "train_max_seq_length": train_length,  # the training steps' cut where below the model's
+        "cut_by_train_max_seq_length": training_cut["truncated"] if training_cut else 0,
         "world_size": world_size,
         "ddp_backend": ranks.ddp_backend(setup.device) if world_size > 1 else None,
         "per_device_batch_size": setup.per_device_batch_size,

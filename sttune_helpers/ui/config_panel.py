@@ -562,6 +562,13 @@ class ConfigPanel:
                                widgets.BoundedIntText(description="max sequence length (tokens)", min=length_min,
                                                       max=length_max, value=model.max_seq_length or 256),
                                unset_label="model's own", help_text="longer texts are truncated"))
+        train_min, train_max = control_bounds("train.max_seq_length", high=10**6)
+        rows.append(self._bind("train.max_seq_length",
+                               widgets.BoundedIntText(description="training cut (tokens)", min=train_min,
+                                                      max=train_max, value=self._config.train.max_seq_length or 128),
+                               unset_label="as the model",
+                               help_text="the training steps cut each text here (long documents train faster); "
+                                         "validation and evaluation keep the max sequence length above"))
         return rows
 
 

@@ -253,7 +253,9 @@ def select_model(run: RunDir, config: RunConfig, model, history: WeightHistory, 
     chosen, reason = choose(candidates, budget, rule, fine_tuned)
     model.load_state_dict(states[chosen.name])
     seconds = round(time.perf_counter() - started, 1)
-    task.end(detail=f"chose {chosen.name}")
+    task.total = len(candidates)  # the mixes left unscored are not work left undone
+    skipped = f"; {len(unscored)} lower mix{'es' if len(unscored) > 1 else ''} not scored" if unscored else ""
+    task.end(detail=f"chose {chosen.name}{skipped}")
     log.info(f"model selection ({seconds:.0f} s): {reason}")
     reference = scorer.reference
     return {"metric": scorer.metric, "n_validation": scorer.validation.n, "precision": scorer.precision,

@@ -362,16 +362,24 @@ class OneWeight(torch.nn.Module):
 def test_mixes_below_the_one_above_them_end_the_descent_of_the_alphas(monkeypatch, peak, scored_mixes):
     # Validation is concave in alpha (peak at ``peak``): past the first mix that scores below the one
     # above it the rest score lower still, and fine_tuned_unless_beaten leaves them unscored.
+    from sttune_helpers.core import progress
     from sttune_helpers.training import selection
 
     monkeypatch.setattr(selection, "read_report", lambda run: {"shape": "pair_score"})
     config = load_preset("smoke")
     config.eval.soup_size, config.eval.max_forgetting, config.eval.cache_embeddings = 0, 0.05, False
     scorer = MixScorer(task=lambda w: 0.8 - (w - peak) ** 2, general=lambda w: 0.8 - 0.01 * w)
-    model = OneWeight(1.0)
-    record = select_model(None, config, model, history_of(1.0), state(0.0), None, scorer)
+    events = []
+    with progress.reporting_to(events.append):
+        record = select_model(None, config, OneWeight(1.0), history_of(1.0), state(0.0), None, scorer)
     assert scorer.scored == [1.0, *scored_mixes]
     assert record["unscored"] == [f"last@{a:g}" for a in [0.85, 0.7, 0.5] if a not in scored_mixes]
+    # the terminal's last line counts what was scored, and says what was not
+    end = next(e for e in events if e.task == "model selection" and e.kind == "end")
+    assert (end.done, end.total) == (1 + len(scored_mixes),) * 2
+    unscored = len(record["unscored"])
+    skipped = f"; {unscored} lower mix{'es' if unscored > 1 else ''} not scored" if unscored else ""
+    assert end.detail == f"chose {record['chosen']}{skipped}"
     # the family-wise level still counts the three planned mixes: skipping one makes no win cheaper
     assert [c["gain_confidence"] for c in record["candidates"][1:]] == pytest.approx([1 - 0.05 / 3] * len(scored_mixes))
     best = max(record["candidates"], key=lambda c: c["validation"])

@@ -16,8 +16,12 @@ d. Peak memory of training at batch 16/64/256 with and without gradient checkpoi
    a few steps each; peak RSS (resource.getrusage) on CPU, torch.cuda.max_memory_allocated on CUDA.
 e. Training throughput on CPU in fp32 and in bf16 (a bare SentenceTransformerTrainer, CoSENTLoss,
    batch 16, on shuffled STS-B train pairs), and whether `train.precision: auto` picks the faster.
+f. The training step's time with the model's attention dropout (0.1) and without it (0), bf16, a bare
+   SentenceTransformerTrainer: MultipleNegativesRankingLoss on SciFact (claim, relevant abstract, random
+   abstract) triplets, 256 tokens, and CoSENTLoss on STS-B pairs; PyTorch's fused CPU attention kernel
+   takes no dropout, so with it attention runs the slower unfused path.
 
-    .venv/bin/python bench/speed.py [--quick] [--only a,b,c,d,e] [--results PATH]
+    .venv/bin/python bench/speed.py [--quick] [--only a,b,c,d,e,f] [--results PATH]
 
 Appends a Markdown section with the machine and the command to bench/RESULTS.md (--results); the
 figures also go to bench/out/speed/results.json. Scratch runs go to bench/out/speed/ (git-ignored).
@@ -47,9 +51,12 @@ STSB_TEST = REPO / "sttune_helpers" / "datasets" / "stsb" / "sts-test.tsv"
 STSB_TRAIN = REPO / "sttune_helpers" / "datasets" / "stsb" / "sts-train.tsv"
 
 FULL = {"throughput_steps": 100, "overhead_preset": "smoke", "encode_sentences": 1000, "encode_repeats": 3,
-        "memory_steps": 3, "memory_batches": [16, 64, 256], "precision_steps": 60, "precision_repeats": 2}
+        "memory_steps": 3, "memory_batches": [16, 64, 256], "precision_steps": 60, "precision_repeats": 2,
+        "dropout_steps": 12, "dropout_repeats": 2}
 QUICK = {"throughput_steps": 20, "overhead_preset": "smoke", "encode_sentences": 1000, "encode_repeats": 1,
-         "memory_steps": 2, "memory_batches": [16, 256], "precision_steps": 15, "precision_repeats": 1}
+         "memory_steps": 2, "memory_batches": [16, 256], "precision_steps": 15, "precision_repeats": 1,
+         "dropout_steps": 6, "dropout_repeats": 1}
+SCIFACT = REPO.parent / "shared" / "data" / "scifact"
 
 
 def sttune_env() -> dict:
@@ -376,14 +383,103 @@ def part_training_precision(settings: dict) -> tuple[list[str], dict]:
     return lines, {"rates": rates, "median": median, "chosen": chosen, "chosen_is_faster": chosen == faster}
 
 
+# --- f. attention dropout --------------------------------------------------------------------------
+
+
+def scifact_triplets(rows: int, seed: int = 0):
+    """(claim, a relevant abstract, a random abstract) rows from SciFact's train qrels."""
+    import random
+
+    import pandas as pd
+    from datasets import Dataset
+
+    def read(name: str) -> dict[str, str]:
+        lines = (SCIFACT / name).read_text(encoding="utf-8").splitlines()
+        return {d["_id"]: f"{d.get('title', '')} {d['text']}".strip() for d in map(json.loads, lines)}
+
+    queries, corpus = read("queries.jsonl"), read("corpus.jsonl")
+    qrels = pd.read_csv(SCIFACT / "qrels" / "train.tsv", sep="\t", dtype=str)
+    pairs = qrels.drop_duplicates("query-id").sample(frac=1.0, random_state=seed).head(rows)
+    rng, documents = random.Random(seed), list(corpus.values())
+    return Dataset.from_dict({"anchor": [queries[q] for q in pairs["query-id"]],
+                              "positive": [corpus[d] for d in pairs["corpus-id"]],
+                              "negative": [rng.choice(documents) for _ in range(len(pairs))]})
+
+
+def dropout_step_seconds(train_dataset, loss_name: str, attention_dropout: float | None, steps: int) -> float:
+    """The median optimizer step's seconds of a bare bf16 SentenceTransformerTrainer, batch 16, random
+    batches (after the first two steps)."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer import losses as st_losses
+    from transformers import TrainerCallback
+
+    from sttune_helpers.modeling import load_model
+
+    model = load_model("default", device="cpu", max_seq_length=256, attention_dropout=attention_dropout)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(OUT / "dropout-trainer"), max_steps=steps, per_device_train_batch_size=16, bf16=True,
+        use_cpu=True, report_to=[], save_strategy="no", eval_strategy="no", logging_steps=100, seed=0,
+        data_seed=0, dataloader_num_workers=0)
+    seconds: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *args, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, *args, **kwargs):
+            seconds.append(time.perf_counter() - self.started)
+
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_dataset,
+                                         loss=getattr(st_losses, loss_name)(model), callbacks=[Timer()])
+    trainer.train()
+    rest = sorted(seconds[2:])
+    return rest[len(rest) // 2]
+
+
+def part_attention_dropout(settings: dict) -> tuple[list[str], dict]:
+    """Training step seconds with the model's attention dropout and with none, on long and short texts."""
+    import csv
+
+    import pandas as pd
+    from datasets import Dataset
+
+    steps = settings["dropout_steps"]
+    stsb = pd.read_csv(STSB_TRAIN, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    stsb = stsb.sample(n=16 * steps, random_state=0)
+    sets = {"SciFact triplets, MultipleNegativesRankingLoss": (scifact_triplets(16 * steps),
+                                                               "MultipleNegativesRankingLoss"),
+            "STS-B pairs, CoSENTLoss": (Dataset.from_dict({"sentence1": list(stsb["sentence1"]),
+                                                           "sentence2": list(stsb["sentence2"]),
+                                                           "score": list(stsb["score"].astype(float) / 5.0)}),
+                                         "CoSENTLoss")}
+    times: dict[str, dict[str, list[float]]] = {}
+    for name, (dataset, loss_name) in sets.items():
+        times[name] = {"model's (0.1)": [], "0": []}
+        for _ in range(settings["dropout_repeats"]):  # interleaved, so drift on a shared machine hits both
+            for label, value in (("model's (0.1)", None), ("0", 0.0)):
+                times[name][label].append(dropout_step_seconds(dataset, loss_name, value, steps))
+    lines = ["### f. Training steps with and without attention dropout (CPU, bf16)", "",
+             f"A bare SentenceTransformerTrainer, batch 16, {steps} steps, random batches, max_seq_length 256; "
+             f"each arm {settings['dropout_repeats']} times, interleaved; the median step after the first two.", "",
+             "| data | attention dropout | seconds a step | runs | speed-up |", "|---|---|---|---|---|"]
+    figures = {}
+    for name, arms in times.items():
+        kept, off = (min(v) for v in arms.values())
+        figures[name] = {"seconds": arms, "speedup": kept / off}
+        for label, values in arms.items():
+            lines.append(f"| {name} | {label} | {min(values):.2f} | {', '.join(f'{v:.2f}' for v in values)} | "
+                         + (f"{kept / off:.2f}x |" if label == "0" else "|"))
+    return lines, figures
+
+
 PARTS = {"a": part_throughput, "b": part_overhead, "c": part_encoding, "d": part_memory,
-         "e": part_training_precision}
+         "e": part_training_precision, "f": part_attention_dropout}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps, repeats and memory configurations")
-    parser.add_argument("--only", default="a,b,c,d,e", help="comma-separated parts: a, b, c, d, e")
+    parser.add_argument("--only", default="a,b,c,d,e,f", help="comma-separated parts: a, b, c, d, e, f")
     parser.add_argument("--results", type=Path, default=HERE / "RESULTS.md", help="the Markdown log to append to")
     parser.add_argument("--memory-worker", help=argparse.SUPPRESS)  # one part-d configuration, as JSON
     args = parser.parse_args()

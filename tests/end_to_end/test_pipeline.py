@@ -299,30 +299,35 @@ def check_data_prep_run(run_dir, shape):
 
 
 def check_shape_recipe_run(run_dir, shape):
-    """pair_binary's measured recipe reaches config.yaml, plan.json, notebook 02 and training; other
-    shapes have none and train as configured."""
+    """A shape's measured recipe reaches config.yaml, plan.json, notebook 02 and training; shapes
+    without one train as configured."""
     from sttune_helpers import shapes
 
     plan = json.loads((run_dir / "plan.json").read_text())
-    train = yaml.safe_load((run_dir / "config.yaml").read_text())["train"]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
     regularisation = json.loads((run_dir / "training.json").read_text())["regularisation"]
     recipe = shapes.get(shape).recipe
     if recipe is None:
-        assert "recipe" not in plan and train["general_anchor"] is None and train["task_prompt"] is None
-        assert not regularisation.get("general_anchor")
+        assert "recipe" not in plan and config["train"]["general_anchor"] is None
+        assert config["train"]["task_prompt"] is None and not regularisation.get("general_anchor")
         return
-    kept = {"train.batch_size": 8}  # every_shape_runs' tiny setting wins over the recipe's
+    kept = {k: v for k, v in {"train.batch_size": 8}.items() if k in recipe.settings}  # every_shape_runs' wins
     filled = {k: v for k, v in recipe.settings.items() if k not in kept}
     assert plan["recipe"]["filled"] == filled and plan["recipe"]["kept"] == kept
-    assert {f"train.{k}": v for k, v in train.items() if f"train.{k}" in recipe.settings} == {**filled, **kept}
-    assert regularisation["general_anchor"] == recipe.settings["train.general_anchor"]
-    assert regularisation["anchor_texts_per_step"] == recipe.settings["train.general_anchor_texts"]
-    assert regularisation["anchor_every"] == recipe.settings["train.general_anchor_every"]
-    assert regularisation["anchor_texts"] > 0 and regularisation["anchor_draws_by_length"]
+    assert {k: config[k.split(".")[0]][k.split(".")[1]] for k in recipe.settings} == {**filled, **kept}
+    if "train.general_anchor" in recipe.settings:
+        assert regularisation["general_anchor"] == recipe.settings["train.general_anchor"]
+        assert regularisation["anchor_texts_per_step"] == recipe.settings["train.general_anchor_texts"]
+        assert regularisation["anchor_every"] == recipe.settings["train.general_anchor_every"]
+        assert regularisation["anchor_texts"] > 0 and regularisation["anchor_draws_by_length"]
+    if "model.attention_dropout" in recipe.settings:  # the saved model trained with it
+        saved = json.loads((run_dir / "model" / "config.json").read_text())
+        assert saved["attention_probs_dropout_prob"] == recipe.settings["model.attention_dropout"]
     executed = nbformat.read(run_dir / "notebooks" / "02_loss_selection.ipynb", as_version=4)
     shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in executed.cells if c.cell_type == "code"
                     for o in c.outputs)
-    assert f"The {shape} recipe: train.task_prompt='task: '" in shown and "train.shape_recipe=false" in shown
+    first, value = next(iter(filled.items()))
+    assert f"The {shape} recipe: {first}={value!r}" in shown and "train.shape_recipe=false" in shown
 
 
 def check_evaluation_run(run_dir, shape):

@@ -131,6 +131,16 @@ def dropout_overrides(source_location: str, hidden: float | None, attention: flo
     return overrides
 
 
+def has_attention_dropout(name: str) -> bool:
+    """Whether the model's config names its attention dropout (one of ATTENTION_DROPOUT_KEYS), so that
+    model.attention_dropout can set it."""
+    from transformers import AutoConfig
+
+    source = resolve_model_source(name)
+    config = AutoConfig.from_pretrained(source.location, local_files_only=source.local_files_only).to_dict()
+    return any(key in config for key in ATTENTION_DROPOUT_KEYS)
+
+
 def set_pooling(model, mode: str):
     """Rebuild the pooling on the same transformer: mean, max or cls ('model' keeps the model's own)."""
     if mode == "model":

@@ -31,9 +31,11 @@ HINTS: dict[str, tuple[tuple[str, ...], str]] = {
     "loss selection": (("loss.bake_off", "loss.bake_off_steps", "loss.name"),
                        "the bake-off trains each candidate loss briefly; naming a loss skips it"),
     "training steps": (("train.epochs", "train.max_steps", "data.max_train_rows", "train.batch_size",
-                        "train.precision", "data.negatives.enabled", "train.max_seq_length"),
+                        "train.precision", "data.negatives.enabled", "train.max_seq_length",
+                        "model.attention_dropout"),
                        "the forward and backward passes: fewer epochs, steps or rows (mined hard negatives, where "
-                       "data.negatives mines them, add a third text to every row), or long texts cut shorter"),
+                       "data.negatives mines them, add a third text to every row), long texts cut shorter, or on a "
+                       "CPU no attention dropout (PyTorch's fused attention kernel takes none)"),
     "validation": (("train.evaluations_per_epoch", "train.max_validation_share", "data.max_validation_rows",
                     "train.validation_corpus_size"),
                    "each validation during training scores the whole validation split (retrieval: against "

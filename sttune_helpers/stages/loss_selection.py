@@ -33,10 +33,13 @@ def plan(run: RunDir, config: RunConfig) -> dict[str, Any]:
     loss and write plan.json (loss, reason, alternatives, hyperparameters, the recipe)."""
     report = data.read_report(run)
     shape = losses.loss_shape(report)
-    recipe = training.apply_shape_recipe(run, config, shape)
+    n_train = report["counts"]["train"]["rows"]
+    # The recipe is the data's shape's (measured on a bench set of that shape), checked against the loss
+    # the train split's shape gets.
+    recipe = training.apply_shape_recipe(run, config, report["shape"], train_shape=shape, n_train=n_train)
     if recipe is not None:
         recipe["text"] = training.describe_shape_recipe(recipe)
-    return losses.write_plan(run, config, n_train=report["counts"]["train"]["rows"], shape=shape, recipe=recipe)
+    return losses.write_plan(run, config, n_train=n_train, shape=shape, recipe=recipe)
 
 
 def bake_off(run: RunDir, config: RunConfig):

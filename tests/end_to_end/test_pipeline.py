@@ -320,6 +320,9 @@ def check_shape_recipe_run(run_dir, shape):
         assert regularisation["anchor_texts_per_step"] == recipe.settings["train.general_anchor_texts"]
         assert regularisation["anchor_every"] == recipe.settings["train.general_anchor_every"]
         assert regularisation["anchor_texts"] > 0 and regularisation["anchor_draws_by_length"]
+    if "model.attention_dropout" in recipe.settings:  # the saved model trained with it
+        saved = json.loads((run_dir / "model" / "config.json").read_text())
+        assert saved["attention_probs_dropout_prob"] == recipe.settings["model.attention_dropout"]
     executed = nbformat.read(run_dir / "notebooks" / "02_loss_selection.ipynb", as_version=4)
     shown = "".join(str(o.get("data", {}).get("text/markdown", "")) for c in executed.cells if c.cell_type == "code"
                     for o in c.outputs)

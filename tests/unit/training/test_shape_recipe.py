@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import REPO
-from helpers.tiny_model import prepared_run
+from helpers.tiny_model import build_tiny_model_folder, prepared_run
 
 from sttune_helpers import shapes
 from sttune_helpers.config import RunConfig
@@ -72,7 +72,7 @@ def test_a_named_loss_the_recipe_was_not_measured_with_keeps_the_config_as_given
 
 
 @pytest.mark.parametrize("shape, overrides", [("pair_binary", ["train.shape_recipe=false"]),
-                                              ("pair_score", []), ("retrieval", [])])
+                                              ("pair_score", []), ("retrieval", ["train.shape_recipe=false"])])
 def test_no_recipe_leaves_the_config_as_given(shape, overrides):
     config = RunConfig().with_overrides(overrides)
     assert fill_shape_recipe(config, shape) is None
@@ -124,3 +124,55 @@ def test_stage_02_says_why_a_named_loss_gets_no_recipe(tmp_path):
     assert "loss.name=ContrastiveLoss" in plan["recipe"]["skipped"]
     assert run.load_config().train.general_anchor is None and plan["hyperparameters"]["general_anchor"] is None
     assert "Settings: The pair_binary recipe (train.task_prompt='task: '" in explain(plan)
+
+
+def test_retrieval_trains_without_attention_dropout_where_the_model_names_it(monkeypatch):
+    from sttune_helpers.training import shape_recipe
+
+    config = RunConfig()  # the packaged all-MiniLM-L6-v2: BERT's attention_probs_dropout_prob
+    recipe = fill_shape_recipe(config, "retrieval")
+    assert recipe["filled"] == {"model.attention_dropout": 0.0} and config.model.attention_dropout == 0.0
+    # A model whose config names no attention dropout keeps its own, and the run says why.
+    monkeypatch.setattr(shape_recipe, "has_attention_dropout", lambda name: False)
+    config = RunConfig()
+    recipe = fill_shape_recipe(config, "retrieval")
+    assert recipe["filled"] == {} and config.model.attention_dropout is None
+    assert "not model.attention_dropout: the model's config names no attention dropout" in describe(recipe)
+    # A value the user set is kept.
+    config = RunConfig().with_overrides(["model.attention_dropout=0.1"])
+    assert fill_shape_recipe(config, "retrieval")["kept"] == {"model.attention_dropout": 0.1}
+
+
+def test_retrieval_data_mined_into_triplets_keeps_its_recipe():
+    # SciFact-like runs mine negatives: the train split is triplet, whose loss (MNRL) the recipe was measured with.
+    config = RunConfig()
+    recipe = fill_shape_recipe(config, "retrieval", train_shape="triplet", n_train=800)
+    assert recipe["filled"] == {"model.attention_dropout": 0.0} and config.model.attention_dropout == 0.0
+
+
+def test_pair_binary_data_mined_into_triplets_gets_no_recipe():
+    # Its recipe was measured with pair losses; mined triplets train with MNRL.
+    config = RunConfig()
+    recipe = fill_shape_recipe(config, "pair_binary", train_shape="triplet", n_train=800)
+    assert config == RunConfig() and recipe["filled"] == recipe["in_force"] == {}
+    assert recipe["skipped"].startswith("the train split is triplet (the data stage made it so), whose loss is "
+                                        "MultipleNegativesRankingLoss, and it was measured with OnlineContrastiveLoss")
+    assert describe(recipe).endswith("It applies where the train split stays pair_binary "
+                                     "(data.negatives.enabled=false).")
+
+
+def test_stage_02_looks_the_recipe_up_by_the_data_shape(tmp_path):
+    # scifact-mini with a stand-in for mined negatives: the report's train_shape is triplet.
+    from sttune_helpers.core.io import atomic_write_json, read_json
+    from sttune_helpers.stages import loss_selection
+
+    source = REPO / "tests" / "data" / "scifact-mini"
+    model = build_tiny_model_folder(tmp_path / "model")  # whose config names its attention dropout
+    run, config = prepared_run(tmp_path, str(model), [f"data.source={source}", "data.shape=auto",
+                                                          "data.negatives.enabled=false"])
+    report = read_json(run.data_report_path)
+    atomic_write_json(run.data_report_path, {**report, "train_shape": "triplet"})
+    plan = loss_selection.plan(run, config)
+    assert plan["train_shape"] == "triplet" and plan["loss"]["name"] == "MultipleNegativesRankingLoss"
+    assert plan["recipe"]["shape"] == "retrieval" and plan["recipe"]["filled"] == {"model.attention_dropout": 0.0}
+    assert run.load_config().model.attention_dropout == 0.0

@@ -8,7 +8,8 @@ For each data set and seed:
 - **sttune's recipe** is a real `sttune run --preset default -p data.source=... -p seed=S`: the loss
   the pipeline recommends for the data (and, for retrieval, its train pairs with mined hard negatives,
   `data.negatives.enabled: auto`; for MRPC the pair_binary recipe, `train.shape_recipe`: the task prompt,
-  the general anchor over 8 texts every second step, lr 8e-5 and batch 32), early stopping on the validation metric,
+  the general anchor over 8 texts every second step, lr 8e-5 and batch 32; for SciFact the retrieval recipe,
+  no attention dropout), early stopping on the validation metric,
   the best checkpoint restored, model selection where the package has it (training.json's "selection": the chosen
   candidate is recorded, and metrics.json's model ``before_selection``, the pure fine-tuned one, where
   it differs). Its evaluation stage scores the base model and sttune's on the test split and on the

@@ -43,17 +43,36 @@ def weights_digest(model) -> str:
     return digest.hexdigest()
 
 
+def tokenizer_digest(tokenizer) -> str:
+    """A digest of what the tokenizer makes of a text (a fast tokenizer's whole pipeline, else its
+    vocabulary, with its special tokens), not of where it was loaded from: the same model installed
+    in another environment or copied to another folder keeps its cached vectors."""
+    if tokenizer is None:
+        return "none"
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        pipeline = json.loads(backend.to_str())
+        # set per call from the model's max_seq_length (keyed on its own) and the batch
+        pipeline.pop("truncation", None)
+        pipeline.pop("padding", None)
+    else:
+        pipeline = tokenizer.get_vocab()
+    payload = json.dumps([pipeline, getattr(tokenizer, "special_tokens_map", {})], sort_keys=True, default=str)
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
 def model_key(model, precision: str, batch_size: int) -> str:
     """What one model's encode() results depend on, besides the texts: its weights, its modules and
     their settings (repr: pooling, normalisation), max_seq_length, prompts, its tokenizer, the device,
-    the encoding precision and the batch size (the batches' padding)."""
+    the encoding precision and the batch size (the batches' padding). Not the folder it was loaded
+    from."""
     import torch
 
     tokenizer = getattr(model, "tokenizer", None)
     parts = [weights_digest(model), repr(model), str(getattr(model, "max_seq_length", None)),
              json.dumps(getattr(model, "prompts", None) or {}, sort_keys=True, default=str),
              str(getattr(model, "default_prompt_name", None)), type(tokenizer).__name__,
-             str(getattr(tokenizer, "name_or_path", "")), str(len(tokenizer) if tokenizer is not None else 0),
+             tokenizer_digest(tokenizer), str(len(tokenizer) if tokenizer is not None else 0),
              str(getattr(tokenizer, "do_lower_case", None)), torch.device(model.device).type, precision,
              str(batch_size)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:KEY_CHARS]

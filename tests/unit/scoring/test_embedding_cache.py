@@ -1,7 +1,8 @@
 """Embeddings kept between scorings (scoring/embedding_cache.py): a scoring done before is read back
-with the same figures and no encoding; anything the vectors depend on changes the key; a damaged or
-unwritable cache only costs the encoding; the least recently used entries go first; and a second
-evaluation of a run encodes nothing, while eval.cache_embeddings=false keeps no cache."""
+with the same figures and no encoding; anything the vectors depend on changes the key, and the folder a
+model was loaded from does not; a damaged or unwritable cache only costs the encoding; the least
+recently used entries go first; and a second evaluation of a run encodes nothing, while
+eval.cache_embeddings=false keeps no cache."""
 
 import os
 
@@ -66,6 +67,25 @@ def test_the_key_follows_the_weights_the_length_limit_precision_and_batch(tiny):
     with torch.no_grad():
         next(model.parameters()).view(-1)[0] += 1e-3  # one weight, slightly
     assert model_key(model, "fp32", 64) != key
+
+
+def test_the_key_follows_the_tokenizer_not_the_folder(tmp_path, tiny):
+    # The packaged model lives inside each environment: a new one must not miss every cached vector.
+    import shutil
+
+    key = model_key(load_model(tiny, device="cpu"), "fp32", 64)
+    moved = shutil.copytree(tiny, tmp_path / "elsewhere" / "model")
+    assert model_key(load_model(str(moved), device="cpu"), "fp32", 64) == key
+    model = load_model(str(moved), device="cpu")
+    model.encode(["a first encoding sets the tokenizer's truncation and padding"], batch_size=1)
+    assert model_key(model, "fp32", 64) == key
+    # A tokenizer that splits text differently is another key, though the weights are the same.
+    model.tokenizer.add_tokens(["guitarmusic"])
+    assert model_key(model, "fp32", 64) != key
+    lowered = load_model(str(moved), device="cpu")
+    lowered.tokenizer.backend_tokenizer.normalizer = type(lowered.tokenizer.backend_tokenizer.normalizer)(
+        lowercase=False)
+    assert model_key(lowered, "fp32", 64) != key
 
 
 def test_a_damaged_or_unwritable_cache_costs_only_the_encoding(tmp_path, tiny):

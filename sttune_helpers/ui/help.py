@@ -77,4 +77,5 @@ def shape_recipe_help(shape: str | None) -> str:
                 + (f"; {shape} has none: its defaults are its recipe" if shape else ""))
     settings = ", ".join(f"{key.split('.')[-1]} {value!r}" for key, value in recipe.settings.items())
     return (f"stage 02 fills {shape}'s measured settings where you leave the defaults: {settings} "
-            f"(measured with {' and '.join(recipe.losses)}; a run that names another loss keeps its own)")
+            f"(measured with {' and '.join(recipe.losses)}; a run that trains with another loss, named or "
+            "recommended, keeps its own)")

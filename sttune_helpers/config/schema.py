@@ -312,8 +312,9 @@ class EvalConfig:
     reference_before_selection: bool = False
     # Model selection after training, on the validation split and the selection half of the
     # general-ability reference (never test). Candidates: the last model, the best checkpoint, a
-    # uniform soup of the last soup_size validation points, and the best of these mixed with the
-    # base weights at each of selection_alphas (WiSE-FT), chosen by selection_rule.
+    # uniform soup of the last soup_size validation points (those of the last third of training),
+    # and the best of these mixed with the base weights at each of selection_alphas (WiSE-FT),
+    # chosen by selection_rule.
     # model/ holds the choice, model_finetuned/ the pure fine-tuned model where they differ.
     # False keeps train.restore_best's model.
     select_model: bool = True

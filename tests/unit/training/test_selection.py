@@ -13,6 +13,7 @@ from sttune_helpers.training.selection import (
     check_selection_settings,
     choose,
     select_model,
+    soup_members,
     training_points,
 )
 from sttune_helpers.training.weights import average_states, mix_states
@@ -40,9 +41,10 @@ def test_a_soup_is_the_uniform_average_and_needs_one_layout():
         mix_states(state(1.0), {"w": torch.zeros(3), "steps": torch.tensor([1])}, 0.5)
 
 
-def history_of(*values: float) -> WeightHistory:
-    history = WeightHistory(keep=3)
-    history.points.extend((step, state(v)) for step, v in enumerate(values, start=1))
+def history_of(*values: float, every: int = 100, first: int = 500) -> WeightHistory:
+    """Validation points every ``every`` steps from step ``first``, with these weights."""
+    history = WeightHistory(keep=len(values))
+    history.points.extend((first + i * every, state(v)) for i, v in enumerate(values))
     return history
 
 
@@ -51,6 +53,18 @@ def test_the_candidates_name_the_fine_tuned_model_and_leave_out_duplicates():
     points = training_points(state(4.0), history_of(1.0, 2.0, 3.0, 4.0), best_state=state(2.0), soup_size=3)
     assert list(points) == ["last", "best", "soup"]
     assert torch.allclose(points["soup"]["w"], torch.full((2, 2), 3.0))  # the last three points: 2, 3, 4
+
+
+def test_a_soup_averages_only_the_last_third_of_training():
+    # SciFact's two validation points, half a run apart (steps 104 and 208): no soup.
+    history = history_of(1.0, 2.0, every=104, first=104)
+    assert list(training_points(state(2.0), history, best_state=state(2.0), soup_size=3)) == ["best"]
+    assert [step for step, _ in soup_members(history, 3, state(2.0).keys())] == [208]
+    # Points at steps 500, 600, 700 and 800 of 800: 500 is before the last third, so 600-800 are averaged.
+    history = history_of(1.0, 2.0, 3.0, 6.0)
+    assert [step for step, _ in soup_members(history, 4, state(6.0).keys())] == [600, 700, 800]
+    soup = training_points(state(6.0), history, best_state=None, soup_size=4)["soup"]
+    assert torch.allclose(soup["w"], torch.full((2, 2), 11 / 3))
     # It restored the best: the last validation point is the other candidate.
     points = training_points(state(2.0), history_of(1.0, 2.0, 3.0), best_state=state(2.0), soup_size=0)
     assert list(points) == ["best", "last"] and torch.equal(points["last"]["w"], state(3.0)["w"])

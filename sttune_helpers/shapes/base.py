@@ -24,6 +24,11 @@ class LossChoice:
 
 MNRL_TUNABLE = {"temperature": "softmax temperature over the in-batch candidates (loss.temperature; scale = 1/T)"}
 RANKING_TUNABLE = {"temperature": "sharpness of the pairwise ranking (loss.temperature; scale = 1/T)"}
+# The recipe of both pair shapes: the task learnt behind a prompt, the base model's general ability held by an
+# anchor over 8 texts every second step at twice the weight, at a higher rate in batches of 32 pairs
+# (bench/RESULTS.md: MRPC, sessions 28-33; full STS-B and the SNLI transfer case, session 36).
+ANCHORED_PAIR_RECIPE = {"train.task_prompt": "task: ", "train.general_anchor": 10.0, "train.general_anchor_texts": 8,
+                        "train.general_anchor_every": 2, "train.learning_rate": 8e-5, "train.batch_size": 32}
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.statistics import Bootstrap, summarise
-from .base import MNRL_TUNABLE, RANKING_TUNABLE, ItemScores, LossChoice, ShapeRecipe, TaskShape, first_pair_groups
+from .base import (
+    ANCHORED_PAIR_RECIPE,
+    MNRL_TUNABLE,
+    RANKING_TUNABLE,
+    ItemScores,
+    LossChoice,
+    ShapeRecipe,
+    TaskShape,
+    first_pair_groups,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,8 +45,7 @@ class PairBinary(TaskShape):
     # and the anchor every second step at twice the weight as well as every step on validation, for less time;
     # batches of 32 pairs as well as 16 on validation, in half the steps (session 31).
     recipe = ShapeRecipe(
-        {"train.task_prompt": "task: ", "train.general_anchor": 10.0, "train.general_anchor_texts": 8,
-         "train.general_anchor_every": 2, "train.learning_rate": 8e-5, "train.batch_size": 32},
+        dict(ANCHORED_PAIR_RECIPE),
         "Measured on MRPC's whole test split over 3 seeds (bench/RESULTS.md, session 33): test AP 0.9336 +/- 0.0023 "
         "against the plain recipe's 0.9263 +/- 0.0007 (+0.0073, beyond the seed spread), with the general-ability "
         "reference kept (SQuAD +0.007 over the base, where the plain recipe lost 0.092); the whole run takes about "

@@ -44,11 +44,13 @@ def test_smoke_run_writes_every_artifact(smoke_run):
     assert report["score_scale"]["original"] == [0.0, 5.0]
 
     plan = json.loads((run_dir / "plan.json").read_text())
-    assert plan["loss"]["name"] == "CosineSimilarityLoss"  # 128 training pairs: below CoSENT's 5,000
-    assert {a["name"] for a in plan["alternatives"]} == {"CoSENTLoss", "AnglELoss"}
+    # 128 training pairs, below CoSENT's 5,000, but the pair_score recipe's anchor was measured with CoSENTLoss
+    assert plan["loss"]["name"] == "CoSENTLoss" and "train.general_anchor" in plan["loss"]["chosen_by"]
+    assert {a["name"] for a in plan["alternatives"]} == {"CosineSimilarityLoss", "AnglELoss"}
+    check_shape_recipe_run(run_dir, "pair_score", kept={})
 
     training = json.loads((run_dir / "training.json").read_text())
-    assert training["global_step"] == 8 and training["best_checkpoint"]
+    assert training["global_step"] == 4 and training["best_checkpoint"]  # 128 pairs in the recipe's batches of 32
     assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     assert (run_dir / "training_curves.png").stat().st_size > 10_000
 
@@ -56,7 +58,7 @@ def test_smoke_run_writes_every_artifact(smoke_run):
 
     model = SentenceTransformer(str(run_dir / "model"))
     assert model.encode(["a test sentence"]).shape == (1, 384)
-    assert "CosineSimilarityLoss" in (run_dir / "model" / "README.md").read_text()
+    assert "CoSENTLoss" in (run_dir / "model" / "README.md").read_text()
 
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
     assert metrics["task"] == "pair_score" and metrics["primary_metric"] == "spearman_cosine"
@@ -128,14 +130,14 @@ def test_smoke_run_shows_progress_while_it_trains(smoke_run):
     start = next(i for i, line in enumerate(lines) if line.startswith("[3/5] training"))
     end = next(i for i, line in enumerate(lines) if "training        done in" in line)
     during = lines[start + 1:end]
-    steps = [re.match(r" +training (\d+)/8 steps \((\d+)%\), (\S+) elapsed(, (\S+) left)?(; (.*))?$", line)
+    steps = [re.match(r" +training (\d+)/4 steps \((\d+)%\), (\S+) elapsed(, (\S+) left)?(; (.*))?$", line)
              for line in during if line.lstrip().startswith("training ")]
     assert steps and all(steps), during
     assert steps[0].group(1) == "1" and steps[0].group(5)  # the first step at once, with the time left
     training = json.loads((run_dir / "training.json").read_text())
     logged = next(e["eval_validation_spearman_cosine"] for e in training["log_history"]
                   if "eval_validation_spearman_cosine" in e)
-    assert steps[-1].group(1) == "8" and steps[-1].group(7) == f"validation spearman_cosine {logged:.4f}"
+    assert steps[-1].group(1) == "4" and steps[-1].group(7) == f"validation spearman_cosine {logged:.4f}"
     # Model selection: a line per candidate scored on validation.
     candidates = training["selection"]["candidates"]
     # (the total shrinks to what was scored where lower mixes were left unscored)
@@ -298,9 +300,10 @@ def check_data_prep_run(run_dir, shape):
         assert (run_dir / "data" / "corpus.jsonl").is_file() and (run_dir / "data" / "qrels.jsonl").is_file()
 
 
-def check_shape_recipe_run(run_dir, shape):
+def check_shape_recipe_run(run_dir, shape, kept=None):
     """A shape's measured recipe reaches config.yaml, plan.json, notebook 02 and training; shapes
-    without one train as configured."""
+    without one train as configured. ``kept``: the recipe's settings the run set itself (default:
+    every_shape_runs' batch size of 8)."""
     from sttune_helpers import shapes
 
     plan = json.loads((run_dir / "plan.json").read_text())
@@ -311,7 +314,8 @@ def check_shape_recipe_run(run_dir, shape):
         assert "recipe" not in plan and config["train"]["general_anchor"] is None
         assert config["train"]["task_prompt"] is None and not regularisation.get("general_anchor")
         return
-    kept = {k: v for k, v in {"train.batch_size": 8}.items() if k in recipe.settings}  # every_shape_runs' wins
+    if kept is None:
+        kept = {k: v for k, v in {"train.batch_size": 8}.items() if k in recipe.settings}  # every_shape_runs' wins
     filled = {k: v for k, v in recipe.settings.items() if k not in kept}
     assert plan["recipe"]["filled"] == filled and plan["recipe"]["kept"] == kept
     assert {k: config[k.split(".")[0]][k.split(".")[1]] for k in recipe.settings} == {**filled, **kept}

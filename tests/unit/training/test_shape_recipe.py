@@ -72,7 +72,8 @@ def test_a_named_loss_the_recipe_was_not_measured_with_keeps_the_config_as_given
 
 
 @pytest.mark.parametrize("shape, overrides", [("pair_binary", ["train.shape_recipe=false"]),
-                                              ("pair_score", []), ("retrieval", ["train.shape_recipe=false"])])
+                                              ("pair_score", ["train.shape_recipe=false"]), ("triplet", []),
+                                              ("retrieval", ["train.shape_recipe=false"])])
 def test_no_recipe_leaves_the_config_as_given(shape, overrides):
     config = RunConfig().with_overrides(overrides)
     assert fill_shape_recipe(config, shape) is None

@@ -330,7 +330,7 @@ def test_the_shape_recipe_box_names_what_it_fills_and_turns_it_off(config, run):
     assert "measured with OnlineContrastiveLoss and CoSENTLoss" in box.tooltip
     box.value = False
     assert panel.config.train.shape_recipe is False
-    assert "pair_score has none" in ConfigPanel(config, "pair_score", run=run).controls["train.shape_recipe"].tooltip
+    assert "triplet has none" in ConfigPanel(config, "triplet", run=run).controls["train.shape_recipe"].tooltip
     retrieval = ConfigPanel(config, "retrieval", run=run).controls["train.shape_recipe"].tooltip
     assert "attention_dropout 0.0" in retrieval and "another loss, named or recommended, keeps its own" in retrieval
 

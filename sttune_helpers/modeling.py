@@ -3,6 +3,7 @@ Device and precision choice live in core.hardware."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -184,6 +185,18 @@ def load_model(name: str = DEFAULT_MODEL, device: str = "auto", max_seq_length: 
 
 
 TASK_PROMPT_NAME = "task"  # the prompt name a run's train.task_prompt is saved under
+
+
+class _TaskPromptNotice(logging.Filter):
+    """sentence-transformers warns whenever a model with a default prompt is loaded. sttune sets the
+    task prompt on purpose (train.task_prompt, on in the pair shapes' recipe) and says so itself; under
+    a notebook cell the warning reads as a failure. Other default prompts (a user's model) still warn."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(f"Default prompt name is set to '{TASK_PROMPT_NAME}'.")
+
+
+logging.getLogger("sentence_transformers.base.model").addFilter(_TaskPromptNotice())
 
 
 def with_task_prompt(model, prompt: str | None):

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from torch import nn
+from transformers import TrainerCallback
 
 from ..config.ranges import check_value
 
@@ -64,15 +65,28 @@ class GeneralAnchorLoss(nn.Module):
         self.register_buffer("anchors", torch.as_tensor(np.asarray(anchors)[order], dtype=torch.float32),
                              persistent=False)
         # Its own generator: the draws neither consume nor depend on the global random state.
-        self.generator = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def resume_at(self, batches: int) -> None:
+        """Go on as the interrupted run would have after ``batches`` batches (a run resumed from a
+        checkpoint): the same draws and the same batches anchored, so that it trains the same model."""
+        self.generator.manual_seed(self.seed)
+        for batch in range(batches):
+            if batch % self.every == 0:
+                self.draw()
+        self.batches = batches
+
+    def draw(self) -> torch.Tensor:
+        """The rows of this step's texts."""
+        if self.by_length:
+            start = torch.randint(len(self.texts), (1,), generator=self.generator)
+            return (start + torch.arange(self.texts_per_step)) % len(self.texts)
+        return torch.randint(len(self.texts), (self.texts_per_step,), generator=self.generator)
 
     def drift(self):
         """mean(1 - cos) between the model's unprompted embeddings of this step's texts and the base's."""
-        if self.by_length:
-            start = torch.randint(len(self.texts), (1,), generator=self.generator)
-            rows = (start + torch.arange(self.texts_per_step)) % len(self.texts)
-        else:
-            rows = torch.randint(len(self.texts), (self.texts_per_step,), generator=self.generator)
+        rows = self.draw()
         features = self.model.preprocess([self.texts[i] for i in rows.tolist()])
         device = self.anchors.device
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
@@ -109,3 +123,14 @@ def with_general_anchor(loss, weight: float | None, texts: Sequence[str], anchor
         return loss
     return GeneralAnchorLoss(loss, texts, anchors, weight, seed, texts_per_step=texts_per_step, lengths=lengths,
                              every=every)
+
+
+class ResumeGeneralAnchor(TrainerCallback):
+    """Where the trainer resumes from a checkpoint, the anchor goes on from the batches already trained."""
+
+    def __init__(self, loss: GeneralAnchorLoss):
+        self.loss = loss
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step > 0:
+            self.loss.resume_at(state.global_step * args.gradient_accumulation_steps)

@@ -23,7 +23,7 @@ from ..core.io import atomic_directory, atomic_write_json, read_json
 from ..core.reporting import get_logger
 from ..data import load_split, read_report
 from ..losses import GUIDED_LOSSES, build_loss, fit_columns, read_plan_loss
-from ..losses.general_anchor import with_general_anchor
+from ..losses.general_anchor import GeneralAnchorLoss, ResumeGeneralAnchor, with_general_anchor
 from ..losses.regularised import check_l2sp_weight, with_l2sp
 from ..modeling import dataset_texts, load_configured_model, truncated_texts, truncation_warning, with_task_prompt
 from ..rundir import RunDir
@@ -183,6 +183,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     eval_dataset = None if evaluator is not None else fit_columns(validation_dataset, data_shape, choice.name, labels,
                                                                   seed=config.seed)
     callbacks = list(callbacks)
+    if isinstance(loss, GeneralAnchorLoss):  # a resumed run draws on as the interrupted one would have
+        callbacks.append(ResumeGeneralAnchor(loss))
     if config.train.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.train.early_stopping_patience,
                                                early_stopping_threshold=config.train.early_stopping_threshold))

@@ -93,6 +93,36 @@ def test_every_k_batches_the_anchor_adds_k_times_its_term_and_nothing_between(ti
         GeneralAnchorLoss(task, texts, anchors, 2.0, seed=0, every=0)
 
 
+def test_a_resumed_run_draws_and_anchors_as_the_uninterrupted_one(tiny_folder):
+    """A run resumed from a checkpoint after 7 batches goes on with the 8th batch's draw and cadence."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
+
+    model = SentenceTransformer(tiny_folder, device="cpu")
+    texts = TEXTS + OTHERS
+    anchors = base_vectors(model, texts)
+    lengths = [len(t) for t in texts]
+
+    def anchor():
+        return GeneralAnchorLoss(CoSENTLoss(model), texts, anchors, 1.0, seed=5, texts_per_step=2, every=2,
+                                 lengths=lengths)
+
+    def batches(loss, n):  # what forward does on a training batch, without the model's passes
+        rows = []
+        for _ in range(n):
+            anchored, loss.batches = loss.batches % loss.every == 0, loss.batches + 1
+            rows.append(loss.draw().tolist() if anchored else None)
+        return rows
+
+    uninterrupted = batches(anchor(), 12)
+    resumed = anchor()
+    resumed.resume_at(7)
+    assert batches(resumed, 5) == uninterrupted[7:]
+    assert batches(anchor(), 5) != uninterrupted[7:]  # without it the draws start over
+
+
 def test_the_anchor_encodes_its_texts_without_the_models_default_prompt(tiny_folder):
     import torch
     from sentence_transformers import SentenceTransformer

@@ -82,12 +82,12 @@ def test_manifest_records_what_a_replay_needs(runs):
     assert manifest["seed"] == config.seed == 42
     assert RunConfig.from_dict(manifest["config"]) == config  # the config itself, not only a path to it
     assert f"sttune run --config {a / 'config.yaml'}" in manifest["replay"]
-    # Stage 02 fills the shape's recipe into config.yaml: stage 01 ran with the config before it.
+    # Stage 02 fills the shape's recipe into config.yaml: stages 01 and 02 started with the config before it.
     plan = json.loads((a / "plan.json").read_text())
     assert plan["recipe"]["filled"]
     for stage in STAGES:
         entry = manifest["stages"][stage]
-        assert (entry["config_sha256"] == sha256(a / "config.yaml")) is (stage != "data_prep"), stage
+        assert (entry["config_sha256"] == sha256(a / "config.yaml")) is (stage not in STAGES[:2]), stage
         assert entry["pid"] > 0 and entry["host"]
     for package in ("python", "sttune", "torch", "transformers", "sentence-transformers", "numpy", "scikit-learn"):
         assert manifest["versions"][package], package

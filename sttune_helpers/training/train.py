@@ -9,6 +9,7 @@ The imports run one way: worker -> train -> launch -> ranks."""
 from __future__ import annotations
 
 import copy
+import math
 import os
 import shutil
 import time
@@ -23,7 +24,7 @@ from ..core.io import atomic_directory, atomic_write_json, read_json
 from ..core.reporting import get_logger
 from ..data import load_split, read_report
 from ..losses import GUIDED_LOSSES, build_loss, fit_columns, read_plan_loss
-from ..losses.general_anchor import GeneralAnchorLoss, ResumeGeneralAnchor, with_general_anchor
+from ..losses.general_anchor import AnchorDraws, GeneralAnchorLoss, ResumeGeneralAnchor, with_general_anchor
 from ..losses.regularised import check_l2sp_weight, with_l2sp
 from ..modeling import dataset_texts, load_configured_model, truncated_texts, truncation_warning, with_task_prompt
 from ..rundir import RunDir
@@ -71,17 +72,28 @@ def anchor_scale_warning(weight: float, loss_name: str) -> str:
             "under the same anchor); watch the validation curve, or set loss.name=CoSENTLoss")
 
 
-def base_anchors(run: RunDir, config: RunConfig, model, train_dataset) -> tuple[list[str], Any]:
-    """train.general_anchor's texts (the training split's distinct texts) and the base model's
-    unprompted embeddings of them, read from the runs directory's embedding cache where an earlier
-    run encoded them; ([], None) where the anchor is off. ``model`` must still be the base model."""
+def base_anchors(run: RunDir, config: RunConfig, model, train_dataset, planned_steps: int,
+                 accumulation: int) -> tuple[AnchorDraws | None, Any]:
+    """train.general_anchor's draws over the training split's distinct texts, fixed for the
+    ``planned_steps`` optimizer steps, and the base model's unprompted embeddings of the texts drawn
+    (read from the runs directory's embedding cache where an earlier run encoded them); (None, None)
+    where the anchor is off. ``model`` must still be the base model."""
     if not config.train.general_anchor:
-        return [], None
+        return None, None
+    from .samplers import token_counts
+
+    for key in ("train.general_anchor_texts", "train.general_anchor_every"):
+        check_value(key, get_key(config, key))
     texts = list(dict.fromkeys(dataset_texts(train_dataset)))
+    # Each step's anchor texts are neighbours in length, so they pad little (tokens, as the collator cuts them).
+    lengths = token_counts(texts, model.tokenizer, model.max_seq_length)
+    anchored_batches = -(-planned_steps * accumulation // config.train.general_anchor_every)
+    draws = AnchorDraws(texts, config.seed, config.train.general_anchor_texts, lengths=lengths,
+                        draws=anchored_batches)
     batch_size = config.eval.batch_size
     cache_dir = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
     encode = Encoder(model, batch_size, for_model(cache_dir, model, "fp32", batch_size), prompt="")
-    return texts, encode(texts)
+    return draws, encode(draws.texts)
 
 
 def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks: Sequence = ()) -> dict[str, Any]:
@@ -109,7 +121,7 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     from sentence_transformers import SentenceTransformerTrainer
     from transformers import EarlyStoppingCallback
 
-    from .samplers import token_counts, token_length_trainer_class
+    from .samplers import token_length_trainer_class
     from .topic_batches import TOPIC_GROUPED_NO_DUPLICATES, TopicBatchSamplerFactory
 
     plan = read_json(run.plan_path)
@@ -132,7 +144,9 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
 
     model = load_configured_model(config, device=ranks.rank_device(device))
     train_length = training_length(config.train.max_seq_length, model)  # None: the model's own cut
-    anchor_texts, anchors = base_anchors(run, config, model, train_dataset)  # before the prompt: the base's
+    planned_steps = config.train.max_steps or math.ceil(config.train.epochs * setup.steps_per_epoch)
+    anchor_draws, anchors = base_anchors(run, config, model, train_dataset, planned_steps,  # before the prompt
+                                         setup.gradient_accumulation_steps)
     topic_sampler = None
     if setup.batch_sampler == TOPIC_GROUPED_NO_DUPLICATES:  # the base model's view of each row's anchor
         topic_sampler = TopicBatchSamplerFactory(model.encode(train_dataset[train_dataset.column_names[0]],
@@ -159,17 +173,12 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
     loss = build_loss(model, choice, labels=labels, guide=guide, matryoshka_dims=plan.get("matryoshka_dims"),
                       gather_across_devices=world_size > 1)
     loss = with_l2sp(loss, config.train.l2sp_weight)  # anchors the trainable weights as they are now
-    # Each step's anchor texts are neighbours in length, so they pad little (tokens, as the collator cuts them).
-    anchor_lengths = token_counts(anchor_texts, model.tokenizer, model.max_seq_length) if anchor_texts else None
-    for key in ("train.general_anchor_texts", "train.general_anchor_every"):
-        check_value(key, get_key(config, key))
     every = config.train.general_anchor_every
-    loss = with_general_anchor(loss, config.train.general_anchor, anchor_texts, anchors, config.seed,
-                               lengths=anchor_lengths, texts_per_step=config.train.general_anchor_texts, every=every)
+    loss = with_general_anchor(loss, config.train.general_anchor, anchor_draws, anchors, every=every)
     if config.train.general_anchor and writes:
         cadence = "each step" if every == 1 else f"every {every} steps, at {every} x the weight"
         log.info(f"general anchor: weight {config.train.general_anchor:g} over {config.train.general_anchor_texts} "
-                 f"of {len(anchor_texts):,} training texts {cadence}, "
+                 f"of {anchor_draws.pool_size:,} training texts {cadence} ({len(anchor_draws.texts):,} drawn), "
                  f"unprompted; the task trains behind the prompt {config.train.task_prompt!r}")
         if choice.name not in ANCHOR_MEASURED_WITH:
             log.warning(anchor_scale_warning(config.train.general_anchor, choice.name))
@@ -310,7 +319,8 @@ def train_model(run: RunDir, config: RunConfig, resume: bool = False, callbacks:
         "ranks": rank_records,
         "regularisation": {"l2sp_weight": config.train.l2sp_weight, "lora": lora,
                            "task_prompt": config.train.task_prompt, "general_anchor": config.train.general_anchor,
-                           "anchor_texts": len(anchor_texts),
+                           "anchor_texts": anchor_draws.pool_size if anchor_draws else 0,
+                           "anchor_texts_drawn": len(anchor_draws.texts) if anchor_draws else 0,
                            "anchor_texts_per_step": getattr(loss, "texts_per_step", None),
                            "anchor_every": getattr(loss, "every", None),
                            "anchor_draws_by_length": bool(getattr(loss, "by_length", False)),

@@ -33,16 +33,17 @@ def test_the_anchor_adds_nothing_at_the_base_and_pulls_back_after_a_change(tiny_
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss, with_general_anchor
+    from sttune_helpers.losses.general_anchor import AnchorDraws, GeneralAnchorLoss, with_general_anchor
 
     model = SentenceTransformer(tiny_folder, device="cpu")
     model.eval()
-    anchors = base_vectors(model, TEXTS + OTHERS)
+    draws = AnchorDraws(TEXTS + OTHERS, seed=0)
+    anchors = base_vectors(model, draws.texts)
     task = CoSENTLoss(model)
-    wrapped = with_general_anchor(task, 2.0, TEXTS + OTHERS, anchors, seed=0)
+    wrapped = with_general_anchor(task, 2.0, draws, anchors)
     assert isinstance(wrapped, GeneralAnchorLoss) and wrapped.model is model and wrapped.loss is task
-    assert with_general_anchor(task, None, [], None, seed=0) is task
-    assert with_general_anchor(task, 0.0, [], None, seed=0) is task
+    assert with_general_anchor(task, None, None, None) is task
+    assert with_general_anchor(task, 0.0, None, None) is task
     features = [model.preprocess(TEXTS), model.preprocess(OTHERS)]
     labels = torch.tensor([0.9, 0.6, 0.1, 0.3])
     with torch.no_grad():
@@ -62,20 +63,20 @@ def test_every_k_batches_the_anchor_adds_k_times_its_term_and_nothing_between(ti
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
+    from sttune_helpers.losses.general_anchor import AnchorDraws, GeneralAnchorLoss
 
     model = SentenceTransformer(tiny_folder, device="cpu")
     model.eval()
     texts = TEXTS + OTHERS
-    anchors = base_vectors(model, texts)
+    # a window of every text each batch, so that each anchored batch's drift is the same
+    draws = AnchorDraws(texts, seed=0, texts_per_step=len(texts), lengths=list(range(len(texts))))
+    anchors = base_vectors(model, draws.texts)
     torch.manual_seed(0)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     task = CoSENTLoss(model)
-    # a window of every text each batch, so that each anchored batch's drift is the same
-    wrapped = GeneralAnchorLoss(task, texts, anchors, 2.0, seed=0, texts_per_step=len(texts), every=3,
-                                lengths=list(range(len(texts))))
+    wrapped = GeneralAnchorLoss(task, draws, anchors, 2.0, every=3)
     features = [model.preprocess(TEXTS), model.preprocess(OTHERS)]
     labels = torch.tensor([0.9, 0.6, 0.1, 0.3])
     bare = float(task(features, labels))
@@ -90,7 +91,7 @@ def test_every_k_batches_the_anchor_adds_k_times_its_term_and_nothing_between(ti
     assert float(wrapped(features, labels)) - bare == pytest.approx(0.0, abs=1e-4)  # the 8th batch
     assert wrapped.get_config_dict()["every"] == 3
     with pytest.raises(ValueError, match="every"):
-        GeneralAnchorLoss(task, texts, anchors, 2.0, seed=0, every=0)
+        GeneralAnchorLoss(task, draws, anchors, 2.0, every=0)
 
 
 def test_a_resumed_run_draws_and_anchors_as_the_uninterrupted_one(tiny_folder):
@@ -98,16 +99,15 @@ def test_a_resumed_run_draws_and_anchors_as_the_uninterrupted_one(tiny_folder):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
+    from sttune_helpers.losses.general_anchor import AnchorDraws, GeneralAnchorLoss
 
     model = SentenceTransformer(tiny_folder, device="cpu")
     texts = TEXTS + OTHERS
-    anchors = base_vectors(model, texts)
-    lengths = [len(t) for t in texts]
+    draws = AnchorDraws(texts, seed=5, texts_per_step=2, lengths=[len(t) for t in texts], draws=6)
+    anchors = base_vectors(model, draws.texts)
 
     def anchor():
-        return GeneralAnchorLoss(CoSENTLoss(model), texts, anchors, 1.0, seed=5, texts_per_step=2, every=2,
-                                 lengths=lengths)
+        return GeneralAnchorLoss(CoSENTLoss(model), draws, anchors, 1.0, every=2)
 
     def batches(loss, n):  # what forward does on a training batch, without the model's passes
         rows = []
@@ -123,22 +123,50 @@ def test_a_resumed_run_draws_and_anchors_as_the_uninterrupted_one(tiny_folder):
     assert batches(anchor(), 5) != uninterrupted[7:]  # without it the draws start over
 
 
+def test_the_draws_are_fixed_up_front_and_only_the_texts_drawn_need_a_base_embedding(tiny_folder):
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    from sttune_helpers.losses.general_anchor import AnchorDraws, GeneralAnchorLoss
+
+    texts = [f"text number {i} " + "word " * (i % 7) for i in range(60)]
+    lengths = [len(t.split()) for t in texts]
+    draws = AnchorDraws(texts, seed=1, texts_per_step=3, lengths=lengths, draws=4)
+    assert len(draws) == 4 and draws.pool_size == 60 and len(set(draws.texts)) == len(draws.texts)
+    assert 3 <= len(draws.texts) <= 12  # 4 windows of 3: the base model encodes these, not all 60
+    assert draws.texts == AnchorDraws(texts, seed=1, texts_per_step=3, lengths=lengths, draws=4).texts
+    assert draws.texts != AnchorDraws(texts, seed=2, texts_per_step=3, lengths=lengths, draws=4).texts
+    # a longer plan starts with the same draws
+    longer = AnchorDraws(texts, seed=1, texts_per_step=3, lengths=lengths, draws=9)
+    assert [[longer.texts[i] for i in longer.rows[d].tolist()] for d in range(4)] == \
+        [[draws.texts[i] for i in draws.rows[d].tolist()] for d in range(4)]
+    model = SentenceTransformer(tiny_folder, device="cpu")
+    anchors = base_vectors(model, draws.texts)
+    loss = GeneralAnchorLoss(CoSENTLoss(model), draws, anchors, 1.0)
+    drawn = [[loss.texts[i] for i in loss.draw().tolist()] for _ in range(6)]
+    assert drawn[4:] == drawn[:2]  # a run longer than planned draws the schedule again
+    assert all(len(set(lengths[texts.index(t)] for t in step)) <= 2 for step in drawn)  # neighbours in length
+    with pytest.raises(ValueError, match="one base embedding per text drawn"):
+        GeneralAnchorLoss(CoSENTLoss(model), draws, anchors[:-1], 1.0)
+
+
 def test_the_anchor_encodes_its_texts_without_the_models_default_prompt(tiny_folder):
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
+    from sttune_helpers.losses.general_anchor import AnchorDraws, GeneralAnchorLoss
     from sttune_helpers.modeling import with_task_prompt
 
     model = SentenceTransformer(tiny_folder, device="cpu")
     model.eval()
-    anchors = base_vectors(model, TEXTS)
+    draws = AnchorDraws(TEXTS, seed=0)
+    anchors = base_vectors(model, draws.texts)
     with_task_prompt(model, PROMPT)
     # encode() now applies the prompt, so it moves the embeddings; the anchor's own encoding does not.
-    prompted = model.encode(TEXTS, convert_to_numpy=True)
+    prompted = model.encode(draws.texts, convert_to_numpy=True)
     assert not np.allclose(prompted, anchors, atol=1e-4)
-    wrapped = GeneralAnchorLoss(CoSENTLoss(model), TEXTS, anchors, 1.0, seed=0)
+    wrapped = GeneralAnchorLoss(CoSENTLoss(model), draws, anchors, 1.0)
     with torch.no_grad():
         assert float(wrapped.drift()) == pytest.approx(0.0, abs=1e-5)
 
@@ -148,14 +176,15 @@ def test_with_lengths_a_steps_texts_are_length_neighbours_and_every_text_is_draw
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import CoSENTLoss
 
-    from sttune_helpers.losses.general_anchor import GeneralAnchorLoss
+    from sttune_helpers.losses.general_anchor import AnchorDraws, GeneralAnchorLoss
 
     model = SentenceTransformer(tiny_folder, device="cpu")
     model.eval()
     texts = TEXTS + OTHERS
     lengths = [len(t.split()) * 10 + i for i, t in enumerate(texts)]  # distinct, so the order is unique
-    anchors = base_vectors(model, texts)
-    wrapped = GeneralAnchorLoss(CoSENTLoss(model), texts, anchors, 1.0, seed=3, texts_per_step=3, lengths=lengths)
+    draws = AnchorDraws(texts, seed=3, texts_per_step=3, lengths=lengths, draws=40)
+    anchors = base_vectors(model, draws.texts)
+    wrapped = GeneralAnchorLoss(CoSENTLoss(model), draws, anchors, 1.0)
     rank = {t: r for r, t in enumerate(sorted(texts, key=lambda t: lengths[texts.index(t)]))}
     drawn, seen = [], set()
     preprocess = model.preprocess
@@ -171,7 +200,7 @@ def test_with_lengths_a_steps_texts_are_length_neighbours_and_every_text_is_draw
     assert seen == set(texts)
     assert wrapped.get_config_dict()["length_grouped"] is True
     with pytest.raises(ValueError, match="one length per text"):
-        GeneralAnchorLoss(CoSENTLoss(model), texts, anchors, 1.0, seed=0, lengths=lengths[:-1])
+        AnchorDraws(texts, seed=0, lengths=lengths[:-1])
 
 
 def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprompted_one(tmp_path, tiny_folder,
@@ -208,6 +237,9 @@ def test_a_run_behind_a_task_prompt_keeps_it_in_the_model_and_anchors_the_unprom
         assert regularisation["task_prompt"] == PROMPT
         assert regularisation["general_anchor"] == (100.0 if name == "anchored" else None)
         assert (regularisation["anchor_texts"] > 0) == (name == "anchored")
+        # 6 steps, every second anchored: 3 windows of 3 texts, the only ones the base model encoded
+        assert (0 < regularisation["anchor_texts_drawn"] <= 9) == (name == "anchored")
+        assert regularisation["anchor_texts_drawn"] <= regularisation["anchor_texts"]
         assert regularisation["anchor_draws_by_length"] == (name == "anchored")  # training passes the lengths
         assert regularisation["anchor_texts_per_step"] == (3 if name == "anchored" else None)
         assert regularisation["anchor_every"] == (2 if name == "anchored" else None)

@@ -446,7 +446,9 @@ def plain_recipe(run_dir: Path, loss_name: str, epochs: float, sttune_reference:
             # stage 04's bootstrap of part i (evaluation/evaluate.py's _reference_boots): seed + 1 + i
             part_boot = Bootstrap.draw(part.n, ev.bootstrap_samples, ev.confidence, config.seed + 1 + i)
             metric = shapes.get(part.shape).primary_metric
-            result = score_model(part, model, part_boot, ev.batch_size, config.seed, ev.precision).metrics[metric]
+            # at stage 04's reference precision, so that its drop compares with sttune's base alike
+            result = score_model(part, model, part_boot, ev.batch_size, config.seed,
+                                 ev.reference_precision).metrics[metric]
             reference[names[i]] = {"metric": metric, "n": part.n, **test_figure(result)}
         reference_seconds = time.perf_counter() - scored
     result = scores.metrics[primary]

@@ -292,6 +292,11 @@ class EvalConfig:
     # encode in bf16 autocast where training would use it (~1.8x faster on a CPU with AMX, ~1.6x on
     # an AMD Zen 4; cosines within ~2e-3 of fp32), worth it for a large corpus.
     precision: Literal["fp32", "auto", "bf16"] = "fp32"
+    # The general-ability reference (the report half, and the interpolation sweep's) in bf16 where
+    # training would use it: every model is scored alike, so a drop compares like with like; bf16 moved
+    # the drops of six models by at most 0.001 (their intervals are about +-0.008) in 0.6x the time on
+    # a Zen 4 (bench/RESULTS.md, session 37). "fp32": the exact figures; "bf16": always.
+    reference_precision: Literal["fp32", "auto", "bf16"] = "auto"
     # Keep the embeddings of each scoring in RUNS_DIR/.cache/embeddings (scoring/embedding_cache.py), so
     # that the base model is not encoded again in the next run on the same data, nor any model when the
     # evaluation stage runs again. Keyed by the weights and every encoding setting; at most 1 GiB.

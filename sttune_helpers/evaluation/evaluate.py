@@ -117,6 +117,7 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
     scores: dict[str, ModelScores] = {}
     reference_scores: dict[str, dict[str, ModelScores]] = {part: {} for part in reference_boots}
     precision = config.eval.precision
+    reference_precision = config.eval.reference_precision
     cache_dir = cache_directory(run.root.parent) if config.eval.cache_embeddings else None
     task_metric = shapes.get(task.shape).primary_metric
     # The pure fine-tuned model's general ability repeats what selection weighed: one more pass over the
@@ -131,21 +132,24 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
         if name in ("base", "fine_tuned", BEFORE_SELECTION):
             loaded[name] = model  # kept for the interpolation sweep
         # The weights' digest once per model, not once per split scored.
-        disk = for_model(cache_dir, model, resolve_encoding_precision(model, config.eval.precision),
-                         config.eval.batch_size)
+        test_precision = resolve_encoding_precision(model, config.eval.precision)
+        disk = for_model(cache_dir, model, test_precision, config.eval.batch_size)
         scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision,
                                    cache=disk)
         progress.milestone(progress.done + 1, f"{name} on test: {task_metric} "
                                               f"{number(scores[name].metrics[task_metric]['value'])}")
+        reference_precision = resolve_encoding_precision(model, config.eval.reference_precision)
+        reference_disk = disk if reference_precision == test_precision else for_model(
+            cache_dir, model, reference_precision, config.eval.batch_size)
         for part in reference.parts if reference and name not in skips_reference else []:
             reference_scores[part_name(part)][name] = score_model(part, model, reference_boots[part_name(part)],
                                                                   config.eval.batch_size, config.seed,
-                                                                  config.eval.precision, cache=disk)
+                                                                  reference_precision, cache=reference_disk)
             part_metric = shapes.get(part.shape).primary_metric
             value = reference_scores[part_name(part)][name].metrics[part_metric]["value"]
             progress.milestone(progress.done + 1,
                                f"{name} on reference {part_name(part)}: {part_metric} {number(value)}")
-        precision = resolve_encoding_precision(model, config.eval.precision)
+        precision = test_precision
     report = {"task": task.shape, "test_set": task.name, "confidence": config.eval.confidence,
               # the fine-tuned models encode the test split with it (their default prompt), the base model
               # and every model on the reference without it
@@ -153,6 +157,8 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
               "bootstrap_samples": config.eval.bootstrap_samples, "precision": precision,
               **_report_block(task, scores, models, boot)}
     report["reference"] = reference_report(reference, reference_scores, models, reference_boots)
+    if reference:
+        report["reference"]["precision"] = reference_precision
     if reference and skips_reference:
         report["reference"]["not_scored"] = {name: "eval.reference_before_selection is off" for name in skips_reference}
     if shapes.get(task.shape).thresholds_from_validation:

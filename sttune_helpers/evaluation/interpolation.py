@@ -41,7 +41,7 @@ def reference_at(evaluation: Evaluation, config: RunConfig, model=None, known: s
         else:
             boot = Bootstrap.draw(part.n, 1, config.eval.confidence, config.seed)  # points only
             values.append(score_model(part, model, boot, config.eval.batch_size, config.seed,
-                                      config.eval.precision).metrics[metric]["value"])
+                                      config.eval.reference_precision).metrics[metric]["value"])
     return mean_over_parts(values)
 
 

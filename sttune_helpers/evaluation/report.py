@@ -47,6 +47,7 @@ METRICS_SCHEMA = {
              "properties": {"half": {"enum": ["selection", "report"]},
                             "parts": {"type": "object", "additionalProperties": _reference_part},
                             "excluded": _excluded,
+                            "precision": {"enum": ["fp32", "bf16"]},
                             "not_scored": {"type": "object", "additionalProperties": {"type": "string"}}}},
         ]},
     },

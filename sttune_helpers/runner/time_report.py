@@ -48,7 +48,7 @@ HINTS: dict[str, tuple[tuple[str, ...], str]] = {
                         "each candidate is scored on validation and on the reference sets"),
     "training setup and saving": ((), "loading the model and data, building the trainer, saving model/"),
     "evaluation": (("eval.reference", "eval.reference_max_pairs", "eval.reference_corpus_size",
-                    "eval.reference_before_selection",
+                    "eval.reference_before_selection", "eval.reference_precision",
                     "eval.bootstrap_samples", "eval.extra_models", "eval.interpolation_alphas", "data.max_test_rows"),
                    "every model on the test split and the reference sets, with bootstrap intervals"),
     "viz": (("viz.max_points", "viz.n_epochs"), "encoding the sentences and the UMAP projection"),

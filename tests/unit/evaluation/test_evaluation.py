@@ -420,6 +420,33 @@ def test_evaluate_writes_every_reference_part_and_what_was_left_out(tmp_path):
     assert rows[0]["reference"] == pytest.approx(mean) and rows[1]["reference"] == pytest.approx(mean, abs=1e-5)
 
 
+def test_the_reference_is_scored_at_its_own_precision_and_the_test_split_at_eval_precision(tmp_path):
+    import numpy as np
+    from helpers.tiny_model import build_tiny_model_folder, prepared_run
+
+    from sttune_helpers.evaluation import evaluate_models
+    from sttune_helpers.scoring.embedding_cache import cache_directory
+
+    tiny = str(build_tiny_model_folder(tmp_path / "tiny"))
+    run, config = prepared_run(tmp_path, tiny, ["eval.reference_max_pairs=12", "eval.bootstrap_samples=20",
+                                                "eval.reference_corpus_size=150", "eval.reference_precision=bf16"])
+    report = evaluate_models(run, config, {"base": tiny, "fine_tuned": tiny}).report
+    validate_report(report)
+    assert report["precision"] == "fp32" and report["reference"]["precision"] == "bf16"
+    # one set of weights, two keys: the test split's fp32 vectors and the reference's bf16 ones, apart
+    keys = sorted(cache_directory(run.root.parent).iterdir())
+    assert len(keys) == 2
+    config.eval.reference_precision = "fp32"
+    again = evaluate_models(run, config, {"base": tiny, "fine_tuned": tiny}).report
+    assert again["reference"]["precision"] == "fp32"
+    assert len(list(cache_directory(run.root.parent).iterdir())) == 2  # fp32 reference: the test split's key
+    fp32, bf16 = ({p.name: np.load(p) for p in key.glob("*.npy")} for key in keys)
+    shared = set(fp32) & set(bf16)  # the reference's texts, in both precisions
+    assert shared
+    for name in shared:
+        assert np.allclose(fp32[name], bf16[name], atol=0.05) and not np.array_equal(fp32[name], bf16[name])
+
+
 @pytest.mark.parametrize(("setting", "scored"), [
     (["eval.interpolation_alphas=[]"], False),
     (["eval.interpolation_alphas=[]", "eval.reference_before_selection=true"], True),

@@ -16,6 +16,7 @@ from ..core.progress import Progress, number
 from ..core.statistics import Bootstrap, paired_comparison
 from ..modeling import load_model, resolve_model_source
 from ..rundir import RunDir
+from ..scoring import embedding_cache
 from ..scoring.embedding_cache import cache_directory, for_model
 from ..scoring.errors import EvaluationError
 from ..scoring.models import ModelScores, score_model
@@ -131,16 +132,17 @@ def evaluate_models(run: RunDir, config: RunConfig, models: dict[str, str] | Non
                                                max_seq_length=config.model.max_seq_length)
         if name in ("base", "fine_tuned", BEFORE_SELECTION):
             loaded[name] = model  # kept for the interpolation sweep
-        # The weights' digest once per model, not once per split scored.
+        # The weights' digest once per model, not once per split or precision.
+        weights = embedding_cache.weights_digest(model) if cache_dir is not None else None
         test_precision = resolve_encoding_precision(model, config.eval.precision)
-        disk = for_model(cache_dir, model, test_precision, config.eval.batch_size)
+        disk = for_model(cache_dir, model, test_precision, config.eval.batch_size, weights)
         scores[name] = score_model(task, model, boot, config.eval.batch_size, config.seed, config.eval.precision,
                                    cache=disk)
         progress.milestone(progress.done + 1, f"{name} on test: {task_metric} "
                                               f"{number(scores[name].metrics[task_metric]['value'])}")
         reference_precision = resolve_encoding_precision(model, config.eval.reference_precision)
         reference_disk = disk if reference_precision == test_precision else for_model(
-            cache_dir, model, reference_precision, config.eval.batch_size)
+            cache_dir, model, reference_precision, config.eval.batch_size, weights)
         for part in reference.parts if reference and name not in skips_reference else []:
             reference_scores[part_name(part)][name] = score_model(part, model, reference_boots[part_name(part)],
                                                                   config.eval.batch_size, config.seed,

@@ -61,15 +61,15 @@ def tokenizer_digest(tokenizer) -> str:
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
-def model_key(model, precision: str, batch_size: int) -> str:
+def model_key(model, precision: str, batch_size: int, weights: str | None = None) -> str:
     """What one model's encode() results depend on, besides the texts: its weights, its modules and
     their settings (repr: pooling, normalisation), max_seq_length, prompts, its tokenizer, the device,
     the encoding precision and the batch size (the batches' padding). Not the folder it was loaded
-    from."""
+    from. ``weights``: the weights' digest where the caller has it already."""
     import torch
 
     tokenizer = getattr(model, "tokenizer", None)
-    parts = [weights_digest(model), repr(model), str(getattr(model, "max_seq_length", None)),
+    parts = [weights or weights_digest(model), repr(model), str(getattr(model, "max_seq_length", None)),
              json.dumps(getattr(model, "prompts", None) or {}, sort_keys=True, default=str),
              str(getattr(model, "default_prompt_name", None)), type(tokenizer).__name__,
              tokenizer_digest(tokenizer), str(len(tokenizer) if tokenizer is not None else 0),
@@ -124,11 +124,12 @@ class EmbeddingCache:
         prune(self.directory)
 
 
-def for_model(directory: Path | None, model, precision: str, batch_size: int) -> EmbeddingCache | None:
-    """``model``'s entries in ``directory`` (None: no cache)."""
+def for_model(directory: Path | None, model, precision: str, batch_size: int,
+              weights: str | None = None) -> EmbeddingCache | None:
+    """``model``'s entries in ``directory`` (None: no cache); ``weights``: its digest, if known."""
     if directory is None:
         return None
-    return EmbeddingCache(Path(directory), model_key(model, precision, batch_size))
+    return EmbeddingCache(Path(directory), model_key(model, precision, batch_size, weights))
 
 
 def cache_directory(runs_dir: Path) -> Path:

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from helpers.tiny_model import build_tiny_model_folder, prepared_run
 
+from sttune_helpers.core.hardware import resolve_encoding_precision
 from sttune_helpers.core.statistics import Bootstrap
 from sttune_helpers.modeling import load_model
 from sttune_helpers.scoring import TaskSet, score_model
@@ -134,7 +135,9 @@ def test_a_second_evaluation_of_a_run_encodes_nothing(tmp_path, tiny, monkeypatc
     run, config = prepared_run(tmp_path, tiny, ["eval.reference_max_pairs=8", "eval.bootstrap_samples=20"])
     first = evaluate_models(run, config, models).report
     assert sum(map(len, loaded)) > 0
-    assert len(list(cache_directory(tmp_path).iterdir())) == 2  # in the runs directory, a folder per model
+    # in the runs directory, a folder per model and precision (the reference in bf16 where training uses it)
+    precisions = {"fp32", resolve_encoding_precision(load_model(tiny), config.eval.reference_precision)}
+    assert len(list(cache_directory(tmp_path).iterdir())) == 2 * len(precisions)
     loaded.clear()
     from sttune_helpers.scoring import embedding_cache
 
